@@ -1,4 +1,14 @@
 //! infergate: a merge gate for LLM-serving performance.
+//!
+//! Data flows one way: config and suite, then the runner (client, server),
+//! then [`results::Results`]; later stages read only that file. See the
+//! README for the commands and DESIGN notes for the architecture.
 
+pub mod client;
+pub mod exit;
+pub mod fsutil;
+pub mod http;
+pub mod results;
 pub mod rng;
 pub mod sim;
+pub mod stats;

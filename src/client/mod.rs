@@ -1,0 +1,746 @@
+//! HOW one request is run: an OpenAI-compatible streaming client.
+//!
+//! The measurement follows vLLM's `bench serve`: the start stamp is taken on a
+//! monotonic clock just before the request is sent; every read from the socket
+//! is stamped right after it returns, and the stamp is shared by all events that
+//! read completed. Reads are awaited directly on the response (no task or
+//! channel in between) so the stamp is as close to the bytes' arrival as the
+//! runtime allows.
+
+pub mod sse;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::results::{ErrorClass, RequestError, RequestRecord, TokenSource};
+use sse::{Event, SseParser};
+
+/// Which OpenAI endpoint requests go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Api {
+    /// `POST /v1/chat/completions` with one user message.
+    #[default]
+    Chat,
+    /// `POST /v1/completions` with a raw prompt.
+    Completions,
+}
+
+impl Api {
+    /// The endpoint path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Api::Chat => "/v1/chat/completions",
+            Api::Completions => "/v1/completions",
+        }
+    }
+
+    /// The name used in config and results.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Api::Chat => "chat",
+            Api::Completions => "completions",
+        }
+    }
+}
+
+/// A secret (API key) that never shows up in `Debug` output or logs.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// How to reach the server and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URL without a trailing slash, e.g. `http://127.0.0.1:8000`.
+    pub base_url: String,
+    /// Model name sent with every request.
+    pub model: String,
+    /// Chat or completions.
+    pub api: Api,
+    /// Bearer token, when the server needs one.
+    pub api_key: Option<Secret>,
+    /// Limit for a whole request.
+    pub request_timeout: Duration,
+    /// Limit for a silence: no bytes for this long ends the request.
+    pub idle_timeout: Duration,
+    /// Largest SSE event accepted.
+    pub max_event_bytes: usize,
+}
+
+/// What to ask the server to generate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Generation {
+    /// `max_tokens` (and `max_completion_tokens` for chat).
+    pub max_tokens: u32,
+    /// Send `ignore_eos: true` so the model cannot stop early (vLLM, llama.cpp).
+    pub ignore_eos: bool,
+    /// Send `min_tokens: max_tokens` (vLLM, SGLang).
+    pub min_tokens: bool,
+    /// Ask for usage in every chunk (`continuous_usage_stats`, vLLM), which
+    /// tells how many tokens each chunk carried.
+    pub continuous_usage: bool,
+    /// Stream the response (false only for probes).
+    pub stream: bool,
+}
+
+/// The OpenAI-compatible client. Cheap to clone; share one per run so
+/// connections are reused.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: ClientConfig,
+}
+
+/// A request body, built once and sent many times.
+#[derive(Debug, Clone)]
+pub struct PreparedRequest {
+    body: Bytes,
+    /// The output length asked for.
+    pub max_tokens: u32,
+}
+
+impl Client {
+    /// Builds a client; fails only when the TLS stack cannot be set up.
+    pub fn new(config: ClientConfig) -> anyhow::Result<Self> {
+        let http = crate::http::client_builder()
+            .pool_max_idle_per_host(1024)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { http, config })
+    }
+
+    /// The configuration this client was built with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The full URL of `path` on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.config.base_url, path)
+    }
+
+    /// Serializes the request body for `prompt` once.
+    pub fn prepare(&self, prompt: &str, generation: Generation) -> PreparedRequest {
+        PreparedRequest {
+            body: Bytes::from(request_body(&self.config.model, self.config.api, prompt, generation)),
+            max_tokens: generation.max_tokens,
+        }
+    }
+
+    fn post(&self, path: &str, body: Bytes) -> reqwest::RequestBuilder {
+        let mut req =
+            self.http.post(self.url(path)).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        req
+    }
+
+    /// GET `path` and parse JSON, within the idle timeout.
+    pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, RequestError> {
+        let mut req = self.http.get(self.url(path)).timeout(self.config.idle_timeout);
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        let resp = req.send().await.map_err(classify_reqwest)?;
+        json_response(resp).await
+    }
+
+    /// POST a JSON body to `path` and parse the JSON answer, within the request timeout.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, RequestError> {
+        let bytes = Bytes::from(body.to_string());
+        let resp =
+            self.post(path, bytes).timeout(self.config.request_timeout).send().await.map_err(classify_reqwest)?;
+        json_response(resp).await
+    }
+
+    /// Runs one streaming request and measures it. Never panics, never returns
+    /// an error: failures are recorded in the returned record.
+    pub async fn measure(&self, request: &PreparedRequest) -> RequestRecord {
+        let start = Instant::now();
+        let deadline = start + self.config.request_timeout;
+        let mut m = Measurement::new(start, request.max_tokens);
+        if let Err(e) = self.stream_into(request, deadline, &mut m).await {
+            m.error = Some(e);
+        }
+        m.finish()
+    }
+
+    async fn stream_into(
+        &self,
+        request: &PreparedRequest,
+        deadline: Instant,
+        m: &mut Measurement,
+    ) -> Result<(), RequestError> {
+        let send = self.post(self.config.api.path(), request.body.clone()).send();
+        let mut resp = match self.wait(deadline, send).await? {
+            Ok(resp) => resp,
+            Err(e) => return Err(classify_reqwest(e)),
+        };
+        let status = resp.status();
+        if !status.is_success() {
+            let excerpt = read_excerpt(&mut resp).await;
+            return Err(RequestError {
+                class: ErrorClass::HttpStatus,
+                status: Some(status.as_u16()),
+                message: format!("HTTP {status}: {excerpt}"),
+            });
+        }
+        let is_json = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if is_json {
+            // A server that ignored `stream: true` and answered in one piece.
+            let excerpt = read_excerpt(&mut resp).await;
+            return Err(RequestError {
+                class: ErrorClass::BadResponse,
+                status: Some(status.as_u16()),
+                message: format!("expected an event stream, got a JSON body: {excerpt}"),
+            });
+        }
+        let mut parser = SseParser::new(self.config.max_event_bytes);
+        loop {
+            let chunk = match self.wait(deadline, resp.chunk()).await? {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(RequestError {
+                        class: ErrorClass::StreamCut,
+                        status: None,
+                        message: format!("the stream broke: {}", error_chain(&e)),
+                    });
+                }
+            };
+            let now = Instant::now();
+            parser.push(&chunk, |event| m.on_event(event, now, false)).map_err(|e| RequestError {
+                class: ErrorClass::MalformedEvent,
+                status: None,
+                message: e.to_string(),
+            })?;
+            if let Some(e) = m.error.take() {
+                return Err(e);
+            }
+            if m.done {
+                return Ok(());
+            }
+        }
+        let now = Instant::now();
+        parser.finish(|event| m.on_event(event, now, true)).map_err(|e| RequestError {
+            class: ErrorClass::MalformedEvent,
+            status: None,
+            message: e.to_string(),
+        })?;
+        if let Some(e) = m.error.take() {
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Awaits `fut` within both the idle timeout and the request deadline.
+    async fn wait<F: std::future::Future>(&self, deadline: Instant, fut: F) -> Result<F::Output, RequestError> {
+        let idle = Instant::now() + self.config.idle_timeout;
+        let (limit, class, what) = if idle < deadline {
+            (idle, ErrorClass::IdleTimeout, format!("no bytes for {:?} (idle timeout)", self.config.idle_timeout))
+        } else {
+            (
+                deadline,
+                ErrorClass::Timeout,
+                format!("request took longer than {:?} (request timeout)", self.config.request_timeout),
+            )
+        };
+        tokio::time::timeout_at(limit.into(), fut).await.map_err(|_| RequestError {
+            class,
+            status: None,
+            message: what,
+        })
+    }
+}
+
+/// Builds the JSON body of a generation request.
+pub fn request_body(model: &str, api: Api, prompt: &str, g: Generation) -> Vec<u8> {
+    let mut body = serde_json::Map::new();
+    body.insert("model".into(), model.into());
+    match api {
+        Api::Chat => {
+            body.insert("messages".into(), serde_json::json!([{"role": "user", "content": prompt}]));
+            body.insert("max_completion_tokens".into(), g.max_tokens.into());
+        }
+        Api::Completions => {
+            body.insert("prompt".into(), prompt.into());
+        }
+    }
+    body.insert("max_tokens".into(), g.max_tokens.into());
+    body.insert("temperature".into(), 0.0.into());
+    body.insert("stream".into(), g.stream.into());
+    if g.stream {
+        let mut opts = serde_json::Map::new();
+        opts.insert("include_usage".into(), true.into());
+        if g.continuous_usage {
+            opts.insert("continuous_usage_stats".into(), true.into());
+        }
+        body.insert("stream_options".into(), opts.into());
+    }
+    if g.ignore_eos {
+        body.insert("ignore_eos".into(), true.into());
+    }
+    if g.min_tokens {
+        body.insert("min_tokens".into(), g.max_tokens.into());
+    }
+    serde_json::Value::Object(body).to_string().into_bytes()
+}
+
+/// The state of one request while its stream is read.
+struct Measurement {
+    start: Instant,
+    asked_tokens: u32,
+    first_choice: Option<Instant>,
+    last_choice: Option<Instant>,
+    itl_ms: Vec<f64>,
+    chunk_tokens: Vec<u32>,
+    /// Set once a chunk arrives without per-chunk usage.
+    chunk_tokens_complete: bool,
+    last_completion_tokens: u32,
+    content_chunks: u32,
+    usage: Option<UsageMsg>,
+    finish_reason: Option<String>,
+    response_id: Option<String>,
+    text: String,
+    hasher: Sha256,
+    done: bool,
+    error: Option<RequestError>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct UsageMsg {
+    prompt_tokens: Option<u32>,
+    completion_tokens: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct ChunkMsg<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    choices: Option<Vec<ChoiceMsg<'a>>>,
+    #[serde(default)]
+    usage: Option<UsageMsg>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMsg<'a> {
+    #[serde(borrow, default)]
+    delta: Option<DeltaMsg<'a>>,
+    #[serde(borrow, default)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaMsg<'a> {
+    #[serde(borrow, default)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<Cow<'a, str>>,
+}
+
+impl Measurement {
+    fn new(start: Instant, asked_tokens: u32) -> Self {
+        Self {
+            start,
+            asked_tokens,
+            first_choice: None,
+            last_choice: None,
+            itl_ms: Vec::with_capacity(asked_tokens as usize + 2),
+            chunk_tokens: Vec::new(),
+            chunk_tokens_complete: true,
+            last_completion_tokens: 0,
+            content_chunks: 0,
+            usage: None,
+            finish_reason: None,
+            response_id: None,
+            text: String::new(),
+            hasher: Sha256::new(),
+            done: false,
+            error: None,
+        }
+    }
+
+    fn fail(&mut self, class: ErrorClass, message: String) {
+        if self.error.is_none() {
+            self.error = Some(RequestError { class, status: None, message });
+        }
+    }
+
+    fn on_event(&mut self, event: Event<'_>, now: Instant, from_tail: bool) {
+        if self.error.is_some() || self.done {
+            return;
+        }
+        let data = event.data;
+        if data == b"[DONE]" {
+            self.done = true;
+            return;
+        }
+        let msg: ChunkMsg<'_> = match serde_json::from_slice(data) {
+            Ok(m) => m,
+            Err(e) => {
+                let (class, what) = if from_tail {
+                    (ErrorClass::StreamCut, "the stream ended inside an event")
+                } else {
+                    (ErrorClass::MalformedEvent, "malformed event")
+                };
+                self.fail(class, format!("{what}: {e}: {}", excerpt(data)));
+                return;
+            }
+        };
+        if let Some(err) = msg.error {
+            self.fail(
+                ErrorClass::ServerError,
+                format!("the server sent an error in the stream: {}", excerpt(err.to_string().as_bytes())),
+            );
+            return;
+        }
+        if event.event == Some(b"error") {
+            self.fail(ErrorClass::ServerError, format!("the server sent an error event: {}", excerpt(data)));
+            return;
+        }
+        if self.response_id.is_none() {
+            self.response_id = msg.id.map(Cow::into_owned);
+        }
+        if let Some(choice) = msg.choices.as_ref().and_then(|c| c.first()) {
+            match self.last_choice {
+                None => self.first_choice = Some(now),
+                Some(last) => self.itl_ms.push(ms(now - last)),
+            }
+            self.last_choice = Some(now);
+            let content = choice
+                .delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref().or(d.reasoning_content.as_deref()))
+                .or(choice.text.as_deref());
+            if let Some(c) = content.filter(|c| !c.is_empty()) {
+                self.content_chunks += 1;
+                self.hasher.update(c.as_bytes());
+                self.text.push_str(c);
+            }
+            if let Some(reason) = &choice.finish_reason {
+                self.finish_reason = Some(reason.to_string());
+            }
+            match msg.usage.and_then(|u| u.completion_tokens) {
+                Some(so_far) => {
+                    self.chunk_tokens.push(so_far.saturating_sub(self.last_completion_tokens));
+                    self.last_completion_tokens = so_far;
+                }
+                None => self.chunk_tokens_complete = false,
+            }
+        }
+        if let Some(usage) = msg.usage {
+            self.usage = Some(usage);
+        }
+    }
+
+    fn finish(self) -> RequestRecord {
+        let mut error = self.error;
+        if error.is_none() && self.first_choice.is_none() {
+            let (class, message) = if self.done {
+                (ErrorClass::BadResponse, "the stream carried no choices".to_string())
+            } else {
+                (ErrorClass::StreamCut, "the stream ended before any output".to_string())
+            };
+            error = Some(RequestError { class, status: None, message });
+        }
+        if error.is_none() && !self.done && self.finish_reason.is_none() {
+            error = Some(RequestError {
+                class: ErrorClass::StreamCut,
+                status: None,
+                message: "the stream ended without a finish_reason or [DONE]".into(),
+            });
+        }
+        let usage_tokens = self.usage.and_then(|u| u.completion_tokens);
+        let (output_tokens, source) = match usage_tokens {
+            Some(t) => (Some(t), TokenSource::Usage),
+            None => (self.first_choice.map(|_| self.content_chunks), TokenSource::ChunkCount),
+        };
+        let ttft_ms = self.first_choice.map(|t| ms(t - self.start));
+        let e2e_ms = self.last_choice.map(|t| ms(t - self.start));
+        let (tpot_ms, decode_tps) = match (ttft_ms, e2e_ms, output_tokens) {
+            (Some(ttft), Some(e2e), Some(n)) if n > 1 && e2e > ttft => {
+                let tpot = (e2e - ttft) / f64::from(n - 1);
+                (Some(round_ms(tpot)), Some(1000.0 / tpot))
+            }
+            _ => (None, None),
+        };
+        let tokens_per_second = match (e2e_ms, output_tokens) {
+            (Some(e2e), Some(n)) if e2e > 0.0 => Some(f64::from(n) * 1000.0 / e2e),
+            _ => None,
+        };
+        let has_output = self.first_choice.is_some();
+        let chunk_tokens = (self.chunk_tokens_complete && !self.chunk_tokens.is_empty()).then_some(self.chunk_tokens);
+        let _ = self.asked_tokens;
+        RequestRecord {
+            index: 0,
+            start_ms: 0.0,
+            ok: error.is_none(),
+            error,
+            ttft_ms,
+            e2e_ms,
+            tpot_ms,
+            itl_ms: self.itl_ms,
+            chunk_tokens,
+            prompt_tokens: self.usage.and_then(|u| u.prompt_tokens),
+            output_tokens,
+            output_tokens_source: source,
+            finish_reason: self.finish_reason,
+            done_received: self.done,
+            tokens_per_second,
+            decode_tokens_per_second: decode_tps,
+            response_id: self.response_id,
+            output_sha256: has_output.then(|| hex::encode(self.hasher.finalize())),
+            output_text: has_output.then_some(self.text),
+        }
+    }
+}
+
+/// Milliseconds, rounded to the microsecond: finer digits are noise and bloat the file.
+fn ms(d: Duration) -> f64 {
+    round_ms(d.as_secs_f64() * 1000.0)
+}
+
+fn round_ms(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// A short, printable excerpt of untrusted bytes.
+pub fn excerpt(bytes: &[u8]) -> String {
+    const MAX: usize = 200;
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX)]);
+    let mut out: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if bytes.len() > MAX {
+        out.push_str("...");
+    }
+    out
+}
+
+async fn read_excerpt(resp: &mut reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    let read = async {
+        while buf.len() < 1024 {
+            match resp.chunk().await {
+                Ok(Some(c)) => buf.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    excerpt(&buf)
+}
+
+async fn json_response(resp: reqwest::Response) -> Result<serde_json::Value, RequestError> {
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(classify_reqwest)?;
+    if !status.is_success() {
+        return Err(RequestError {
+            class: ErrorClass::HttpStatus,
+            status: Some(status.as_u16()),
+            message: format!("HTTP {status}: {}", excerpt(&bytes)),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| RequestError {
+        class: ErrorClass::BadResponse,
+        status: Some(status.as_u16()),
+        message: format!("invalid JSON ({e}): {}", excerpt(&bytes)),
+    })
+}
+
+fn classify_reqwest(e: reqwest::Error) -> RequestError {
+    let class = if e.is_connect() {
+        ErrorClass::Connect
+    } else if e.is_timeout() {
+        ErrorClass::Timeout
+    } else if e.is_body() || e.is_decode() {
+        ErrorClass::StreamCut
+    } else {
+        ErrorClass::Connect
+    };
+    RequestError { class, status: None, message: error_chain(&e) }
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in `source`).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(events: &[&str]) -> RequestRecord {
+        let start = Instant::now();
+        let mut m = Measurement::new(start, 3);
+        for (i, e) in events.iter().enumerate() {
+            let t = start + Duration::from_millis(10 * (i as u64 + 1));
+            m.on_event(Event { event: None, data: e.as_bytes() }, t, false);
+        }
+        m.finish()
+    }
+
+    const ROLE: &str = r#"{"id":"c1","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#;
+    const A: &str = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"a"}}]}"#;
+    const B: &str = r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"b"},"finish_reason":"length"}]}"#;
+    const USAGE: &str = r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}"#;
+
+    #[test]
+    fn vllm_stream_definitions() {
+        let r = feed(&[ROLE, A, B, USAGE, "[DONE]"]);
+        assert!(r.ok, "{:?}", r.error);
+        assert_eq!(r.ttft_ms, Some(10.0));
+        // E2E stops at the last choice-bearing message, not the usage chunk.
+        assert_eq!(r.e2e_ms, Some(30.0));
+        assert_eq!(r.itl_ms, vec![10.0, 10.0]);
+        assert_eq!(r.output_tokens, Some(3));
+        assert_eq!(r.prompt_tokens, Some(7));
+        assert_eq!(r.output_tokens_source, TokenSource::Usage);
+        assert_eq!(r.tpot_ms, Some(10.0));
+        assert_eq!(r.tokens_per_second, Some(100.0));
+        assert_eq!(r.decode_tokens_per_second, Some(100.0));
+        assert_eq!(r.finish_reason.as_deref(), Some("length"));
+        assert_eq!(r.output_text.as_deref(), Some("ab"));
+        assert_eq!(r.response_id.as_deref(), Some("c1"));
+        assert!(r.done_received);
+    }
+
+    #[test]
+    fn missing_usage_is_flagged_not_guessed() {
+        let r = feed(&[ROLE, A, B, "[DONE]"]);
+        assert!(r.ok);
+        assert_eq!(r.output_tokens_source, TokenSource::ChunkCount);
+        assert_eq!(r.output_tokens, Some(2));
+        assert_eq!(r.prompt_tokens, None);
+    }
+
+    #[test]
+    fn missing_done_after_finish_reason_is_accepted() {
+        let r = feed(&[ROLE, A, B, USAGE]);
+        assert!(r.ok);
+        assert!(!r.done_received);
+    }
+
+    #[test]
+    fn cut_stream_is_an_error() {
+        let r = feed(&[ROLE, A]);
+        assert!(!r.ok);
+        assert_eq!(r.error.unwrap().class, ErrorClass::StreamCut);
+        let r = feed(&[]);
+        assert_eq!(r.error.unwrap().class, ErrorClass::StreamCut);
+    }
+
+    #[test]
+    fn malformed_event_is_classified() {
+        let r = feed(&[ROLE, "{not json", B]);
+        let e = r.error.unwrap();
+        assert_eq!(e.class, ErrorClass::MalformedEvent);
+        assert!(e.message.contains("{not json"));
+        let r = feed(&[r#"{"choices":"nope"}"#]);
+        assert_eq!(r.error.unwrap().class, ErrorClass::MalformedEvent);
+    }
+
+    #[test]
+    fn error_object_in_stream() {
+        let r = feed(&[ROLE, r#"{"error":{"message":"out of memory","code":500}}"#]);
+        let e = r.error.unwrap();
+        assert_eq!(e.class, ErrorClass::ServerError);
+        assert!(e.message.contains("out of memory"));
+    }
+
+    #[test]
+    fn completions_text_and_continuous_usage() {
+        let r = feed(&[
+            r#"{"id":"x","choices":[{"text":"ab"}],"usage":{"completion_tokens":2}}"#,
+            r#"{"id":"x","choices":[{"text":"c","finish_reason":"length"}],"usage":{"completion_tokens":3}}"#,
+            r#"{"id":"x","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":3}}"#,
+            "[DONE]",
+        ]);
+        assert!(r.ok);
+        assert_eq!(r.chunk_tokens, Some(vec![2, 1]));
+        assert_eq!(r.output_text.as_deref(), Some("abc"));
+        assert_eq!(r.tpot_ms, Some(5.0));
+    }
+
+    #[test]
+    fn llama_cpp_null_content_role_chunk() {
+        let r =
+            feed(&[r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null}}]}"#, A, B, USAGE, "[DONE]"]);
+        assert!(r.ok);
+        assert_eq!(r.ttft_ms, Some(10.0));
+        assert_eq!(r.output_text.as_deref(), Some("ab"));
+    }
+
+    #[test]
+    fn done_without_choices_is_bad_response() {
+        let r = feed(&[USAGE, "[DONE]"]);
+        assert_eq!(r.error.unwrap().class, ErrorClass::BadResponse);
+    }
+
+    #[test]
+    fn body_has_the_fields_servers_need() {
+        let g = Generation { max_tokens: 5, ignore_eos: true, min_tokens: true, continuous_usage: false, stream: true };
+        let v: serde_json::Value = serde_json::from_slice(&request_body("m", Api::Chat, "hi", g)).unwrap();
+        assert_eq!(v["messages"][0]["content"], "hi");
+        assert_eq!(v["max_tokens"], 5);
+        assert_eq!(v["max_completion_tokens"], 5);
+        assert_eq!(v["min_tokens"], 5);
+        assert_eq!(v["ignore_eos"], true);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["temperature"], 0.0);
+        let v: serde_json::Value = serde_json::from_slice(&request_body(
+            "m",
+            Api::Completions,
+            "hi",
+            Generation { ignore_eos: false, min_tokens: false, ..g },
+        ))
+        .unwrap();
+        assert_eq!(v["prompt"], "hi");
+        assert!(v.get("ignore_eos").is_none() && v.get("min_tokens").is_none() && v.get("messages").is_none());
+    }
+
+    #[test]
+    fn secret_is_redacted() {
+        let s = Secret::new("sk-very-secret".into());
+        assert!(!format!("{s:?}").contains("very"));
+    }
+}
