@@ -1,1 +1,47 @@
-fn main() {}
+//! The `infergate` binary: parse, call the library, map the outcome to an exit code.
+
+use clap::Parser as _;
+use infergate::cli::{Cli, Command};
+use infergate::exit;
+use infergate::progress::Verbosity;
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging(cli.quiet, cli.verbose);
+    let verbosity = if cli.quiet { Verbosity::Quiet } else { Verbosity::Normal };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(exit::RUN_FAILED);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match &cli.command {
+            Command::Run(args) => infergate::app::run(args, verbosity).await,
+            Command::Sim(args) => infergate::app::sim(args).await,
+            Command::Demo(args) => infergate::app::demo(args, verbosity).await,
+            Command::Doctor(args) => infergate::app::doctor(args).await,
+        }
+    });
+    // Don't wait for stray tasks (e.g. a request still draining) on the way out.
+    runtime.shutdown_background();
+    let code = match outcome {
+        Ok(code) => code,
+        Err(failure) => {
+            eprintln!("error: {failure}");
+            failure.code()
+        }
+    };
+    std::process::exit(code);
+}
+
+fn init_logging(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
+        (true, _) => tracing::Level::ERROR,
+        (false, 0) => tracing::Level::WARN,
+        (false, 1) => tracing::Level::DEBUG,
+        (false, _) => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).try_init();
+}

@@ -175,16 +175,19 @@ impl Client {
         json_response(resp).await
     }
 
-    /// Runs one streaming request and measures it. Never panics, never returns
-    /// an error: failures are recorded in the returned record.
-    pub async fn measure(&self, request: &PreparedRequest) -> RequestRecord {
+    /// Runs one streaming request and measures it; `epoch` is the phase start
+    /// that `start_ms` is relative to. Never panics, never returns an error:
+    /// failures are recorded in the returned record.
+    pub async fn measure(&self, request: &PreparedRequest, epoch: Instant) -> RequestRecord {
         let start = Instant::now();
         let deadline = start + self.config.request_timeout;
         let mut m = Measurement::new(start, request.max_tokens);
         if let Err(e) = self.stream_into(request, deadline, &mut m).await {
             m.error = Some(e);
         }
-        m.finish()
+        let mut record = m.finish();
+        record.start_ms = ms(start.saturating_duration_since(epoch));
+        record
     }
 
     async fn stream_into(

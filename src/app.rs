@@ -1,0 +1,268 @@
+//! The commands: each turns parsed arguments into a run of the library and
+//! an exit code. `main` only parses and calls these.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use anyhow::{Context as _, anyhow};
+
+use crate::cli::{DemoArgs, DoctorArgs, RunArgs, SimArgs};
+use crate::client::Client;
+use crate::config::LoadedConfig;
+use crate::exit::{self, Failure};
+use crate::progress::{Terminal, Verbosity};
+use crate::results::Results;
+use crate::runner::{self, CacheReset, RunPlan, StopSignal};
+use crate::sim::SimConfig;
+use crate::suite::{CaseSettings, Suite};
+
+/// `infergate run`.
+pub async fn run(args: &RunArgs, verbosity: Verbosity) -> Result<i32, Failure> {
+    let (plan, output) = crate::cli::run_plan(args)?;
+    check_writable(&output)?;
+    let results = execute(&plan, verbosity).await?;
+    finish(&results, &output, verbosity)
+}
+
+/// `infergate demo`: the whole loop against the built-in simulator.
+pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure> {
+    if !(args.slowdown.is_finite() && args.slowdown > 0.0) {
+        return Err(Failure::invalid(anyhow!("--slowdown must be a positive factor, e.g. 1.2")));
+    }
+    let output = args.out.join("results.json");
+    check_writable(&output)?;
+    let sim = crate::sim::start(SimConfig { slowdown: args.slowdown, ..SimConfig::default() }, ([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| Failure::run(e.context("cannot start the built-in simulator")))?;
+    if verbosity != Verbosity::Quiet {
+        eprintln!("demo: simulated server listening on {}", sim.base_url());
+    }
+    let plan = RunPlan {
+        client: crate::client::ClientConfig {
+            base_url: sim.base_url(),
+            model: SimConfig::default().model,
+            api: crate::client::Api::Chat,
+            api_key: None,
+            request_timeout: crate::cli::DEFAULT_REQUEST_TIMEOUT,
+            idle_timeout: std::time::Duration::from_secs(30),
+            max_event_bytes: crate::client::sse::DEFAULT_MAX_EVENT_BYTES,
+        },
+        suite: Suite::load("quick").map_err(Failure::invalid)?,
+        cases_filter: None,
+        overrides: CaseSettings { repetitions: Some(args.repetitions), warmup: Some(1), ..CaseSettings::default() },
+        config_defaults: CaseSettings::default(),
+        ignore_eos: true,
+        min_tokens: true,
+        continuous_usage: true,
+        cache_reset: CacheReset::Auto,
+        use_tokenize: true,
+    };
+    let results = execute(&plan, verbosity).await;
+    sim.shutdown().await;
+    let code = finish(&results?, &output, verbosity)?;
+    if verbosity != Verbosity::Quiet {
+        eprintln!(
+            "\nNext: point infergate at your own server, e.g.\n  infergate run --base-url http://127.0.0.1:8000 --model MODEL --suite quick"
+        );
+    }
+    Ok(code)
+}
+
+/// Runs a plan with Ctrl-C / SIGTERM handling and terminal progress.
+async fn execute(plan: &RunPlan, verbosity: Verbosity) -> Result<Results, Failure> {
+    let (stop_tx, stop) = StopSignal::new();
+    let signals = tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("\ninterrupted: stopping, writing partial results");
+        let _ = stop_tx.send(true);
+    });
+    let mut terminal = Terminal::new(verbosity);
+    let results = runner::run(plan, &mut terminal, stop).await;
+    drop(terminal);
+    signals.abort();
+    results
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Writes the results, prints the summary and decides the exit code.
+fn finish(results: &Results, output: &Path, verbosity: Verbosity) -> Result<i32, Failure> {
+    results.save(output).map_err(Failure::run)?;
+    let table = crate::report::table::summary(results);
+    if output.as_os_str() == "-" {
+        eprint!("{table}");
+    } else {
+        print_stdout(&table);
+        if verbosity != Verbosity::Quiet {
+            eprintln!("results written to {}", output.display());
+        }
+    }
+    for w in &results.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !results.complete {
+        eprintln!("error: the run did not complete; its results are partial and cannot be gated");
+        return Ok(exit::RUN_FAILED);
+    }
+    let errors = results.total_errors();
+    if errors > 0 {
+        eprintln!(
+            "error: {errors} of {} requests failed; a run with failed requests cannot be trusted (see `error` in {})",
+            results.total_requests(),
+            output.display()
+        );
+        return Ok(exit::RUN_FAILED);
+    }
+    Ok(exit::PASS)
+}
+
+fn check_writable(output: &Path) -> Result<(), Failure> {
+    if output.as_os_str() == "-" {
+        return Ok(());
+    }
+    if output.is_dir() {
+        return Err(Failure::invalid(anyhow!("--out {} is a directory; give a file path", output.display())));
+    }
+    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create the output folder {} (from --out)", parent.display()))
+            .map_err(Failure::invalid)?;
+    }
+    Ok(())
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not an error.
+pub fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `infergate sim`.
+pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
+    let positive = [
+        ("--prefill-tps", args.prefill_tps),
+        ("--slowdown", args.slowdown),
+    ];
+    for (flag, v) in positive {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(Failure::invalid(anyhow!("{flag} must be a positive number, got {v}")));
+        }
+    }
+    let non_negative = [
+        ("--ttft-base-ms", args.ttft_base_ms),
+        ("--cached-prefill-factor", args.cached_prefill_factor),
+        ("--cold-penalty-ms", args.cold_penalty_ms),
+        ("--itl-ms", args.itl_ms),
+        ("--itl-jitter", args.itl_jitter),
+        ("--concurrency-slowdown", args.concurrency_slowdown),
+    ];
+    for (flag, v) in non_negative {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(Failure::invalid(anyhow!("{flag} must be zero or positive, got {v}")));
+        }
+    }
+    if args.itl_jitter >= 1.0 {
+        return Err(Failure::invalid(anyhow!("--itl-jitter must be below 1 (it is a relative spread), got {}", args.itl_jitter)));
+    }
+    if args.natural_len_min == 0 || args.natural_len_min > args.natural_len_max {
+        return Err(Failure::invalid(anyhow!("--natural-len-min must be at least 1 and at most --natural-len-max")));
+    }
+    let config = SimConfig {
+        model: args.model.clone(),
+        seed: args.seed,
+        ttft_base_ms: args.ttft_base_ms,
+        prefill_tokens_per_s: args.prefill_tps,
+        cached_prefill_factor: args.cached_prefill_factor,
+        cold_penalty_ms: args.cold_penalty_ms,
+        itl_ms: args.itl_ms,
+        itl_jitter: args.itl_jitter,
+        concurrency_slowdown: args.concurrency_slowdown,
+        tokens_per_chunk: args.tokens_per_chunk,
+        slowdown: args.slowdown,
+        natural_len_min: args.natural_len_min,
+        natural_len_max: args.natural_len_max,
+        max_model_len: args.max_model_len,
+        truth_log: args.truth_log.clone(),
+    };
+    crate::sim::serve_until_signal(config, (args.host, args.port).into())
+        .await
+        .map_err(|e| Failure::run(e.context(format!("the simulator could not serve on {}:{}", args.host, args.port))))?;
+    Ok(exit::PASS)
+}
+
+/// `infergate doctor`: what works here.
+pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
+    let mut out = String::new();
+    let mut code = exit::PASS;
+    let loaded = match LoadedConfig::load(args.server.config.as_deref()) {
+        Ok(l) => {
+            match &l.path {
+                Some(p) => out.push_str(&format!("ok    config: {}\n", p.display())),
+                None => out.push_str("info  config: no infergate.toml here (flags only)\n"),
+            }
+            l
+        }
+        Err(e) => {
+            out.push_str(&format!("FAIL  config: {e}\n"));
+            print_stdout(&out);
+            return Ok(exit::INVALID_INPUT);
+        }
+    };
+    let client_config = match crate::cli::client_config(&args.server, &loaded) {
+        Ok(c) => c,
+        Err(e) => {
+            out.push_str(&format!("FAIL  server: {e}\n"));
+            print_stdout(&out);
+            return Ok(e.code());
+        }
+    };
+    let client = Client::new(client_config.clone()).map_err(Failure::run)?;
+    match runner::probe::preflight(&client).await {
+        Ok(facts) => {
+            out.push_str(&format!("ok    server: {} answers GET /v1/models\n", client_config.base_url));
+            out.push_str(&format!("ok    model: {} is served", client_config.model));
+            if let Some(len) = facts.max_model_len {
+                out.push_str(&format!(" (context {len} tokens)"));
+            }
+            out.push('\n');
+            match facts.version {
+                Some(v) => out.push_str(&format!("ok    version: {v}\n")),
+                None => out.push_str("info  version: the server has no GET /version\n"),
+            }
+            match runner::probe::tokenize(&client, "def f(x): return x").await {
+                Ok(n) => out.push_str(&format!("ok    tokenize: POST /tokenize works ({n} tokens for a probe); prompts are sized exactly\n")),
+                Err(e) => out.push_str(&format!(
+                    "info  tokenize: POST /tokenize unavailable ({}); prompts will be sized from usage.prompt_tokens\n",
+                    e.message
+                )),
+            }
+        }
+        Err(e) => {
+            out.push_str(&format!("FAIL  server: {e}\n"));
+            code = e.code();
+        }
+    }
+    out.push_str("info  gpu: GPU telemetry is not part of this version\n");
+    print_stdout(&out);
+    Ok(code)
+}

@@ -1,0 +1,326 @@
+//! Command-line types (clap derive) and their conversion into validated plans.
+//!
+//! Nothing here runs anything: `main` parses [`Cli`], and the `TryFrom`-style
+//! functions below merge flags with the config file into the plans the
+//! library runs. Cross-field checks live in that conversion.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{Api, ClientConfig, Secret};
+use crate::config::{BaseUrl, HumanDuration, LoadedConfig, Toggle};
+use crate::exit::Failure;
+use crate::runner::{CacheReset, RunPlan};
+use crate::suite::{CaseSettings, Suite};
+
+/// infergate: stop LLM-serving performance regressions before they merge.
+#[derive(Debug, Parser)]
+#[command(name = "infergate", version, about, long_about = None)]
+pub struct Cli {
+    /// Print only errors and the final summary.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the suite against a live server and write a results file.
+    Run(RunArgs),
+    /// Serve the built-in simulated OpenAI-compatible server.
+    Sim(SimArgs),
+    /// Run the whole loop against the built-in simulator (no server needed).
+    Demo(DemoArgs),
+    /// Check what works here: config, server, model.
+    Doctor(DoctorArgs),
+}
+
+/// Where the server is; shared by `run` and `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Config file [default: ./infergate.toml when present].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Base URL of the OpenAI-compatible server ([server] base_url).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Model name to request ([server] model).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// API flavour ([server] api) [default: chat].
+    #[arg(long, value_enum)]
+    pub api: Option<Api>,
+    /// Environment variable holding the API key ([server] api_key_env).
+    #[arg(long, value_name = "VAR")]
+    pub api_key_env: Option<String>,
+    /// Limit for one request, e.g. 600s ([server] request_timeout) [default: 600s].
+    #[arg(long, value_name = "DURATION")]
+    pub request_timeout: Option<String>,
+    /// No bytes for this long ends a request ([server] idle_timeout) [default: 120s].
+    #[arg(long, value_name = "DURATION")]
+    pub idle_timeout: Option<String>,
+}
+
+/// `infergate run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Built-in suite (coder, quick) or suite TOML path ([run] suite) [default: coder].
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Only cases matching these comma-separated globs, e.g. 'code-review/*' ([run] cases).
+    #[arg(long, value_name = "GLOB")]
+    pub cases: Option<String>,
+    /// Warm-phase requests per case ([run] repetitions) [default: 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repetitions: Option<u32>,
+    /// Unrecorded warm-up requests per case ([run] warmup) [default: 1].
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u32>,
+    /// Warm-phase requests in flight ([run] concurrency) [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub concurrency: Option<u32>,
+    /// Warm-phase Poisson arrival rate, requests/s ([run] request_rate) [default: back-to-back].
+    #[arg(long, value_name = "RPS")]
+    pub request_rate: Option<f64>,
+    /// Results file, `-` for stdout ([run] output) [default: infergate-out/results.json].
+    #[arg(long, short, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// Send ignore_eos to hold the output length ([server] ignore_eos) [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub ignore_eos: Option<bool>,
+    /// Send min_tokens to hold the output length ([server] min_tokens) [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub min_tokens: Option<bool>,
+    /// Ask for per-chunk usage, vLLM's continuous_usage_stats ([server] continuous_usage) [default: false].
+    #[arg(long, value_name = "BOOL")]
+    pub continuous_usage: Option<bool>,
+}
+
+/// `infergate sim`: every parameter of the performance model.
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+    /// Port; 0 picks a free one (printed on the first stdout line).
+    #[arg(long, default_value_t = 8000)]
+    pub port: u16,
+    /// Model name the simulator serves.
+    #[arg(long, default_value = "sim")]
+    pub model: String,
+    /// Seed of the jitter and the generated text.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fixed part of the time to first token, ms.
+    #[arg(long, default_value_t = 5.0)]
+    pub ttft_base_ms: f64,
+    /// Uncached prompt tokens processed per second.
+    #[arg(long, default_value_t = 1_000_000.0)]
+    pub prefill_tps: f64,
+    /// Cost of a cached prompt token relative to an uncached one.
+    #[arg(long, default_value_t = 0.02)]
+    pub cached_prefill_factor: f64,
+    /// Added to the first request with a new prefix, ms.
+    #[arg(long, default_value_t = 20.0)]
+    pub cold_penalty_ms: f64,
+    /// Mean time per output token, ms (0: as fast as possible).
+    #[arg(long, default_value_t = 2.0)]
+    pub itl_ms: f64,
+    /// Relative jitter of each token interval (0.1 = ±10%).
+    #[arg(long, default_value_t = 0.1)]
+    pub itl_jitter: f64,
+    /// Per-token slowdown per extra concurrent stream (0.02 = +2%).
+    #[arg(long, default_value_t = 0.02)]
+    pub concurrency_slowdown: f64,
+    /// Tokens carried by each streamed chunk.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub tokens_per_chunk: u32,
+    /// Multiplies every time, to inject a regression (1.1 = 10% slower).
+    #[arg(long, default_value_t = 1.0)]
+    pub slowdown: f64,
+    /// Shortest natural answer (tokens) when EOS is not ignored.
+    #[arg(long, default_value_t = 16)]
+    pub natural_len_min: u32,
+    /// Longest natural answer (tokens) when EOS is not ignored.
+    #[arg(long, default_value_t = 64)]
+    pub natural_len_max: u32,
+    /// Context length of the simulated model.
+    #[arg(long, default_value_t = 131_072)]
+    pub max_model_len: u32,
+    /// Append the ground truth of every request to this JSONL file.
+    #[arg(long, value_name = "PATH")]
+    pub truth_log: Option<PathBuf>,
+}
+
+/// `infergate demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Output folder for the results.
+    #[arg(long, default_value = "infergate-out")]
+    pub out: PathBuf,
+    /// Warm-phase requests per case.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub repetitions: u32,
+    /// Make the simulated server slower by this factor (1.2 = 20% slower).
+    #[arg(long, default_value_t = 1.0)]
+    pub slowdown: f64,
+}
+
+/// `infergate doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+/// Default request timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+/// Default idle timeout.
+pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+fn flag_duration(flag: &str, value: &Option<String>) -> Result<Option<std::time::Duration>, Failure> {
+    value
+        .as_deref()
+        .map(|v| HumanDuration::parse(v).map(|d| d.0).map_err(|e| Failure::invalid(anyhow!("{flag}: {e}"))))
+        .transpose()
+}
+
+/// Builds the client configuration from flags and config; `needs_model`
+/// makes a missing model an error naming its flag and key.
+pub fn client_config(args: &ServerArgs, loaded: &LoadedConfig) -> Result<ClientConfig, Failure> {
+    let s = &loaded.config.server;
+    let origin = loaded.origin();
+    let base_url = match &args.base_url {
+        Some(u) => BaseUrl::parse(u).map_err(|e| Failure::invalid(anyhow!("--base-url: {e}")))?,
+        None => s.base_url.clone().ok_or_else(|| {
+            Failure::invalid(anyhow!("no server URL: pass --base-url URL or set [server] base_url in {origin}"))
+        })?,
+    };
+    let model = args
+        .model
+        .clone()
+        .or_else(|| s.model.clone())
+        .filter(|m| !m.trim().is_empty())
+        .ok_or_else(|| Failure::invalid(anyhow!("no model: pass --model NAME or set [server] model in {origin}")))?;
+    let key_env = args.api_key_env.clone().or_else(|| s.api_key_env.clone());
+    let api_key = match key_env {
+        Some(var) => match std::env::var(&var) {
+            Ok(v) if !v.is_empty() => Some(Secret::new(v)),
+            _ => {
+                return Err(Failure::invalid(anyhow!(
+                    "the API key variable {var} (from --api-key-env or [server] api_key_env) is not set or empty"
+                )));
+            }
+        },
+        None => None,
+    };
+    Ok(ClientConfig {
+        base_url: base_url.0,
+        model,
+        api: args.api.or(s.api).unwrap_or_default(),
+        api_key,
+        request_timeout: flag_duration("--request-timeout", &args.request_timeout)?
+            .or(s.request_timeout.map(|d| d.0))
+            .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
+        idle_timeout: flag_duration("--idle-timeout", &args.idle_timeout)?
+            .or(s.idle_timeout.map(|d| d.0))
+            .unwrap_or(DEFAULT_IDLE_TIMEOUT),
+        max_event_bytes: crate::client::sse::DEFAULT_MAX_EVENT_BYTES,
+    })
+}
+
+/// The validated plan of `infergate run`, and its output path.
+pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
+    let loaded = LoadedConfig::load(args.server.config.as_deref()).map_err(|e| Failure::invalid(anyhow!(e)))?;
+    let client = client_config(&args.server, &loaded)?;
+    let run = &loaded.config.run;
+    let server = &loaded.config.server;
+    if let Some(rate) = args.request_rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(Failure::invalid(anyhow!("--request-rate must be a positive number of requests per second")));
+        }
+    }
+    let suite_name = args.suite.clone().or_else(|| run.suite.clone()).unwrap_or_else(|| "coder".into());
+    let mut suite = Suite::load(&suite_name).map_err(Failure::invalid)?;
+    let cases_filter = args.cases.clone().or_else(|| run.cases.clone());
+    if let Some(filter) = &cases_filter {
+        suite.select(filter).map_err(Failure::invalid)?;
+    }
+    let cache_reset = match server.cache_reset.as_deref() {
+        None | Some("auto") => CacheReset::Auto,
+        Some("off") => CacheReset::Off,
+        Some(p) if p.starts_with('/') => CacheReset::Path(p.to_string()),
+        Some(other) => {
+            return Err(Failure::invalid(anyhow!(
+                "{}: key `server.cache_reset`: `{other}` must be \"auto\", \"off\" or a path starting with /",
+                loaded.origin()
+            )));
+        }
+    };
+    let output = args.out.clone().or_else(|| run.output.clone()).unwrap_or_else(|| PathBuf::from("infergate-out/results.json"));
+    let plan = RunPlan {
+        client,
+        suite,
+        cases_filter,
+        overrides: CaseSettings {
+            repetitions: args.repetitions,
+            warmup: args.warmup,
+            concurrency: args.concurrency,
+            request_rate: args.request_rate,
+        },
+        config_defaults: CaseSettings {
+            repetitions: run.repetitions.map(|p| p.0),
+            warmup: run.warmup,
+            concurrency: run.concurrency.map(|p| p.0),
+            request_rate: run.request_rate.map(|r| r.0),
+        },
+        ignore_eos: args.ignore_eos.or(server.ignore_eos).unwrap_or(true),
+        min_tokens: args.min_tokens.or(server.min_tokens).unwrap_or(true),
+        continuous_usage: args.continuous_usage.or(server.continuous_usage).unwrap_or(false),
+        cache_reset,
+        use_tokenize: server.tokenize.unwrap_or(Toggle::Auto) == Toggle::Auto,
+    };
+    Ok((plan, output))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_config_and_missing_values_name_their_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(&cfg, "[server]\nbase_url = \"http://127.0.0.1:9\"\nmodel = \"from-file\"\n[run]\nrepetitions = 3\nsuite = \"quick\"\n").unwrap();
+        let cli = Cli::try_parse_from(["infergate", "run", "--config", cfg.to_str().unwrap(), "--model", "from-flag", "--repetitions", "7"]).unwrap();
+        let Command::Run(args) = cli.command else { panic!() };
+        let (plan, out) = run_plan(&args).unwrap();
+        assert_eq!(plan.client.model, "from-flag");
+        assert_eq!(plan.client.base_url, "http://127.0.0.1:9");
+        assert_eq!(plan.suite.name, "quick");
+        assert_eq!(plan.settings_for(&plan.suite.cases[0]).repetitions, 7);
+        assert_eq!(out, PathBuf::from("infergate-out/results.json"));
+
+        std::fs::write(&cfg, "[server]\nbase_url = \"http://127.0.0.1:9\"\n").unwrap();
+        let cli = Cli::try_parse_from(["infergate", "run", "--config", cfg.to_str().unwrap()]).unwrap();
+        let Command::Run(args) = cli.command else { panic!() };
+        let err = run_plan(&args).unwrap_err().to_string();
+        assert!(err.contains("--model") && err.contains("[server] model"), "{err}");
+    }
+}

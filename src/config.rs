@@ -1,0 +1,310 @@
+//! `infergate.toml`: schema, loading, and error messages that point at the line.
+//!
+//! Every table rejects unknown keys, so a misspelled key is an error naming the
+//! file, line and key path, never a silently ignored setting. Values are
+//! validated while they are deserialized (durations, URLs, counts), so those
+//! errors carry the line too.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::client::Api;
+use crate::suite::{Positive, Rate};
+
+/// The default config file, used when present and `--config` is not given.
+pub const DEFAULT_PATH: &str = "infergate.toml";
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The server under test.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// How the suite is run.
+    #[serde(default)]
+    pub run: RunConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Base URL of the OpenAI-compatible server, e.g. `http://127.0.0.1:8000`.
+    pub base_url: Option<BaseUrl>,
+    /// Model name to request.
+    pub model: Option<String>,
+    /// `chat` (default) or `completions`.
+    pub api: Option<Api>,
+    /// Name of the environment variable holding the API key, if one is needed.
+    pub api_key_env: Option<String>,
+    /// Limit for one request (e.g. `"600s"`, `"10m"`).
+    pub request_timeout: Option<HumanDuration>,
+    /// No bytes for this long ends a request (e.g. `"120s"`).
+    pub idle_timeout: Option<HumanDuration>,
+    /// Send `ignore_eos` so the output length holds (default true).
+    pub ignore_eos: Option<bool>,
+    /// Send `min_tokens` so the output length holds (default true).
+    pub min_tokens: Option<bool>,
+    /// Ask for per-chunk usage (`continuous_usage_stats`, vLLM; default false).
+    pub continuous_usage: Option<bool>,
+    /// Prefix-cache reset before cold requests: `auto`, `off`, or a path to POST.
+    pub cache_reset: Option<String>,
+    /// Prompt sizing with the server's `/tokenize`: `auto` or `off`.
+    pub tokenize: Option<Toggle>,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Built-in suite name or suite file path.
+    pub suite: Option<String>,
+    /// Comma-separated case globs.
+    pub cases: Option<String>,
+    /// Warm-phase repetitions per case.
+    pub repetitions: Option<Positive>,
+    /// Unrecorded warm-up requests per case.
+    pub warmup: Option<u32>,
+    /// Warm-phase concurrency.
+    pub concurrency: Option<Positive>,
+    /// Warm-phase Poisson request rate (requests/s).
+    pub request_rate: Option<Rate>,
+    /// Results file path.
+    pub output: Option<PathBuf>,
+}
+
+/// `auto` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Toggle {
+    /// Use it when the server supports it.
+    Auto,
+    /// Never use it.
+    Off,
+}
+
+/// A validated `http(s)://host[:port][/prefix]` URL, stored without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(pub String);
+
+impl BaseUrl {
+    /// Validates a base URL.
+    pub fn parse(s: &str) -> Result<BaseUrl, String> {
+        let s = s.trim();
+        let rest = s
+            .strip_prefix("http://")
+            .or_else(|| s.strip_prefix("https://"))
+            .ok_or_else(|| format!("`{s}` is not an http:// or https:// URL"))?;
+        let host = rest.split('/').next().unwrap_or("");
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(format!("`{s}` has no host"));
+        }
+        let mut url = s.trim_end_matches('/').to_string();
+        // Users often paste the OpenAI base (`.../v1`); endpoints add `/v1` themselves.
+        if url.ends_with("/v1") {
+            url.truncate(url.len() - 3);
+        }
+        Ok(BaseUrl(url))
+    }
+
+    /// `host:port` without scheme, credentials or path, for results files.
+    pub fn host(&self) -> String {
+        let rest = self.0.split_once("://").map_or(self.0.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        authority.rsplit_once('@').map_or(authority, |(_, h)| h).to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for BaseUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        BaseUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written as `"30s"`, `"10m"`, `"1m 30s"` or a number of seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// Parses `"30s"`-style text or plain seconds.
+    pub fn parse(s: &str) -> Result<HumanDuration, String> {
+        let d = match s.trim().parse::<f64>() {
+            Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs),
+            Ok(_) => return Err(format!("`{s}` must be a positive duration")),
+            Err(_) => humantime::parse_duration(s.trim())
+                .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"30s\" or \"10m\""))?,
+        };
+        if d.is_zero() {
+            return Err(format!("`{s}` must be a positive duration"));
+        }
+        Ok(HumanDuration(d))
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Secs(s) => s.to_string(),
+            Raw::Text(t) => t,
+        };
+        HumanDuration::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A loaded config and where it came from.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedConfig {
+    /// The file, when one was read.
+    pub path: Option<PathBuf>,
+    /// Its contents (all defaults when there was no file).
+    pub config: Config,
+}
+
+impl LoadedConfig {
+    /// Loads `explicit` (must exist), else `./infergate.toml` when present,
+    /// else an empty config.
+    pub fn load(explicit: Option<&Path>) -> Result<LoadedConfig, String> {
+        let path = match explicit {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(format!("config file {} does not exist (given by --config)", p.display()));
+                }
+                p.to_path_buf()
+            }
+            None => {
+                let p = PathBuf::from(DEFAULT_PATH);
+                if !p.exists() {
+                    return Ok(LoadedConfig::default());
+                }
+                p
+            }
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let config = parse_toml(&text, &path.display().to_string())?;
+        Ok(LoadedConfig { path: Some(path), config })
+    }
+
+    /// How to name a key of this config in a message: `file: key` or `key`.
+    pub fn origin(&self) -> String {
+        self.path.as_ref().map_or_else(|| "infergate.toml".into(), |p| p.display().to_string())
+    }
+}
+
+/// Deserializes TOML into `T`, with errors of the form
+/// `FILE:LINE:COL: key `a.b`: message`.
+pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, String> {
+    let de = toml::de::Deserializer::parse(text).map_err(|e| format_toml_error(text, origin, None, &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        format_toml_error(text, origin, Some(path), e.inner())
+    })
+}
+
+fn format_toml_error(text: &str, origin: &str, path: Option<String>, e: &toml::de::Error) -> String {
+    let location = match e.span() {
+        Some(span) => {
+            let (line, col) = line_col(text, span.start);
+            format!("{origin}:{line}:{col}")
+        }
+        None => origin.to_string(),
+    };
+    let message = e.message().trim();
+    match path.filter(|p| p != "." && !p.is_empty()) {
+        Some(p) => format!("{location}: key `{p}`: {message}"),
+        None => format!("{location}: {message}"),
+    }
+}
+
+/// 1-based line and column of byte offset `pos`.
+fn line_col(text: &str, pos: usize) -> (usize, usize) {
+    let before = &text[..pos.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        parse_toml(text, "infergate.toml")
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(
+            r#"
+[server]
+base_url = "http://127.0.0.1:8000/v1/"
+model = "m"
+api = "completions"
+api_key_env = "KEY"
+request_timeout = "10m"
+idle_timeout = 30
+ignore_eos = false
+[run]
+suite = "quick"
+repetitions = 3
+warmup = 0
+concurrency = 4
+request_rate = 2.5
+output = "out/r.json"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.server.base_url.unwrap().0, "http://127.0.0.1:8000");
+        assert_eq!(c.server.api, Some(Api::Completions));
+        assert_eq!(c.server.request_timeout.unwrap().0, Duration::from_secs(600));
+        assert_eq!(c.server.idle_timeout.unwrap().0, Duration::from_secs(30));
+        assert_eq!(c.run.repetitions.unwrap().0, 3);
+        assert_eq!(c.run.request_rate.unwrap().0, 2.5);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        // Table-driven: (config, expected fragments of the message).
+        let cases: &[(&str, &[&str])] = &[
+            ("[server]\nbase_url = \"http://h\"\nmodle = \"m\"\n", &["infergate.toml:3", "modle", "unknown field"]),
+            ("[server]\nmodel = \"m\"\n[run]\nrepetitions = 0\n", &["infergate.toml:4", "run.repetitions", "between 1"]),
+            ("[server]\nbase_url = \"localhost:8000\"\n", &["infergate.toml:2", "server.base_url", "http://"]),
+            ("[server]\nidle_timeout = \"soon\"\n", &["infergate.toml:2", "server.idle_timeout", "not a duration"]),
+            ("[server]\napi = \"grpc\"\n", &["infergate.toml:2", "server.api", "chat"]),
+            ("[serve]\nmodel = \"m\"\n", &["infergate.toml:1", "serve"]),
+            ("[run]\nrequest_rate = -1.0\n", &["infergate.toml:2", "run.request_rate", "positive"]),
+            ("[server\n", &["infergate.toml:1"]),
+        ];
+        for (text, fragments) in cases {
+            let err = parse(text).unwrap_err();
+            for f in *fragments {
+                assert!(err.contains(f), "error for {text:?} lacks {f:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn base_url_host_drops_credentials_and_path() {
+        let u = BaseUrl::parse("https://user:pw@example.com:8443/prefix/").unwrap();
+        assert_eq!(u.host(), "example.com:8443");
+        assert_eq!(u.0, "https://user:pw@example.com:8443/prefix");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(HumanDuration::parse("1m 30s").unwrap().0, Duration::from_secs(90));
+        assert_eq!(HumanDuration::parse("0.5").unwrap().0, Duration::from_millis(500));
+        assert!(HumanDuration::parse("0s").is_err());
+        assert!(HumanDuration::parse("-3").is_err());
+    }
+}

@@ -1,0 +1,626 @@
+//! The schedule: for each case a cold request, warm-up, then the warm phase.
+//!
+//! The runner owns the order of requests and nothing else: it measures with
+//! [`crate::client`], reports progress as [`RunEvent`]s to whoever listens
+//! (terminal, tests) and returns [`Results`]. It never prints.
+
+pub mod probe;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::anyhow;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::client::{Client, ClientConfig, Generation, PreparedRequest};
+use crate::exit::Failure;
+use crate::results::{
+    self, CaseResult, Environment, ErrorClass, PhaseName, PhaseResult, PhaseSummary, PromptInfo, RequestRecord,
+    Results, ServerInfo, Settings, SuiteInfo,
+};
+use crate::rng::Rng;
+use crate::suite::prompt::{self, Context};
+use crate::suite::{Case, CaseSettings, Suite};
+
+/// Built-in defaults for what neither flags, suite nor config set.
+pub const DEFAULT_SETTINGS: CaseSettings =
+    CaseSettings { repetitions: Some(10), warmup: Some(1), concurrency: Some(1), request_rate: None };
+
+/// How prefix caches are reset before cold requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheReset {
+    /// Try the known endpoints and use the first the server has.
+    Auto,
+    /// Never reset (the unique salt still avoids prefix hits).
+    Off,
+    /// POST to this path.
+    Path(String),
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// How to reach the server.
+    pub client: ClientConfig,
+    /// The suite, already filtered by `--cases`.
+    pub suite: Suite,
+    /// The `--cases` filter, for the record.
+    pub cases_filter: Option<String>,
+    /// Settings given on the command line: they beat the suite's.
+    pub overrides: CaseSettings,
+    /// Settings from the config file: the suite's beat them.
+    pub config_defaults: CaseSettings,
+    /// Send `ignore_eos`.
+    pub ignore_eos: bool,
+    /// Send `min_tokens`.
+    pub min_tokens: bool,
+    /// Ask for per-chunk usage.
+    pub continuous_usage: bool,
+    /// Prefix-cache reset policy.
+    pub cache_reset: CacheReset,
+    /// Whether to try the server's `/tokenize` for sizing.
+    pub use_tokenize: bool,
+}
+
+impl RunPlan {
+    /// The effective settings of `case`: flags, then suite, then config, then defaults.
+    pub fn settings_for(&self, case: &Case) -> ResolvedSettings {
+        let s = self.overrides.or(case.settings).or(self.config_defaults).or(DEFAULT_SETTINGS);
+        ResolvedSettings {
+            repetitions: s.repetitions.unwrap_or(10),
+            warmup: s.warmup.unwrap_or(1),
+            concurrency: s.concurrency.unwrap_or(1),
+            request_rate: s.request_rate,
+        }
+    }
+}
+
+/// Settings of one case after the cascade.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResolvedSettings {
+    /// Warm-phase requests.
+    pub repetitions: u32,
+    /// Unrecorded warm-up requests.
+    pub warmup: u32,
+    /// Warm-phase concurrency.
+    pub concurrency: u32,
+    /// Warm-phase Poisson rate.
+    pub request_rate: Option<f64>,
+}
+
+/// Progress of a run, for display.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// The server answered; `total_requests` recorded requests will be sent.
+    Started {
+        /// Server facts.
+        server: ServerInfo,
+        /// Number of cases.
+        cases: usize,
+        /// Recorded requests in the whole run.
+        total_requests: u64,
+    },
+    /// Prompts are being sized for a case.
+    Sizing {
+        /// Case id.
+        case: String,
+    },
+    /// A case begins.
+    CaseStarted {
+        /// 1-based position.
+        index: usize,
+        /// Number of cases.
+        total: usize,
+        /// Case id.
+        case: String,
+    },
+    /// One recorded request finished.
+    RequestDone {
+        /// Whether it succeeded.
+        ok: bool,
+    },
+    /// A phase of a case finished.
+    PhaseDone {
+        /// Case id.
+        case: String,
+        /// Phase.
+        phase: PhaseName,
+        /// Its summary.
+        summary: Box<PhaseSummary>,
+    },
+    /// Something the user should know.
+    Warning(String),
+}
+
+/// Receives progress events.
+pub trait Reporter {
+    /// Called for each event, in order.
+    fn event(&mut self, event: &RunEvent);
+}
+
+/// A reporter that ignores everything.
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn event(&mut self, _: &RunEvent) {}
+}
+
+/// Stops a run early (Ctrl-C): the runner stops sending, cancels in-flight
+/// requests and returns what it has, marked incomplete.
+#[derive(Debug, Clone)]
+pub struct StopSignal(watch::Receiver<bool>);
+
+impl StopSignal {
+    /// A signal and the sender that raises it.
+    pub fn new() -> (watch::Sender<bool>, StopSignal) {
+        let (tx, rx) = watch::channel(false);
+        (tx, StopSignal(rx))
+    }
+
+    /// A signal that never fires.
+    pub fn never() -> StopSignal {
+        let (tx, rx) = watch::channel(false);
+        // Keep the channel open forever so `stopped` stays pending.
+        std::mem::forget(tx);
+        StopSignal(rx)
+    }
+
+    fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn stopped(&mut self) {
+        // An error means the sender is gone: then nobody can stop us.
+        if self.0.wait_for(|v| *v).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// How prompts are sized.
+enum Sizer {
+    /// `/tokenize` plus the constant overhead the endpoint adds (chat template).
+    Tokenize { overhead: i64 },
+    /// `usage.prompt_tokens` of one-token probe requests.
+    Usage,
+}
+
+/// Consecutive connection failures after which the run stops: the server is gone.
+const MAX_CONSECUTIVE_CONNECT_ERRORS: u32 = 3;
+
+/// Runs the plan. Returns the results, complete or not; an `Err` only when
+/// nothing meaningful could be measured (server unreachable, bad model).
+pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSignal) -> Result<Results, Failure> {
+    let started_at = SystemTime::now();
+    let run_id = new_run_id();
+    let client = Client::new(plan.client.clone()).map_err(Failure::run)?;
+    let facts = probe::preflight(&client).await?;
+    let mut warnings = Vec::new();
+
+    let mut server = ServerInfo {
+        host: crate::config::BaseUrl(plan.client.base_url.clone()).host(),
+        model: plan.client.model.clone(),
+        api: plan.client.api.as_str().into(),
+        reported_version: facts.version.clone(),
+        owned_by: facts.owned_by.clone(),
+        max_model_len: facts.max_model_len,
+        prompt_sizing: String::new(),
+        cache_reset: None,
+    };
+    if let Some(max) = facts.max_model_len {
+        for case in &plan.suite.cases {
+            let need = u64::from(case.context_tokens) + u64::from(case.output_tokens);
+            if need > max {
+                return Err(Failure::invalid(anyhow!(
+                    "case {} needs {need} tokens of context ({} prompt + {} output) but the server's model accepts {max}; \
+                     leave it out with --cases, or serve the model with a longer context",
+                    case.id,
+                    case.context_tokens,
+                    case.output_tokens
+                )));
+            }
+        }
+    }
+
+    let sizer = choose_sizer(plan, &client, &run_id, &mut warnings).await?;
+    server.prompt_sizing = match sizer {
+        Sizer::Tokenize { .. } => "tokenize".into(),
+        Sizer::Usage => "usage".into(),
+    };
+    let mut cache_reset_path = match &plan.cache_reset {
+        CacheReset::Off => None,
+        CacheReset::Path(p) => Some(p.clone()),
+        CacheReset::Auto => {
+            let mut found = None;
+            for path in probe::CACHE_RESET_PATHS {
+                if let Ok(true) = probe::reset_cache(&client, path).await {
+                    found = Some((*path).to_string());
+                    break;
+                }
+            }
+            found
+        }
+    };
+    server.cache_reset = cache_reset_path.clone();
+
+    let total_requests: u64 = plan.suite.cases.iter().map(|c| 1 + u64::from(plan.settings_for(c).repetitions)).sum();
+    reporter.event(&RunEvent::Started { server: server.clone(), cases: plan.suite.cases.len(), total_requests });
+
+    let mut cases = Vec::new();
+    let mut complete = true;
+    let mut template_fps = Vec::new();
+    let mut connect_failures = 0u32;
+    'cases: for (i, case) in plan.suite.cases.iter().enumerate() {
+        if stop.is_stopped() {
+            complete = false;
+            break;
+        }
+        let settings = plan.settings_for(case);
+        reporter.event(&RunEvent::Sizing { case: case.id.clone() });
+        let prepared = tokio::select! {
+            p = prepare_case(plan, &client, &sizer, &run_id, case) => p?,
+            _ = stop.stopped() => { complete = false; break 'cases; }
+        };
+        template_fps.push(prepared.info.template_fingerprint.clone());
+        let achieved = f64::from(prepared.info.tokens);
+        let target = f64::from(case.context_tokens);
+        if (achieved - target).abs() / target > 0.01 {
+            let w = format!(
+                "{}: the prompt has {} tokens, more than 1% away from the target {}",
+                case.id, prepared.info.tokens, case.context_tokens
+            );
+            reporter.event(&RunEvent::Warning(w.clone()));
+            warnings.push(w);
+        }
+        reporter.event(&RunEvent::CaseStarted { index: i + 1, total: plan.suite.cases.len(), case: case.id.clone() });
+        let generation = Generation {
+            max_tokens: case.output_tokens,
+            ignore_eos: plan.ignore_eos,
+            min_tokens: plan.min_tokens,
+            continuous_usage: plan.continuous_usage,
+            stream: true,
+        };
+
+        // Cold: a fresh salt (and a cache reset where the server has one).
+        if let Some(path) = cache_reset_path.clone() {
+            match probe::reset_cache(&client, &path).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    let w = format!("prefix-cache reset via POST {path} failed; cold requests rely on the unique salt alone");
+                    reporter.event(&RunEvent::Warning(w.clone()));
+                    warnings.push(w);
+                    cache_reset_path = None;
+                }
+            }
+        }
+        let cold_req = client.prepare(&prompt::with_salt(&prepared.cold_salt, &prepared.body), generation);
+        let epoch = Instant::now();
+        let cold = tokio::select! {
+            r = client.measure(&cold_req, epoch) => r,
+            _ = stop.stopped() => { complete = false; break 'cases; }
+        };
+        let cold_duration = epoch.elapsed().as_secs_f64();
+        reporter.event(&RunEvent::RequestDone { ok: cold.ok });
+        let mut phases = BTreeMap::new();
+        let cold_phase = finish_phase(vec![cold], cold_duration, case.output_tokens);
+        reporter.event(&RunEvent::PhaseDone {
+            case: case.id.clone(),
+            phase: PhaseName::Cold,
+            summary: Box::new(cold_phase.summary.clone()),
+        });
+        connect_failures = count_connect_failures(connect_failures, &cold_phase.requests);
+        phases.insert(PhaseName::Cold, cold_phase);
+        if connect_failures >= MAX_CONSECUTIVE_CONNECT_ERRORS {
+            cases.push(case_result(case, &settings, prepared.info, phases));
+            complete = false;
+            warnings.push(format!("the server at {} stopped accepting connections; the run was abandoned", plan.client.base_url));
+            break;
+        }
+
+        // Warm-up (unrecorded), then the warm phase on the shared warm prompt.
+        let warm_req = Arc::new(client.prepare(&prompt::with_salt(&prepared.warm_salt, &prepared.body), generation));
+        for _ in 0..settings.warmup {
+            let r = tokio::select! {
+                r = client.measure(&warm_req, Instant::now()) => r,
+                _ = stop.stopped() => { complete = false; break 'cases; }
+            };
+            if let Some(e) = r.error.filter(|_| !r.ok) {
+                let w = format!("{}: a warm-up request failed ({}: {})", case.id, e.class.as_str(), e.message);
+                reporter.event(&RunEvent::Warning(w.clone()));
+                warnings.push(w);
+            }
+        }
+        let (records, duration, stopped) = run_warm(&client, &warm_req, &settings, case, reporter, &mut stop).await;
+        let warm_phase = finish_phase(records, duration, case.output_tokens);
+        reporter.event(&RunEvent::PhaseDone {
+            case: case.id.clone(),
+            phase: PhaseName::Warm,
+            summary: Box::new(warm_phase.summary.clone()),
+        });
+        connect_failures = count_connect_failures(connect_failures, &warm_phase.requests);
+        phases.insert(PhaseName::Warm, warm_phase);
+        cases.push(case_result(case, &settings, prepared.info, phases));
+        if stopped {
+            complete = false;
+            break;
+        }
+        if connect_failures >= MAX_CONSECUTIVE_CONNECT_ERRORS {
+            complete = false;
+            warnings.push(format!("the server at {} stopped accepting connections; the run was abandoned", plan.client.base_url));
+            break;
+        }
+    }
+
+    for case in &cases {
+        for (name, phase) in &case.phases {
+            let s = &phase.summary;
+            if s.usage_missing > 0 {
+                warnings.push(format!(
+                    "{} {}: the server sent no usage for {} request(s); their output tokens are counted chunks",
+                    case.id,
+                    name.as_str(),
+                    s.usage_missing
+                ));
+            }
+            if s.short_outputs > 0 {
+                warnings.push(format!(
+                    "{} {}: {} request(s) produced fewer than the {} output tokens asked for: the server did not hold the output length",
+                    case.id,
+                    name.as_str(),
+                    s.short_outputs,
+                    case.output_tokens
+                ));
+            }
+        }
+    }
+    if !complete && !warnings.iter().any(|w| w.contains("abandoned")) {
+        warnings.push("the run was interrupted: results are partial".into());
+    }
+
+    let mut suite_fp = sha2::Sha256::default();
+    for fp in &template_fps {
+        sha2::Digest::update(&mut suite_fp, fp.as_bytes());
+    }
+    Ok(Results {
+        schema: results::SCHEMA.into(),
+        run_id,
+        complete,
+        started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+        finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        environment: Environment { server, ..environment() },
+        suite: SuiteInfo {
+            name: plan.suite.name.clone(),
+            source: plan.suite.source.clone(),
+            seed: plan.suite.seed,
+            fingerprint: hex::encode(sha2::Digest::finalize(suite_fp)),
+        },
+        settings: Settings {
+            warmup: plan.suite.cases.first().map_or(0, |c| plan.settings_for(c).warmup),
+            ignore_eos: plan.ignore_eos,
+            min_tokens: plan.min_tokens,
+            request_timeout_s: plan.client.request_timeout.as_secs_f64(),
+            idle_timeout_s: plan.client.idle_timeout.as_secs_f64(),
+            cases_filter: plan.cases_filter.clone(),
+        },
+        cases,
+        warnings,
+    })
+}
+
+fn count_connect_failures(previous: u32, records: &[RequestRecord]) -> u32 {
+    let mut n = previous;
+    for r in records {
+        match &r.error {
+            Some(e) if e.class == ErrorClass::Connect => n += 1,
+            _ => n = 0,
+        }
+    }
+    n
+}
+
+fn case_result(
+    case: &Case,
+    settings: &ResolvedSettings,
+    prompt: PromptInfo,
+    phases: BTreeMap<PhaseName, PhaseResult>,
+) -> CaseResult {
+    CaseResult {
+        id: case.id.clone(),
+        scenario: case.scenario.clone(),
+        context_tokens: case.context_tokens,
+        output_tokens: case.output_tokens,
+        repetitions: settings.repetitions,
+        concurrency: settings.concurrency,
+        request_rate: settings.request_rate,
+        prompt,
+        phases,
+    }
+}
+
+/// Summarises a phase and keeps the output text of its first good request only.
+fn finish_phase(mut records: Vec<RequestRecord>, duration_s: f64, asked: u32) -> PhaseResult {
+    records.sort_by_key(|r| r.index);
+    let mut kept = false;
+    for r in &mut records {
+        if r.ok && !kept {
+            kept = true;
+        } else {
+            r.output_text = None;
+        }
+    }
+    let summary = PhaseSummary::from_records(&records, duration_s, asked);
+    PhaseResult { summary, requests: records }
+}
+
+/// The warm phase: `repetitions` requests, at most `concurrency` in flight,
+/// arriving as a Poisson process when a rate is set. Returns the records, the
+/// phase duration, and whether it was stopped.
+async fn run_warm(
+    client: &Client,
+    request: &Arc<PreparedRequest>,
+    settings: &ResolvedSettings,
+    case: &Case,
+    reporter: &mut dyn Reporter,
+    stop: &mut StopSignal,
+) -> (Vec<RequestRecord>, f64, bool) {
+    let epoch = Instant::now();
+    let permits = Arc::new(Semaphore::new(settings.concurrency as usize));
+    let mut arrivals = Rng::from_parts(&[case.id.as_bytes(), b"arrivals"]);
+    let mut next_arrival = epoch;
+    let mut tasks: JoinSet<RequestRecord> = JoinSet::new();
+    let mut records = Vec::new();
+    let mut stopped = false;
+    for index in 0..settings.repetitions {
+        if let Some(rate) = settings.request_rate {
+            next_arrival += Duration::from_secs_f64(arrivals.exponential(1.0 / rate));
+        }
+        // Wait for the arrival time and a free slot, collecting finished requests meanwhile.
+        let permit = loop {
+            tokio::select! {
+                biased;
+                _ = stop.stopped() => { stopped = true; break None; }
+                Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok(r) = done {
+                        reporter.event(&RunEvent::RequestDone { ok: r.ok });
+                        records.push(r);
+                    }
+                }
+                p = async {
+                    tokio::time::sleep_until(next_arrival.into()).await;
+                    permits.clone().acquire_owned().await
+                } => break p.ok(),
+            }
+        };
+        let Some(permit) = permit else { break };
+        let client = client.clone();
+        let request = Arc::clone(request);
+        tasks.spawn(async move {
+            let mut r = client.measure(&request, epoch).await;
+            r.index = index;
+            drop(permit);
+            r
+        });
+    }
+    if stopped {
+        tasks.abort_all();
+    }
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.stopped(), if !stopped => { stopped = true; tasks.abort_all(); }
+            done = tasks.join_next() => match done {
+                Some(Ok(r)) => {
+                    reporter.event(&RunEvent::RequestDone { ok: r.ok });
+                    records.push(r);
+                }
+                Some(Err(_)) => {} // aborted by a stop
+                None => break,
+            },
+        }
+    }
+    (records, epoch.elapsed().as_secs_f64(), stopped)
+}
+
+/// A case's prompts, sized.
+struct PreparedCase {
+    body: String,
+    cold_salt: String,
+    warm_salt: String,
+    info: PromptInfo,
+}
+
+async fn choose_sizer(plan: &RunPlan, client: &Client, run_id: &str, warnings: &mut Vec<String>) -> Result<Sizer, Failure> {
+    let base = &plan.client.base_url;
+    let probe_text = prompt::with_salt(&prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), b"probe"])), "Say hi.");
+    if plan.use_tokenize {
+        if let Ok(raw) = probe::tokenize(client, &probe_text).await {
+            // The endpoint counts the bare text; a real request adds the chat
+            // template (and special tokens): measure that constant once.
+            return match probe::usage_prompt_tokens(client, &probe_text).await {
+                Ok(real) => Ok(Sizer::Tokenize { overhead: i64::from(real) - i64::from(raw) }),
+                Err(e) => {
+                    warnings.push(format!(
+                        "the server reports no usage.prompt_tokens ({}); prompt sizes count the text alone, without the chat template",
+                        e.message
+                    ));
+                    Ok(Sizer::Tokenize { overhead: 0 })
+                }
+            };
+        }
+    }
+    match probe::usage_prompt_tokens(client, &probe_text).await {
+        Ok(_) => Ok(Sizer::Usage),
+        Err(e) => Err(Failure::run(anyhow!(
+            "cannot size prompts: the server at {base} has no usable POST /tokenize and its probe request failed: {}",
+            e.message
+        ))),
+    }
+}
+
+async fn prepare_case(plan: &RunPlan, client: &Client, sizer: &Sizer, run_id: &str, case: &Case) -> Result<PreparedCase, Failure> {
+    let seed = plan.suite.seed.to_le_bytes();
+    let warm_salt = prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), case.id.as_bytes(), b"warm"]));
+    let cold_salt = prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), case.id.as_bytes(), b"cold"]));
+    // Generous: code is 3-5 characters per token; regenerate larger if short.
+    let mut chars = case.context_tokens as usize * 6 + 2000;
+    loop {
+        let context = Context::generate(&mut Rng::from_parts(&[&seed, case.scenario.as_bytes()]), chars);
+        let build = |words: usize| prompt::with_salt(&warm_salt, &prompt::body(context.prefix(words), &case.instruction));
+        let max_calls = match sizer {
+            Sizer::Tokenize { .. } => 40,
+            Sizer::Usage => 8,
+        };
+        let sized = prompt::size_to_target(case.context_tokens, context.words(), max_calls, |words| {
+            let text = build(words);
+            async move {
+                match sizer {
+                    Sizer::Tokenize { overhead } => probe::tokenize(client, &text)
+                        .await
+                        .map(|n| (i64::from(n) + overhead).max(0) as u32),
+                    Sizer::Usage => probe::usage_prompt_tokens(client, &text).await,
+                }
+            }
+        })
+        .await
+        .map_err(|e| Failure::run(anyhow!("sizing the prompt of {} failed: {}", case.id, e.message)))?;
+        if sized.words >= context.words() && sized.tokens < case.context_tokens && chars < 64 * case.context_tokens as usize {
+            chars *= 2;
+            continue;
+        }
+        let body = prompt::body(context.prefix(sized.words), &case.instruction);
+        let info = PromptInfo {
+            template_fingerprint: prompt::template_fingerprint(plan.suite.seed, &case.scenario, &case.instruction, case.context_tokens),
+            text_fingerprint: prompt::text_fingerprint(&body),
+            tokens: sized.tokens,
+            chars: body.len(),
+        };
+        return Ok(PreparedCase { body, cold_salt, warm_salt, info });
+    }
+}
+
+fn new_run_id() -> String {
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut rng = Rng::from_parts(&[&nanos.to_le_bytes(), &std::process::id().to_le_bytes()]);
+    format!("{:016x}", rng.next_u64())
+}
+
+/// Facts about the machine running infergate.
+pub fn environment() -> Environment {
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git").args(args).stderr(std::process::Stdio::null()).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let git_commit = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty());
+    let git_dirty = git_commit.as_ref().and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"])).map(|s| !s.is_empty());
+    Environment {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit,
+        git_dirty,
+        os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        server: ServerInfo::default(),
+    }
+}

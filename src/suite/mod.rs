@@ -1,0 +1,408 @@
+//! WHAT is run: suites, scenarios, cases.
+//!
+//! A suite is a list of scenarios (an instruction and an output length), each
+//! run at several context lengths; a *case* is one scenario at one context
+//! length, named `scenario/context` (e.g. `code-review/12800`). The built-in
+//! suites are TOML files embedded in the binary, in exactly the format users
+//! write their own suites in, so the loader is exercised by every run.
+
+pub mod prompt;
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The built-in suites: name, TOML text.
+pub const BUILTIN: &[(&str, &str)] =
+    &[("coder", include_str!("builtin/coder.toml")), ("quick", include_str!("builtin/quick.toml"))];
+
+/// Errors in a suite definition or a case selection.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The suite is neither built in nor a readable file.
+    #[error("unknown suite `{name}`: use one of {builtins} or the path of a suite TOML file")]
+    Unknown {
+        /// What the user asked for.
+        name: String,
+        /// The built-in suite names.
+        builtins: String,
+    },
+    /// The file could not be read.
+    #[error("cannot read suite file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or breaks the schema.
+    #[error("{0}")]
+    Invalid(String),
+    /// `--cases` selected nothing.
+    #[error("--cases `{pattern}` matches no case of suite `{suite}`; its cases are: {available}")]
+    NoMatch {
+        /// The pattern.
+        pattern: String,
+        /// The suite name.
+        suite: String,
+        /// Every case id of the suite.
+        available: String,
+    },
+}
+
+/// A suite file, as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuiteFile {
+    name: String,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    #[serde(default)]
+    contexts: Option<Vec<Tokens>>,
+    #[serde(default)]
+    output_tokens: Option<Tokens>,
+    #[serde(default)]
+    repetitions: Option<Positive>,
+    #[serde(default)]
+    warmup: Option<u32>,
+    #[serde(default)]
+    concurrency: Option<Positive>,
+    #[serde(default)]
+    request_rate: Option<Rate>,
+    scenarios: Vec<ScenarioFile>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    instruction: String,
+    #[serde(default)]
+    output_tokens: Option<Tokens>,
+    #[serde(default)]
+    contexts: Option<Vec<Tokens>>,
+    #[serde(default)]
+    repetitions: Option<Positive>,
+    #[serde(default)]
+    warmup: Option<u32>,
+    #[serde(default)]
+    concurrency: Option<Positive>,
+    #[serde(default)]
+    request_rate: Option<Rate>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// A token count between 1 and 10 million.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tokens(pub u32);
+
+impl<'de> Deserialize<'de> for Tokens {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if (1..=10_000_000).contains(&v) {
+            Ok(Tokens(v as u32))
+        } else {
+            Err(serde::de::Error::custom(format!("a token count must be between 1 and 10000000, got {v}")))
+        }
+    }
+}
+
+/// An integer of at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Positive(pub u32);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = i64::deserialize(d)?;
+        if (1..=1_000_000).contains(&v) {
+            Ok(Positive(v as u32))
+        } else {
+            Err(serde::de::Error::custom(format!("must be between 1 and 1000000, got {v}")))
+        }
+    }
+}
+
+/// A request rate in requests per second, finite and positive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate(pub f64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v > 0.0 {
+            Ok(Rate(v))
+        } else {
+            Err(serde::de::Error::custom(format!("a request rate must be a positive number of requests per second, got {v}")))
+        }
+    }
+}
+
+/// Run settings a suite or scenario may fix for its cases; unset values fall
+/// back to the config file, then to built-in defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CaseSettings {
+    /// Warm-phase repetitions.
+    pub repetitions: Option<u32>,
+    /// Unrecorded warm-up requests.
+    pub warmup: Option<u32>,
+    /// Warm-phase concurrency.
+    pub concurrency: Option<u32>,
+    /// Warm-phase Poisson request rate (requests/s).
+    pub request_rate: Option<f64>,
+}
+
+impl CaseSettings {
+    /// Values of `self`, else of `fallback`.
+    pub fn or(self, fallback: CaseSettings) -> CaseSettings {
+        CaseSettings {
+            repetitions: self.repetitions.or(fallback.repetitions),
+            warmup: self.warmup.or(fallback.warmup),
+            concurrency: self.concurrency.or(fallback.concurrency),
+            request_rate: self.request_rate.or(fallback.request_rate),
+        }
+    }
+}
+
+/// A loaded, validated suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Suite name.
+    pub name: String,
+    /// `builtin` or the file path.
+    pub source: String,
+    /// Seed of prompt synthesis.
+    pub seed: u64,
+    /// Every case, in suite order (scenario-major).
+    pub cases: Vec<Case>,
+}
+
+/// One scenario at one context length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// `scenario/context`.
+    pub id: String,
+    /// Scenario name.
+    pub scenario: String,
+    /// What the model is asked to do with the context.
+    pub instruction: String,
+    /// Target prompt tokens.
+    pub context_tokens: u32,
+    /// Output tokens to ask for.
+    pub output_tokens: u32,
+    /// What the suite fixed for this case.
+    pub settings: CaseSettings,
+}
+
+impl Suite {
+    /// A built-in suite by name, or a suite file by path.
+    pub fn load(name_or_path: &str) -> Result<Suite, SuiteError> {
+        if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Suite::parse(text, &format!("<builtin suite {name}>"), "builtin");
+        }
+        let path = Path::new(name_or_path);
+        let looks_like_path = name_or_path.ends_with(".toml") || name_or_path.contains('/') || path.exists();
+        if !looks_like_path {
+            return Err(SuiteError::Unknown {
+                name: name_or_path.into(),
+                builtins: BUILTIN.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", "),
+            });
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SuiteError::Read { path: path.display().to_string(), source })?;
+        Suite::parse(&text, &path.display().to_string(), &path.display().to_string())
+    }
+
+    /// Parses suite TOML; `origin` names the file in error messages.
+    pub fn parse(text: &str, origin: &str, source: &str) -> Result<Suite, SuiteError> {
+        let file: SuiteFile = crate::config::parse_toml(text, origin).map_err(SuiteError::Invalid)?;
+        if file.scenarios.is_empty() {
+            return Err(SuiteError::Invalid(format!("{origin}: `scenarios` is empty: add at least one [[scenarios]] table")));
+        }
+        let suite_settings = CaseSettings {
+            repetitions: file.repetitions.map(|p| p.0),
+            warmup: file.warmup,
+            concurrency: file.concurrency.map(|p| p.0),
+            request_rate: file.request_rate.map(|r| r.0),
+        };
+        let mut cases = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, s) in file.scenarios.iter().enumerate() {
+            let key = format!("scenarios[{i}]");
+            if s.name.is_empty() || s.name.contains(['/', '*', '?', ',']) || s.name.chars().any(char::is_whitespace) {
+                return Err(SuiteError::Invalid(format!(
+                    "{origin}: {key}.name `{}` must be non-empty, without whitespace, `/`, `,`, `*` or `?`",
+                    s.name
+                )));
+            }
+            if !seen.insert(s.name.clone()) {
+                return Err(SuiteError::Invalid(format!("{origin}: {key}.name `{}` is used twice", s.name)));
+            }
+            let contexts = s.contexts.as_ref().or(file.contexts.as_ref()).ok_or_else(|| {
+                SuiteError::Invalid(format!("{origin}: {key} has no context lengths: set `contexts` in it or at the top"))
+            })?;
+            let output = s.output_tokens.or(file.output_tokens).ok_or_else(|| {
+                SuiteError::Invalid(format!("{origin}: {key} has no output length: set `output_tokens` in it or at the top"))
+            })?;
+            let settings = CaseSettings {
+                repetitions: s.repetitions.map(|p| p.0),
+                warmup: s.warmup,
+                concurrency: s.concurrency.map(|p| p.0),
+                request_rate: s.request_rate.map(|r| r.0),
+            }
+            .or(suite_settings);
+            for c in contexts {
+                let id = format!("{}/{}", s.name, c.0);
+                if cases.iter().any(|k: &Case| k.id == id) {
+                    return Err(SuiteError::Invalid(format!("{origin}: {key}: context {} is listed twice", c.0)));
+                }
+                cases.push(Case {
+                    id,
+                    scenario: s.name.clone(),
+                    instruction: s.instruction.trim().to_string(),
+                    context_tokens: c.0,
+                    output_tokens: output.0,
+                    settings,
+                });
+            }
+        }
+        Ok(Suite { name: file.name, source: source.into(), seed: file.seed, cases })
+    }
+
+    /// Keeps only the cases matching `patterns` (comma-separated globs over
+    /// case ids; `*` matches any run of characters, `?` one character).
+    pub fn select(&mut self, patterns: &str) -> Result<(), SuiteError> {
+        let globs: Vec<&str> = patterns.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+        let keep: Vec<Case> =
+            self.cases.iter().filter(|c| globs.iter().any(|g| glob_match(g, &c.id))).cloned().collect();
+        if keep.is_empty() {
+            return Err(SuiteError::NoMatch {
+                pattern: patterns.into(),
+                suite: self.name.clone(),
+                available: self.cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "),
+            });
+        }
+        self.cases = keep;
+        Ok(())
+    }
+}
+
+/// Glob match with `*` (any run, including `/`) and `?` (one character).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == '*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coder_suite_is_the_users_suite() {
+        let s = Suite::load("coder").unwrap();
+        assert_eq!(s.cases.len(), 16);
+        let scenarios: std::collections::BTreeSet<_> = s.cases.iter().map(|c| c.scenario.as_str()).collect();
+        assert_eq!(
+            scenarios.into_iter().collect::<Vec<_>>(),
+            ["architecture-design", "code-completion", "code-review", "debugging"]
+        );
+        let contexts: std::collections::BTreeSet<_> = s.cases.iter().map(|c| c.context_tokens).collect();
+        assert_eq!(contexts.into_iter().collect::<Vec<_>>(), [12800, 41200, 51200, 76800]);
+        assert!(s.cases.iter().all(|c| (256..=512).contains(&c.output_tokens)));
+        assert_eq!(s.cases[0].id, "architecture-design/12800");
+    }
+
+    #[test]
+    fn quick_suite_is_small() {
+        let s = Suite::load("quick").unwrap();
+        assert_eq!(s.cases.len(), 8);
+        assert!(s.cases.iter().all(|c| c.context_tokens <= 1024 && c.output_tokens <= 64));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("code-review/*", "code-review/12800"));
+        assert!(glob_match("*/12800", "debugging/12800"));
+        assert!(!glob_match("*/12800", "debugging/128000"));
+        assert!(glob_match("d?bugging/*", "debugging/1"));
+        assert!(glob_match("*", "a/b"));
+        assert!(!glob_match("code", "code-review/1"));
+        let mut s = Suite::load("coder").unwrap();
+        s.select("code-review/*, */76800").unwrap();
+        assert_eq!(s.cases.len(), 7);
+        let err = s.select("nothing/*").unwrap_err().to_string();
+        assert!(err.contains("matches no case") && err.contains("code-review/12800"), "{err}");
+    }
+
+    #[test]
+    fn custom_suite_settings_cascade() {
+        let s = Suite::parse(
+            r#"
+name = "mine"
+contexts = [100]
+output_tokens = 10
+repetitions = 4
+[[scenarios]]
+name = "a"
+instruction = "x"
+concurrency = 8
+[[scenarios]]
+name = "b"
+instruction = "y"
+contexts = [200, 300]
+output_tokens = 20
+repetitions = 2
+"#,
+            "mine.toml",
+            "mine.toml",
+        )
+        .unwrap();
+        assert_eq!(s.cases.len(), 3);
+        assert_eq!(s.cases[0].settings.repetitions, Some(4));
+        assert_eq!(s.cases[0].settings.concurrency, Some(8));
+        assert_eq!(s.cases[1].id, "b/200");
+        assert_eq!(s.cases[1].output_tokens, 20);
+        assert_eq!(s.cases[1].settings.repetitions, Some(2));
+    }
+
+    #[test]
+    fn suite_errors_name_the_file_line_and_key() {
+        let err = Suite::parse("name = \"x\"\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\noutputs = 3\n", "s.toml", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.toml:5") && err.contains("outputs"), "{err}");
+        let err = Suite::parse("name = \"x\"\ncontexts = [0]\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\n", "s.toml", "s.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.toml:2") && err.contains("contexts"), "{err}");
+        let err =
+            Suite::parse("name = \"x\"\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\ncontexts=[1]\n", "s.toml", "s.toml")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("output_tokens"), "{err}");
+        assert!(matches!(Suite::load("nope"), Err(SuiteError::Unknown { .. })));
+    }
+}
