@@ -48,7 +48,7 @@ pub struct SimConfig {
     pub itl_jitter: f64,
     /// Each token interval is multiplied by `1 + concurrency_slowdown * (active_streams - 1)`.
     pub concurrency_slowdown: f64,
-    /// Output tokens carried by each content chunk.
+    /// Output tokens carried by each content chunk; a chunk goes out when its last token is due.
     pub tokens_per_chunk: u32,
     /// Multiplies every time (TTFT, token interval, penalty): injects a regression.
     pub slowdown: f64,
@@ -262,7 +262,8 @@ impl SimServer {
 
 /// Serves until Ctrl-C or SIGTERM, for `infergate sim`.
 ///
-/// The first line on stdout is exactly `listening on http://HOST:PORT`,
+/// The first line on stdout is exactly `listening on http://HOST:PORT`
+/// (the [`SimServer::base_url`]: a wildcard bind is shown as loopback),
 /// flushed, so a parent process can read the port. Ground truth goes only to
 /// [`SimConfig::truth_log`] (it is not kept in memory).
 pub async fn serve_until_signal(config: SimConfig, bind: SocketAddr) -> anyhow::Result<()> {
