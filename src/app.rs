@@ -31,9 +31,10 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
     }
     let output = args.out.join("results.json");
     check_writable(&output)?;
-    let sim = crate::sim::start(SimConfig { slowdown: args.slowdown, ..SimConfig::default() }, ([127, 0, 0, 1], 0).into())
-        .await
-        .map_err(|e| Failure::run(e.context("cannot start the built-in simulator")))?;
+    let sim =
+        crate::sim::start(SimConfig { slowdown: args.slowdown, ..SimConfig::default() }, ([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(|e| Failure::run(e.context("cannot start the built-in simulator")))?;
     if verbosity != Verbosity::Quiet {
         eprintln!("demo: simulated server listening on {}", sim.base_url());
     }
@@ -159,10 +160,7 @@ pub fn print_stdout(text: &str) {
 
 /// `infergate sim`.
 pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
-    let positive = [
-        ("--prefill-tps", args.prefill_tps),
-        ("--slowdown", args.slowdown),
-    ];
+    let positive = [("--prefill-tps", args.prefill_tps), ("--slowdown", args.slowdown)];
     for (flag, v) in positive {
         if !(v.is_finite() && v > 0.0) {
             return Err(Failure::invalid(anyhow!("{flag} must be a positive number, got {v}")));
@@ -182,7 +180,10 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         }
     }
     if args.itl_jitter >= 1.0 {
-        return Err(Failure::invalid(anyhow!("--itl-jitter must be below 1 (it is a relative spread), got {}", args.itl_jitter)));
+        return Err(Failure::invalid(anyhow!(
+            "--itl-jitter must be below 1 (it is a relative spread), got {}",
+            args.itl_jitter
+        )));
     }
     if args.natural_len_min == 0 || args.natural_len_min > args.natural_len_max {
         return Err(Failure::invalid(anyhow!("--natural-len-min must be at least 1 and at most --natural-len-max")));
@@ -204,9 +205,9 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         max_model_len: args.max_model_len,
         truth_log: args.truth_log.clone(),
     };
-    crate::sim::serve_until_signal(config, (args.host, args.port).into())
-        .await
-        .map_err(|e| Failure::run(e.context(format!("the simulator could not serve on {}:{}", args.host, args.port))))?;
+    crate::sim::serve_until_signal(config, (args.host, args.port).into()).await.map_err(|e| {
+        Failure::run(e.context(format!("the simulator could not serve on {}:{}", args.host, args.port)))
+    })?;
     Ok(exit::PASS)
 }
 
@@ -250,7 +251,9 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
                 None => out.push_str("info  version: the server has no GET /version\n"),
             }
             match runner::probe::tokenize(&client, "def f(x): return x").await {
-                Ok(n) => out.push_str(&format!("ok    tokenize: POST /tokenize works ({n} tokens for a probe); prompts are sized exactly\n")),
+                Ok(n) => out.push_str(&format!(
+                    "ok    tokenize: POST /tokenize works ({n} tokens for a probe); prompts are sized exactly\n"
+                )),
                 Err(e) => out.push_str(&format!(
                     "info  tokenize: POST /tokenize unavailable ({}); prompts will be sized from usage.prompt_tokens\n",
                     e.message

@@ -206,12 +206,10 @@ pub fn client_config(args: &ServerArgs, loaded: &LoadedConfig) -> Result<ClientC
             Failure::invalid(anyhow!("no server URL: pass --base-url URL or set [server] base_url in {origin}"))
         })?,
     };
-    let model = args
-        .model
-        .clone()
-        .or_else(|| s.model.clone())
-        .filter(|m| !m.trim().is_empty())
-        .ok_or_else(|| Failure::invalid(anyhow!("no model: pass --model NAME or set [server] model in {origin}")))?;
+    let model =
+        args.model.clone().or_else(|| s.model.clone()).filter(|m| !m.trim().is_empty()).ok_or_else(|| {
+            Failure::invalid(anyhow!("no model: pass --model NAME or set [server] model in {origin}"))
+        })?;
     let key_env = args.api_key_env.clone().or_else(|| s.api_key_env.clone());
     let api_key = match key_env {
         Some(var) => match std::env::var(&var) {
@@ -267,7 +265,8 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
             )));
         }
     };
-    let output = args.out.clone().or_else(|| run.output.clone()).unwrap_or_else(|| PathBuf::from("infergate-out/results.json"));
+    let output =
+        args.out.clone().or_else(|| run.output.clone()).unwrap_or_else(|| PathBuf::from("infergate-out/results.json"));
     let plan = RunPlan {
         client,
         suite,
@@ -308,7 +307,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("c.toml");
         std::fs::write(&cfg, "[server]\nbase_url = \"http://127.0.0.1:9\"\nmodel = \"from-file\"\n[run]\nrepetitions = 3\nsuite = \"quick\"\n").unwrap();
-        let cli = Cli::try_parse_from(["infergate", "run", "--config", cfg.to_str().unwrap(), "--model", "from-flag", "--repetitions", "7"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "infergate",
+            "run",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--model",
+            "from-flag",
+            "--repetitions",
+            "7",
+        ])
+        .unwrap();
         let Command::Run(args) = cli.command else { panic!() };
         let (plan, out) = run_plan(&args).unwrap();
         assert_eq!(plan.client.model, "from-flag");

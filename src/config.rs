@@ -190,7 +190,8 @@ impl LoadedConfig {
                 p
             }
         };
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
         let config = parse_toml(&text, &path.display().to_string())?;
         Ok(LoadedConfig { path: Some(path), config })
     }
@@ -277,7 +278,10 @@ output = "out/r.json"
         // Table-driven: (config, expected fragments of the message).
         let cases: &[(&str, &[&str])] = &[
             ("[server]\nbase_url = \"http://h\"\nmodle = \"m\"\n", &["infergate.toml:3", "modle", "unknown field"]),
-            ("[server]\nmodel = \"m\"\n[run]\nrepetitions = 0\n", &["infergate.toml:4", "run.repetitions", "between 1"]),
+            (
+                "[server]\nmodel = \"m\"\n[run]\nrepetitions = 0\n",
+                &["infergate.toml:4", "run.repetitions", "between 1"],
+            ),
             ("[server]\nbase_url = \"localhost:8000\"\n", &["infergate.toml:2", "server.base_url", "http://"]),
             ("[server]\nidle_timeout = \"soon\"\n", &["infergate.toml:2", "server.idle_timeout", "not a duration"]),
             ("[server]\napi = \"grpc\"\n", &["infergate.toml:2", "server.api", "chat"]),

@@ -4,18 +4,18 @@
 //! then [`results::Results`]; later stages read only that file. See the
 //! README for the commands and DESIGN notes for the architecture.
 
+pub mod app;
+pub mod cli;
 pub mod client;
+pub mod config;
 pub mod exit;
 pub mod fsutil;
 pub mod http;
-pub mod results;
-pub mod rng;
-pub mod sim;
-pub mod stats;
-pub mod config;
-pub mod suite;
-pub mod runner;
-pub mod cli;
 pub mod progress;
 pub mod report;
-pub mod app;
+pub mod results;
+pub mod rng;
+pub mod runner;
+pub mod sim;
+pub mod stats;
+pub mod suite;

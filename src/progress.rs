@@ -61,7 +61,9 @@ impl Reporter for Terminal {
                 ));
                 if self.tty {
                     let bar = ProgressBar::new(*total_requests);
-                    if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} requests  {elapsed_precise}  {msg}") {
+                    if let Ok(style) =
+                        ProgressStyle::with_template("{bar:30} {pos}/{len} requests  {elapsed_precise}  {msg}")
+                    {
                         bar.set_style(style);
                     }
                     self.bar = Some(bar);
@@ -83,7 +85,9 @@ impl Reporter for Terminal {
                 }
             }
             RunEvent::PhaseDone { case, phase, summary } => {
-                let med = |s: &Option<crate::stats::Summary>| s.as_ref().map_or("-".to_string(), |s| format!("{:.1}", s.median));
+                let med = |s: &Option<crate::stats::Summary>| {
+                    s.as_ref().map_or("-".to_string(), |s| format!("{:.1}", s.median))
+                };
                 let name = match phase {
                     PhaseName::Cold => "cold",
                     PhaseName::Warm => "warm",

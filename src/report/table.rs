@@ -6,7 +6,8 @@ use crate::stats::Summary;
 /// Renders a table with one row per case and phase: the figures people look
 /// at first (medians of TTFT, TPOT and E2E, mean tokens/s, errors).
 pub fn summary(results: &Results) -> String {
-    let header = ["case", "phase", "ok/n", "prompt", "TTFT p50", "TPOT p50", "E2E p50", "E2E p99", "tok/s", "out tok/s"];
+    let header =
+        ["case", "phase", "ok/n", "prompt", "TTFT p50", "TPOT p50", "E2E p50", "E2E p99", "tok/s", "out tok/s"];
     let mut rows: Vec<Vec<String>> = Vec::new();
     for case in &results.cases {
         for (name, phase) in &case.phases {
@@ -86,7 +87,10 @@ mod tests {
 
     #[test]
     fn aligns_columns() {
-        let t = render(&["case", "phase", "n"], &[vec!["a/1".into(), "cold".into(), "1".into()], vec!["bb/22".into(), "warm".into(), "10".into()]]);
+        let t = render(
+            &["case", "phase", "n"],
+            &[vec!["a/1".into(), "cold".into(), "1".into()], vec!["bb/22".into(), "warm".into(), "10".into()]],
+        );
         assert_eq!(t, "case   phase   n\n-----  -----  --\na/1    cold    1\nbb/22  warm   10\n");
     }
 }

@@ -288,7 +288,9 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
             match probe::reset_cache(&client, &path).await {
                 Ok(true) => {}
                 Ok(false) | Err(_) => {
-                    let w = format!("prefix-cache reset via POST {path} failed; cold requests rely on the unique salt alone");
+                    let w = format!(
+                        "prefix-cache reset via POST {path} failed; cold requests rely on the unique salt alone"
+                    );
                     reporter.event(&RunEvent::Warning(w.clone()));
                     warnings.push(w);
                     cache_reset_path = None;
@@ -315,7 +317,10 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
         if connect_failures >= MAX_CONSECUTIVE_CONNECT_ERRORS {
             cases.push(case_result(case, &settings, prepared.info, phases));
             complete = false;
-            warnings.push(format!("the server at {} stopped accepting connections; the run was abandoned", plan.client.base_url));
+            warnings.push(format!(
+                "the server at {} stopped accepting connections; the run was abandoned",
+                plan.client.base_url
+            ));
             break;
         }
 
@@ -348,7 +353,10 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
         }
         if connect_failures >= MAX_CONSECUTIVE_CONNECT_ERRORS {
             complete = false;
-            warnings.push(format!("the server at {} stopped accepting connections; the run was abandoned", plan.client.base_url));
+            warnings.push(format!(
+                "the server at {} stopped accepting connections; the run was abandoned",
+                plan.client.base_url
+            ));
             break;
         }
     }
@@ -531,9 +539,15 @@ struct PreparedCase {
     info: PromptInfo,
 }
 
-async fn choose_sizer(plan: &RunPlan, client: &Client, run_id: &str, warnings: &mut Vec<String>) -> Result<Sizer, Failure> {
+async fn choose_sizer(
+    plan: &RunPlan,
+    client: &Client,
+    run_id: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Sizer, Failure> {
     let base = &plan.client.base_url;
-    let probe_text = prompt::with_salt(&prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), b"probe"])), "Say hi.");
+    let probe_text =
+        prompt::with_salt(&prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), b"probe"])), "Say hi.");
     if plan.use_tokenize {
         if let Ok(raw) = probe::tokenize(client, &probe_text).await {
             // The endpoint counts the bare text; a real request adds the chat
@@ -559,7 +573,13 @@ async fn choose_sizer(plan: &RunPlan, client: &Client, run_id: &str, warnings: &
     }
 }
 
-async fn prepare_case(plan: &RunPlan, client: &Client, sizer: &Sizer, run_id: &str, case: &Case) -> Result<PreparedCase, Failure> {
+async fn prepare_case(
+    plan: &RunPlan,
+    client: &Client,
+    sizer: &Sizer,
+    run_id: &str,
+    case: &Case,
+) -> Result<PreparedCase, Failure> {
     let seed = plan.suite.seed.to_le_bytes();
     let warm_salt = prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), case.id.as_bytes(), b"warm"]));
     let cold_salt = prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), case.id.as_bytes(), b"cold"]));
@@ -567,7 +587,8 @@ async fn prepare_case(plan: &RunPlan, client: &Client, sizer: &Sizer, run_id: &s
     let mut chars = case.context_tokens as usize * 6 + 2000;
     loop {
         let context = Context::generate(&mut Rng::from_parts(&[&seed, case.scenario.as_bytes()]), chars);
-        let build = |words: usize| prompt::with_salt(&warm_salt, &prompt::body(context.prefix(words), &case.instruction));
+        let build =
+            |words: usize| prompt::with_salt(&warm_salt, &prompt::body(context.prefix(words), &case.instruction));
         let max_calls = match sizer {
             Sizer::Tokenize { .. } => 40,
             Sizer::Usage => 8,
@@ -576,22 +597,30 @@ async fn prepare_case(plan: &RunPlan, client: &Client, sizer: &Sizer, run_id: &s
             let text = build(words);
             async move {
                 match sizer {
-                    Sizer::Tokenize { overhead } => probe::tokenize(client, &text)
-                        .await
-                        .map(|n| (i64::from(n) + overhead).max(0) as u32),
+                    Sizer::Tokenize { overhead } => {
+                        probe::tokenize(client, &text).await.map(|n| (i64::from(n) + overhead).max(0) as u32)
+                    }
                     Sizer::Usage => probe::usage_prompt_tokens(client, &text).await,
                 }
             }
         })
         .await
         .map_err(|e| Failure::run(anyhow!("sizing the prompt of {} failed: {}", case.id, e.message)))?;
-        if sized.words >= context.words() && sized.tokens < case.context_tokens && chars < 64 * case.context_tokens as usize {
+        if sized.words >= context.words()
+            && sized.tokens < case.context_tokens
+            && chars < 64 * case.context_tokens as usize
+        {
             chars *= 2;
             continue;
         }
         let body = prompt::body(context.prefix(sized.words), &case.instruction);
         let info = PromptInfo {
-            template_fingerprint: prompt::template_fingerprint(plan.suite.seed, &case.scenario, &case.instruction, case.context_tokens),
+            template_fingerprint: prompt::template_fingerprint(
+                plan.suite.seed,
+                &case.scenario,
+                &case.instruction,
+                case.context_tokens,
+            ),
             text_fingerprint: prompt::text_fingerprint(&body),
             tokens: sized.tokens,
             chars: body.len(),
@@ -613,7 +642,10 @@ pub fn environment() -> Environment {
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     let git_commit = git(&["rev-parse", "HEAD"]).filter(|s| !s.is_empty());
-    let git_dirty = git_commit.as_ref().and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"])).map(|s| !s.is_empty());
+    let git_dirty = git_commit
+        .as_ref()
+        .and_then(|_| git(&["status", "--porcelain", "--untracked-files=no"]))
+        .map(|s| !s.is_empty());
     Environment {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         git_commit,

@@ -52,9 +52,11 @@ pub async fn preflight(client: &Client) -> Result<ServerFacts, Failure> {
             "model `{model}` is not served at {base} (it serves: {served}); fix --model or [server] model"
         )));
     }
-    facts.version = client.get_json("/version").await.ok().and_then(|v| {
-        v.get("version").and_then(|x| x.as_str()).map(str::to_string)
-    });
+    facts.version = client
+        .get_json("/version")
+        .await
+        .ok()
+        .and_then(|v| v.get("version").and_then(|x| x.as_str()).map(str::to_string));
     Ok(facts)
 }
 

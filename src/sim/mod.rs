@@ -102,13 +102,7 @@ pub enum ConfigError {
 impl SimConfig {
     /// Checks that every setting is usable (finite, in range, min <= max).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let out = |field, expected, value: String| {
-            Err(ConfigError::OutOfRange {
-                field,
-                expected,
-                value,
-            })
-        };
+        let out = |field, expected, value: String| Err(ConfigError::OutOfRange { field, expected, value });
         let non_negative = [
             ("ttft_base_ms", self.ttft_base_ms),
             ("cached_prefill_factor", self.cached_prefill_factor),
@@ -137,18 +131,10 @@ impl SimConfig {
             return out("natural_len_min", "at least 1", "0".to_owned());
         }
         if self.natural_len_max < self.natural_len_min {
-            return out(
-                "natural_len_max",
-                "at least natural_len_min",
-                self.natural_len_max.to_string(),
-            );
+            return out("natural_len_max", "at least natural_len_min", self.natural_len_max.to_string());
         }
         if self.max_model_len < 2 {
-            return out(
-                "max_model_len",
-                "at least 2",
-                self.max_model_len.to_string(),
-            );
+            return out("max_model_len", "at least 2", self.max_model_len.to_string());
         }
         Ok(())
     }
@@ -202,15 +188,19 @@ pub async fn start(config: SimConfig, bind: SocketAddr) -> anyhow::Result<SimSer
 async fn spawn(config: SimConfig, bind: SocketAddr, keep_truth: bool) -> anyhow::Result<SimServer> {
     config.validate()?;
     let shared = Arc::new(Shared::new(config, keep_truth)?);
-    let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| {
-        format!("cannot bind the simulator to {bind}; pick another address or port")
-    })?;
-    let addr = listener
-        .local_addr()
-        .context("reading the simulator's bound address")?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind the simulator to {bind}; pick another address or port"))?;
+    let addr = listener.local_addr().context("reading the simulator's bound address")?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = server::router(Arc::clone(&shared));
     let task = tokio::spawn(async move {
+        // Without TCP_NODELAY, Nagle's algorithm holds each small SSE write
+        // until the client's delayed ACK (40 ms on Linux): every stream would
+        // show a phantom 40 ms TTFT.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 // A dropped sender stops the server too.
@@ -218,12 +208,7 @@ async fn spawn(config: SimConfig, bind: SocketAddr, keep_truth: bool) -> anyhow:
             })
             .await
     });
-    Ok(SimServer {
-        addr,
-        shared,
-        stop: Some(stop),
-        task,
-    })
+    Ok(SimServer { addr, shared, stop: Some(stop), task })
 }
 
 impl SimServer {
@@ -283,9 +268,7 @@ pub async fn serve_until_signal(config: SimConfig, bind: SocketAddr) -> anyhow::
         Ok(Ok(result)) => result.context("simulator server failed"),
         Ok(Err(e)) => Err(anyhow::anyhow!("simulator task failed: {e}")),
         Err(_) => {
-            tracing::warn!(
-                "in-flight requests still running after {SIGNAL_GRACE:?}; stopping anyway"
-            );
+            tracing::warn!("in-flight requests still running after {SIGNAL_GRACE:?}; stopping anyway");
             server.task.abort();
             Ok(())
         }
@@ -327,31 +310,12 @@ mod tests {
 
     #[test]
     fn invalid_config_names_the_field() {
-        let c = SimConfig {
-            natural_len_min: 10,
-            natural_len_max: 5,
-            ..SimConfig::default()
-        };
+        let c = SimConfig { natural_len_min: 10, natural_len_max: 5, ..SimConfig::default() };
         let err = c.validate().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "simulator setting `natural_len_max` must be at least natural_len_min, got 5"
-        );
-        let c = SimConfig {
-            prefill_tokens_per_s: 0.0,
-            ..SimConfig::default()
-        };
-        assert!(matches!(
-            c.validate(),
-            Err(ConfigError::OutOfRange {
-                field: "prefill_tokens_per_s",
-                ..
-            })
-        ));
-        let c = SimConfig {
-            itl_jitter: f64::NAN,
-            ..SimConfig::default()
-        };
+        assert_eq!(err.to_string(), "simulator setting `natural_len_max` must be at least natural_len_min, got 5");
+        let c = SimConfig { prefill_tokens_per_s: 0.0, ..SimConfig::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::OutOfRange { field: "prefill_tokens_per_s", .. })));
+        let c = SimConfig { itl_jitter: f64::NAN, ..SimConfig::default() };
         assert!(c.validate().is_err());
     }
 

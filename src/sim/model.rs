@@ -22,12 +22,11 @@ pub const CHAT_TOKENS_PER_PROMPT: u32 = 3;
 /// [`tokenizer`], words start with a space so neighbours never merge, and none
 /// needs JSON escaping, so the server can splice them straight into JSON.
 pub const VOCAB: &[&str] = &[
-    " fn", " let", " mut", " value", " self", " return", " if", " else", " match", " for", " in",
-    " while", " x", " y", " n", " i", " data", " buf", " len", " result", " error", " Ok", " Err",
-    " Some", " None", " the", " a", " of", " to", " is", " and", " it", " we", " this", " when",
-    " input", " output", " token", " count", " state", " item", " list", " map", " key", " check",
-    " parse", " write", " read", "(", ")", " {", " }", "[", "]", ";", ",", ".", ":", " =", " +",
-    " -", " *", " <", " >", " 0", " 1", " 42", " 64", " &", " !",
+    " fn", " let", " mut", " value", " self", " return", " if", " else", " match", " for", " in", " while", " x", " y",
+    " n", " i", " data", " buf", " len", " result", " error", " Ok", " Err", " Some", " None", " the", " a", " of",
+    " to", " is", " and", " it", " we", " this", " when", " input", " output", " token", " count", " state", " item",
+    " list", " map", " key", " check", " parse", " write", " read", "(", ")", " {", " }", "[", "]", ";", ",", ".", ":",
+    " =", " +", " -", " *", " <", " >", " 0", " 1", " 42", " 64", " &", " !",
 ];
 
 /// One chat message, borrowed from the request.
@@ -70,10 +69,8 @@ impl Prompt<'_> {
     pub fn prompt_tokens(&self) -> u32 {
         match self {
             Prompt::Chat(turns) => {
-                let content: u32 = turns
-                    .iter()
-                    .map(|t| saturate(tokenizer::count(t.content)))
-                    .fold(0, u32::saturating_add);
+                let content: u32 =
+                    turns.iter().map(|t| saturate(tokenizer::count(t.content))).fold(0, u32::saturating_add);
                 content
                     .saturating_add(saturate(turns.len()).saturating_mul(CHAT_TOKENS_PER_MESSAGE))
                     .saturating_add(CHAT_TOKENS_PER_PROMPT)
@@ -87,10 +84,7 @@ impl Prompt<'_> {
     pub fn hash(&self) -> u64 {
         match self {
             Prompt::Chat(turns) => {
-                let parts: Vec<&[u8]> = turns
-                    .iter()
-                    .flat_map(|t| [t.role.as_bytes(), t.content.as_bytes()])
-                    .collect();
+                let parts: Vec<&[u8]> = turns.iter().flat_map(|t| [t.role.as_bytes(), t.content.as_bytes()]).collect();
                 let mut parts = parts;
                 parts.insert(0, b"chat");
                 Rng::from_parts(&parts).next_u64()
@@ -219,11 +213,7 @@ pub fn natural_len(config: &SimConfig, prompt_hash: u64) -> u32 {
 /// Output length: `max_tokens` with `ignore_eos`, else the natural length
 /// raised to `min_tokens` and capped at `max_tokens`.
 pub fn output_len(natural: u32, ignore_eos: bool, min_tokens: u32, max_tokens: u32) -> u32 {
-    if ignore_eos {
-        max_tokens
-    } else {
-        natural.max(min_tokens).min(max_tokens)
-    }
+    if ignore_eos { max_tokens } else { natural.max(min_tokens).min(max_tokens) }
 }
 
 /// Sizes a generation: validates the limits against the context window.
@@ -235,42 +225,23 @@ pub fn plan(config: &SimConfig, prompt: &Prompt<'_>, limits: Limits) -> Result<P
         Some(m) => u32::try_from(m).unwrap_or(u32::MAX),
         None => max_model_len.saturating_sub(prompt_tokens),
     };
-    if max_tokens == 0
-        || u64::from(prompt_tokens) + u64::from(max_tokens) > u64::from(max_model_len)
-    {
-        return Err(PlanError::ContextLength {
-            max_model_len,
-            prompt_tokens,
-            max_tokens,
-        });
+    if max_tokens == 0 || u64::from(prompt_tokens) + u64::from(max_tokens) > u64::from(max_model_len) {
+        return Err(PlanError::ContextLength { max_model_len, prompt_tokens, max_tokens });
     }
     let min_tokens = match limits.min_tokens {
         None => 0,
         Some(m) => match u32::try_from(m) {
             Ok(v) if v <= max_tokens => v,
             _ => {
-                return Err(PlanError::MinTokens {
-                    min_tokens: m,
-                    max_tokens,
-                });
+                return Err(PlanError::MinTokens { min_tokens: m, max_tokens });
             }
         },
     };
     let prompt_hash = prompt.hash();
     let natural = natural_len(config, prompt_hash);
     let output_tokens = output_len(natural, limits.ignore_eos, min_tokens, max_tokens);
-    let finish_reason = if output_tokens == max_tokens {
-        FinishReason::Length
-    } else {
-        FinishReason::Stop
-    };
-    Ok(Plan {
-        prompt_tokens,
-        max_tokens,
-        output_tokens,
-        finish_reason,
-        prompt_hash,
-    })
+    let finish_reason = if output_tokens == max_tokens { FinishReason::Length } else { FinishReason::Stop };
+    Ok(Plan { prompt_tokens, max_tokens, output_tokens, finish_reason, prompt_hash })
 }
 
 /// Planned time to first token, in ms:
@@ -279,11 +250,7 @@ pub fn planned_ttft_ms(config: &SimConfig, prompt_tokens: u32, cached_tokens: u3
     let cached = cached_tokens.min(prompt_tokens);
     let uncached = f64::from(prompt_tokens - cached);
     let per_token_ms = 1000.0 / config.prefill_tokens_per_s;
-    let cold = if cached == 0 {
-        config.cold_penalty_ms
-    } else {
-        0.0
-    };
+    let cold = if cached == 0 { config.cold_penalty_ms } else { 0.0 };
     config.slowdown
         * (config.ttft_base_ms
             + uncached * per_token_ms
@@ -314,9 +281,7 @@ pub struct TextGen {
 impl TextGen {
     /// The text generator for a prompt hash.
     pub fn new(prompt_hash: u64) -> Self {
-        Self {
-            rng: Rng::new(prompt_hash),
-        }
+        Self { rng: Rng::new(prompt_hash) }
     }
 
     /// The next token's piece.
@@ -360,14 +325,8 @@ mod tests {
         let text = Prompt::Text("hello world");
         assert_eq!(text.prompt_tokens(), 2 + 1);
         let chat = Prompt::Chat(vec![
-            Turn {
-                role: "system",
-                content: "be brief",
-            },
-            Turn {
-                role: "user",
-                content: "hello world!",
-            },
+            Turn { role: "system", content: "be brief" },
+            Turn { role: "user", content: "hello world!" },
         ]);
         // (2 + 3) content tokens + 4 per message + 3.
         assert_eq!(chat.prompt_tokens(), 5 + 8 + 3);
@@ -393,11 +352,7 @@ mod tests {
             let n = natural_len(&c, h.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             assert!((16..=64).contains(&n), "{n}");
         }
-        let one = SimConfig {
-            natural_len_min: 5,
-            natural_len_max: 5,
-            ..cfg()
-        };
+        let one = SimConfig { natural_len_min: 5, natural_len_max: 5, ..cfg() };
         assert_eq!(natural_len(&one, 123_456), 5);
     }
 
@@ -411,112 +366,35 @@ mod tests {
         assert_eq!(planned.finish_reason, FinishReason::Stop);
         assert_eq!(planned.max_tokens, c.max_model_len - planned.prompt_tokens);
 
-        let capped = plan(
-            &c,
-            &p,
-            Limits {
-                max_tokens: Some(3),
-                ..Limits::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (capped.output_tokens, capped.finish_reason),
-            (3, FinishReason::Length)
-        );
+        let capped = plan(&c, &p, Limits { max_tokens: Some(3), ..Limits::default() }).unwrap();
+        assert_eq!((capped.output_tokens, capped.finish_reason), (3, FinishReason::Length));
 
-        let forced = plan(
-            &c,
-            &p,
-            Limits {
-                max_tokens: Some(500),
-                ignore_eos: true,
-                ..Limits::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (forced.output_tokens, forced.finish_reason),
-            (500, FinishReason::Length)
-        );
+        let forced = plan(&c, &p, Limits { max_tokens: Some(500), ignore_eos: true, ..Limits::default() }).unwrap();
+        assert_eq!((forced.output_tokens, forced.finish_reason), (500, FinishReason::Length));
 
-        let min = plan(
-            &c,
-            &p,
-            Limits {
-                max_tokens: Some(500),
-                min_tokens: Some(200),
-                ignore_eos: false,
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            (min.output_tokens, min.finish_reason),
-            (200, FinishReason::Stop)
-        );
+        let min = plan(&c, &p, Limits { max_tokens: Some(500), min_tokens: Some(200), ignore_eos: false }).unwrap();
+        assert_eq!((min.output_tokens, min.finish_reason), (200, FinishReason::Stop));
     }
 
     #[test]
     fn plan_rejects_bad_limits() {
-        let c = SimConfig {
-            max_model_len: 100,
-            ..cfg()
-        };
+        let c = SimConfig { max_model_len: 100, ..cfg() };
         let p = Prompt::Text("four tokens here"); // 3 + 1
-        let err = plan(
-            &c,
-            &p,
-            Limits {
-                max_tokens: Some(97),
-                ..Limits::default()
-            },
-        )
-        .unwrap_err();
+        let err = plan(&c, &p, Limits { max_tokens: Some(97), ..Limits::default() }).unwrap_err();
         assert_eq!(
             err.to_string(),
             "This model's maximum context length is 100 tokens. However, you requested 101 tokens \
              (4 in the messages, 97 in the completion). Please reduce the length of the messages \
              or completion."
         );
-        assert!(
-            plan(
-                &c,
-                &p,
-                Limits {
-                    max_tokens: Some(96),
-                    ..Limits::default()
-                }
-            )
-            .is_ok()
-        );
-        assert_eq!(
-            plan(
-                &c,
-                &p,
-                Limits {
-                    max_tokens: Some(0),
-                    ..Limits::default()
-                }
-            ),
-            Err(PlanError::MaxTokens(0))
-        );
+        assert!(plan(&c, &p, Limits { max_tokens: Some(96), ..Limits::default() }).is_ok());
+        assert_eq!(plan(&c, &p, Limits { max_tokens: Some(0), ..Limits::default() }), Err(PlanError::MaxTokens(0)));
         assert!(matches!(
-            plan(
-                &c,
-                &p,
-                Limits {
-                    max_tokens: Some(10),
-                    min_tokens: Some(11),
-                    ..Limits::default()
-                }
-            ),
+            plan(&c, &p, Limits { max_tokens: Some(10), min_tokens: Some(11), ..Limits::default() }),
             Err(PlanError::MinTokens { .. })
         ));
         let long = "word ".repeat(200);
-        assert!(matches!(
-            plan(&c, &Prompt::Text(&long), Limits::default()),
-            Err(PlanError::ContextLength { .. })
-        ));
+        assert!(matches!(plan(&c, &Prompt::Text(&long), Limits::default()), Err(PlanError::ContextLength { .. })));
     }
 
     #[test]
@@ -527,10 +405,7 @@ mod tests {
         let text = |p: &Prompt<'_>| TextGen::new(p.hash()).take_text(40);
         assert_eq!(text(&a), text(&b));
         assert_ne!(text(&a), text(&other));
-        let chat = Prompt::Chat(vec![Turn {
-            role: "user",
-            content: "explain borrowing",
-        }]);
+        let chat = Prompt::Chat(vec![Turn { role: "user", content: "explain borrowing" }]);
         assert_ne!(chat.hash(), a.hash());
     }
 
@@ -558,10 +433,7 @@ mod tests {
     #[test]
     fn slowdown_scales_all_times() {
         let c = cfg();
-        let slow = SimConfig {
-            slowdown: 1.5,
-            ..cfg()
-        };
+        let slow = SimConfig { slowdown: 1.5, ..cfg() };
         for (p, k) in [(10, 0), (5000, 0), (5000, 4096)] {
             let ratio = planned_ttft_ms(&slow, p, k) / planned_ttft_ms(&c, p, k);
             assert!((ratio - 1.5).abs() < 1e-9);
@@ -578,10 +450,7 @@ mod tests {
         assert!((token_interval_ms(&c, 0.0, 1) - 1.8).abs() < 1e-12);
         assert!(token_interval_ms(&c, 0.5, 11) > token_interval_ms(&c, 0.5, 1));
         assert!((token_interval_ms(&c, 0.5, 11) - 2.0 * 1.2).abs() < 1e-12);
-        let zero = SimConfig {
-            itl_ms: 0.0,
-            ..cfg()
-        };
+        let zero = SimConfig { itl_ms: 0.0, ..cfg() };
         assert_eq!(token_interval_ms(&zero, 0.9, 100), 0.0);
     }
 

@@ -71,13 +71,12 @@ impl Shared {
         let truth_log = match &config.truth_log {
             None => None,
             Some(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| {
-                        format!("cannot open the truth log {}; check that its folder exists and is writable", path.display())
-                    })?;
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| {
+                    format!(
+                        "cannot open the truth log {}; check that its folder exists and is writable",
+                        path.display()
+                    )
+                })?;
                 Some(Mutex::new(file))
             }
         };
@@ -126,9 +125,7 @@ impl Shared {
             cache.clear();
         }
         cache.extend(blocks.iter().copied());
-        u32::try_from(hits)
-            .unwrap_or(u32::MAX)
-            .saturating_mul(model::BLOCK_TOKENS)
+        u32::try_from(hits).unwrap_or(u32::MAX).saturating_mul(model::BLOCK_TOKENS)
     }
 }
 
@@ -217,9 +214,7 @@ impl Message {
         match &self.content {
             None => Cow::Borrowed(""),
             Some(Content::Text(s)) => Cow::Borrowed(s),
-            Some(Content::Parts(parts)) => {
-                Cow::Owned(parts.iter().filter_map(|p| p.text.as_deref()).collect())
-            }
+            Some(Content::Parts(parts)) => Cow::Owned(parts.iter().filter_map(|p| p.text.as_deref()).collect()),
         }
     }
 }
@@ -271,20 +266,13 @@ async fn tokenize(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             ids.extend(tokenizer::pieces(&m.text()).map(tokenizer::piece_id));
             ids.push(END_OF_TURN_ID);
         }
-        ids.extend([
-            HEADER_START_ID,
-            tokenizer::piece_id("assistant"),
-            HEADER_END_ID,
-        ]);
+        ids.extend([HEADER_START_ID, tokenizer::piece_id("assistant"), HEADER_END_ID]);
     } else {
         let (text, special) = match (&req.prompt, &req.content) {
             (Some(p), _) => (p, req.add_special_tokens.unwrap_or(true)),
             (None, Some(c)) => (c, req.add_special_tokens.unwrap_or(false)),
             (None, None) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "one of `messages`, `prompt` or `content` is required",
-                );
+                return error(StatusCode::BAD_REQUEST, "one of `messages`, `prompt` or `content` is required");
             }
         };
         if special {
@@ -362,11 +350,7 @@ impl Recorder {
     /// Counts the request as in flight until the recorder finishes.
     fn new(shared: Arc<Shared>, receipt: Instant, record: TruthRecord) -> Self {
         shared.active.fetch_add(1, Ordering::Relaxed);
-        Self {
-            shared,
-            receipt,
-            record: Some(record),
-        }
+        Self { shared, receipt, record: Some(record) }
     }
 
     fn elapsed_ms(&self) -> f64 {
@@ -399,31 +383,20 @@ impl Drop for Recorder {
     }
 }
 
-async fn generate(
-    shared: Arc<Shared>,
-    endpoint: Endpoint,
-    receipt: Instant,
-    body: Bytes,
-) -> Response {
+async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, body: Bytes) -> Response {
     let req: GenRequest = match parse(&body) {
         Ok(r) => r,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     if req.model != shared.config.model {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("The model `{}` does not exist.", req.model),
-        );
+        return error(StatusCode::NOT_FOUND, format!("The model `{}` does not exist.", req.model));
     }
     let (texts, limits_max) = match endpoint {
         Endpoint::Chat => {
             let Some(messages) = &req.messages else {
                 return error(StatusCode::BAD_REQUEST, "`messages` is required");
             };
-            let texts: Vec<(&str, Cow<'_, str>)> = messages
-                .iter()
-                .map(|m| (m.role.as_str(), m.text()))
-                .collect();
+            let texts: Vec<(&str, Cow<'_, str>)> = messages.iter().map(|m| (m.role.as_str(), m.text())).collect();
             (texts, req.max_completion_tokens.or(req.max_tokens))
         }
         Endpoint::Completions => {
@@ -435,35 +408,20 @@ async fn generate(
     };
     let prompt = match (endpoint, &req.prompt) {
         (Endpoint::Completions, Some(p)) => Prompt::Text(p),
-        _ => Prompt::Chat(
-            texts
-                .iter()
-                .map(|(role, content)| Turn {
-                    role,
-                    content: content.as_ref(),
-                })
-                .collect(),
-        ),
+        _ => Prompt::Chat(texts.iter().map(|(role, content)| Turn { role, content: content.as_ref() }).collect()),
     };
-    let limits = Limits {
-        max_tokens: limits_max,
-        min_tokens: req.min_tokens,
-        ignore_eos: req.ignore_eos.unwrap_or(false),
-    };
+    let limits =
+        Limits { max_tokens: limits_max, min_tokens: req.min_tokens, ignore_eos: req.ignore_eos.unwrap_or(false) };
     let config = &shared.config;
     let plan = match model::plan(config, &prompt, limits) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let cached_tokens = shared
-        .cached_tokens(&prompt.block_hashes())
-        .min(plan.prompt_tokens);
+    let cached_tokens = shared.cached_tokens(&prompt.block_hashes()).min(plan.prompt_tokens);
     let planned_ttft_ms = model::planned_ttft_ms(config, plan.prompt_tokens, cached_tokens);
     let number = shared.next_request.fetch_add(1, Ordering::Relaxed);
     let id = format!("{}{number}", endpoint.id_prefix());
-    let created = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let stream = req.stream.unwrap_or(false);
     let record = TruthRecord {
         id: id.clone(),
@@ -514,24 +472,11 @@ async fn generate(
         });
         let mut r = Response::new(Body::from_stream(events));
         let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         r
     } else {
-        complete(
-            recorder,
-            endpoint,
-            &id,
-            created,
-            plan,
-            planned_ttft_ms,
-            jitter,
-            text,
-        )
-        .await
+        complete(recorder, endpoint, &id, created, plan, planned_ttft_ms, jitter, text).await
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
@@ -540,10 +485,7 @@ async fn generate(
 }
 
 /// A non-streamed answer: waits the whole planned time, then replies at once.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one call site; a struct would only rename the same values"
-)]
+#[expect(clippy::too_many_arguments, reason = "one call site; a struct would only rename the same values")]
 async fn complete(
     mut rec: Recorder,
     endpoint: Endpoint,
@@ -666,8 +608,7 @@ impl StreamState {
         });
         for _ in 0..k {
             // Vocabulary pieces need no JSON escaping (tested in `model`).
-            self.buf
-                .extend_from_slice(self.text.next_piece().as_bytes());
+            self.buf.extend_from_slice(self.text.next_piece().as_bytes());
         }
         self.buf.extend_from_slice(match self.endpoint {
             Endpoint::Chat => br#""},"logprobs":null,"finish_reason":null}"#.as_slice(),
@@ -677,12 +618,8 @@ impl StreamState {
         if last {
             self.open();
             self.buf.extend_from_slice(match self.endpoint {
-                Endpoint::Chat => {
-                    br#"{"index":0,"delta":{},"logprobs":null,"finish_reason":""#.as_slice()
-                }
-                Endpoint::Completions => {
-                    br#"{"index":0,"text":"","logprobs":null,"finish_reason":""#.as_slice()
-                }
+                Endpoint::Chat => br#"{"index":0,"delta":{},"logprobs":null,"finish_reason":""#.as_slice(),
+                Endpoint::Completions => br#"{"index":0,"text":"","logprobs":null,"finish_reason":""#.as_slice(),
             });
             self.buf.extend_from_slice(self.finish_reason.as_bytes());
             self.buf.extend_from_slice(b"\"}");
@@ -749,10 +686,7 @@ mod tests {
 
     impl Reply {
         fn header(&self, name: &str) -> Option<&str> {
-            self.headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
+            self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
         }
 
         fn json(&self) -> Value {
@@ -773,8 +707,7 @@ mod tests {
         loop {
             let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
             let size_text = std::str::from_utf8(&raw[..line_end]).unwrap();
-            let size =
-                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
             raw = &raw[line_end + 2..];
             if size == 0 {
                 return out;
@@ -787,22 +720,13 @@ mod tests {
     /// One HTTP/1.1 exchange on a fresh connection, written by hand.
     async fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> Reply {
         let mut sock = TcpStream::connect(addr).await.unwrap();
-        sock.write_all(request_bytes(method, path, body).as_bytes())
-            .await
-            .unwrap();
+        sock.write_all(request_bytes(method, path, body).as_bytes()).await.unwrap();
         let mut raw = Vec::new();
         sock.read_to_end(&mut raw).await.unwrap();
         let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
         let head = std::str::from_utf8(&raw[..split]).unwrap();
         let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .unwrap()
-            .split(' ')
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap();
+        let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
         let headers: Vec<(String, String)> = lines
             .map(|l| {
                 let (k, v) = l.split_once(':').unwrap();
@@ -810,19 +734,9 @@ mod tests {
             })
             .collect();
         let rest = &raw[split + 4..];
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-        let body = if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_vec()
-        };
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(body).unwrap(),
-        }
+        let chunked = headers.iter().any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+        Reply { status, headers, body: String::from_utf8(body).unwrap() }
     }
 
     async fn post(server: &SimServer, path: &str, body: Value) -> Reply {
@@ -832,10 +746,7 @@ mod tests {
     /// The `data:` payloads of an SSE body, in order.
     fn sse(body: &str) -> Vec<&str> {
         assert!(body.ends_with("\n\n"), "body must end with a blank line");
-        body.split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| e.strip_prefix("data: ").unwrap())
-            .collect()
+        body.split("\n\n").filter(|e| !e.is_empty()).map(|e| e.strip_prefix("data: ").unwrap()).collect()
     }
 
     async fn sim(config: SimConfig) -> SimServer {
@@ -843,12 +754,7 @@ mod tests {
     }
 
     fn fast() -> SimConfig {
-        SimConfig {
-            itl_ms: 0.5,
-            ttft_base_ms: 2.0,
-            cold_penalty_ms: 3.0,
-            ..SimConfig::default()
-        }
+        SimConfig { itl_ms: 0.5, ttft_base_ms: 2.0, cold_penalty_ms: 3.0, ..SimConfig::default() }
     }
 
     const EPS: f64 = 1e-3;
@@ -877,10 +783,7 @@ mod tests {
 
         let events = sse(&reply.body);
         assert_eq!(*events.last().unwrap(), "[DONE]");
-        let chunks: Vec<Value> = events[..events.len() - 1]
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect();
+        let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
         for c in &chunks {
             assert_eq!(c["id"], id.as_str());
             assert_eq!(c["object"], "chat.completion.chunk");
@@ -928,11 +831,7 @@ mod tests {
         assert_eq!(t.chunk_tokens[0], 0);
         assert_eq!(*t.chunk_tokens.last().unwrap(), 0);
         assert!(t.chunk_tokens[1..n - 2].iter().all(|&k| k == 1));
-        assert!(
-            t.emit_ms.windows(2).all(|w| w[0] <= w[1]),
-            "{:?}",
-            t.emit_ms
-        );
+        assert!(t.emit_ms.windows(2).all(|w| w[0] <= w[1]), "{:?}", t.emit_ms);
         // The role chunk goes out with the first content chunk, the finish with the last.
         assert_eq!(t.emit_ms[0], t.emit_ms[1]);
         assert_eq!(t.emit_ms[n - 3], t.emit_ms[n - 2]);
@@ -941,23 +840,13 @@ mod tests {
         // Cold: nothing cached, so the penalty is in the plan; sleeping is never early.
         assert_eq!(t.cached_tokens, 0);
         assert!(t.planned_ttft_ms >= 2.0 + 3.0);
-        assert!(
-            t.ttft_ms + EPS >= t.planned_ttft_ms,
-            "{} < {}",
-            t.ttft_ms,
-            t.planned_ttft_ms
-        );
+        assert!(t.ttft_ms + EPS >= t.planned_ttft_ms, "{} < {}", t.ttft_ms, t.planned_ttft_ms);
         let min_itl = 0.5 * (1.0 - 0.1);
         let floor = t.planned_ttft_ms + (completion - 1) as f64 * min_itl;
         assert!(t.e2e_ms + EPS >= floor, "{} < {floor}", t.e2e_ms);
 
         // /tokenize agrees with usage.prompt_tokens.
-        let tok = post(
-            &server,
-            "/tokenize",
-            json!({"model": "sim", "messages": req["messages"]}),
-        )
-        .await;
+        let tok = post(&server, "/tokenize", json!({"model": "sim", "messages": req["messages"]})).await;
         assert_eq!(tok.status, 200);
         let tok = tok.json();
         assert_eq!(tok["count"].as_u64().unwrap(), prompt);
@@ -968,12 +857,7 @@ mod tests {
 
     #[tokio::test]
     async fn completions_stream_batches_tokens_with_continuous_usage() {
-        let server = sim(SimConfig {
-            tokens_per_chunk: 4,
-            itl_ms: 0.0,
-            ..fast()
-        })
-        .await;
+        let server = sim(SimConfig { tokens_per_chunk: 4, itl_ms: 0.0, ..fast() }).await;
         let req = json!({
             "model": "sim",
             "prompt": "def add(a, b):",
@@ -988,10 +872,7 @@ mod tests {
         assert!(id.starts_with("cmpl-sim-"), "{id}");
         let events = sse(&reply.body);
         assert_eq!(*events.last().unwrap(), "[DONE]");
-        let chunks: Vec<Value> = events[..events.len() - 1]
-            .iter()
-            .map(|e| serde_json::from_str(e).unwrap())
-            .collect();
+        let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
         // 10 tokens in chunks of 4, 4, 2; then finish and usage.
         assert_eq!(chunks.len(), 5);
         let mut so_far = 0;
@@ -1024,28 +905,13 @@ mod tests {
 
     #[tokio::test]
     async fn stream_writes_role_with_first_content_and_finish_with_last() {
-        let shared = Arc::new(
-            Shared::new(
-                SimConfig {
-                    itl_ms: 0.0,
-                    ..fast()
-                },
-                true,
-            )
-            .unwrap(),
-        );
+        let shared = Arc::new(Shared::new(SimConfig { itl_ms: 0.0, ..fast() }, true).unwrap());
         let body = json!({
             "model": "sim", "messages": [{"role": "user", "content": "hi"}],
             "max_tokens": 3, "ignore_eos": true, "stream": true,
             "stream_options": {"include_usage": true}
         });
-        let resp = generate(
-            Arc::clone(&shared),
-            Endpoint::Chat,
-            Instant::now(),
-            Bytes::from(body.to_string()),
-        )
-        .await;
+        let resp = generate(Arc::clone(&shared), Endpoint::Chat, Instant::now(), Bytes::from(body.to_string())).await;
         let writes: Vec<String> = resp
             .into_body()
             .into_data_stream()
@@ -1075,18 +941,11 @@ mod tests {
         let a = post(&server, "/v1/chat/completions", chat.clone()).await;
         let b = post(&server, "/v1/chat/completions", chat).await;
         assert_eq!(a.status, 200);
-        assert!(
-            a.header("x-request-id")
-                .unwrap()
-                .starts_with("chatcmpl-sim-")
-        );
+        assert!(a.header("x-request-id").unwrap().starts_with("chatcmpl-sim-"));
         let (a, b) = (a.json(), b.json());
         assert_eq!(a["object"], "chat.completion");
         let text = a["choices"][0]["message"]["content"].as_str().unwrap();
-        assert_eq!(
-            text,
-            b["choices"][0]["message"]["content"].as_str().unwrap()
-        );
+        assert_eq!(text, b["choices"][0]["message"]["content"].as_str().unwrap());
         assert_ne!(a["id"], b["id"]);
         assert_eq!(a["choices"][0]["message"]["role"], "assistant");
         // max_completion_tokens (8) wins over max_tokens (2); min_tokens lifts nothing above 8.
@@ -1094,8 +953,7 @@ mod tests {
         assert!((5..=8).contains(&completion), "{completion}");
         assert_eq!(tokenizer::count(text) as u64, completion);
 
-        let comp =
-            json!({"model": "sim", "prompt": "fn main() {", "max_tokens": 7, "ignore_eos": true});
+        let comp = json!({"model": "sim", "prompt": "fn main() {", "max_tokens": 7, "ignore_eos": true});
         let c = post(&server, "/v1/completions", comp).await.json();
         assert_eq!(c["object"], "text_completion");
         assert_eq!(c["usage"]["completion_tokens"], 7);
@@ -1127,82 +985,26 @@ mod tests {
             let msg = v["error"]["message"].as_str().unwrap();
             assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
         };
+        check(http(addr, "POST", "/v1/chat/completions", "{not json").await, 400, "invalid request body");
+        check(http(addr, "POST", "/v1/completions", "").await, 400, "invalid request body");
+        check(post(&server, "/v1/chat/completions", json!({"model": "sim"})).await, 400, "messages");
+        check(post(&server, "/v1/completions", json!({"model": "sim"})).await, 400, "prompt");
+        check(post(&server, "/v1/completions", json!({"prompt": "x"})).await, 400, "model");
         check(
-            http(addr, "POST", "/v1/chat/completions", "{not json").await,
-            400,
-            "invalid request body",
-        );
-        check(
-            http(addr, "POST", "/v1/completions", "").await,
-            400,
-            "invalid request body",
-        );
-        check(
-            post(&server, "/v1/chat/completions", json!({"model": "sim"})).await,
-            400,
-            "messages",
-        );
-        check(
-            post(&server, "/v1/completions", json!({"model": "sim"})).await,
-            400,
-            "prompt",
-        );
-        check(
-            post(&server, "/v1/completions", json!({"prompt": "x"})).await,
-            400,
-            "model",
-        );
-        check(
-            post(
-                &server,
-                "/v1/completions",
-                json!({"model": "sim", "prompt": "x", "max_tokens": -1}),
-            )
-            .await,
+            post(&server, "/v1/completions", json!({"model": "sim", "prompt": "x", "max_tokens": -1})).await,
             400,
             "max_tokens",
         );
+        check(post(&server, "/v1/completions", json!({"model": "sim", "prompt": 5})).await, 400, "invalid type");
+        check(post(&server, "/v1/completions", json!({"model": "gpt-9", "prompt": "x"})).await, 404, "gpt-9");
         check(
-            post(
-                &server,
-                "/v1/completions",
-                json!({"model": "sim", "prompt": 5}),
-            )
-            .await,
-            400,
-            "invalid type",
-        );
-        check(
-            post(
-                &server,
-                "/v1/completions",
-                json!({"model": "gpt-9", "prompt": "x"}),
-            )
-            .await,
-            404,
-            "gpt-9",
-        );
-        check(
-            post(
-                &server,
-                "/v1/completions",
-                json!({"model": "sim", "prompt": "x", "max_tokens": 131_071}),
-            )
-            .await,
+            post(&server, "/v1/completions", json!({"model": "sim", "prompt": "x", "max_tokens": 131_071})).await,
             400,
             "maximum context length is 131072 tokens",
         );
         check(http(addr, "GET", "/nope", "").await, 404, "Not Found");
-        check(
-            http(addr, "GET", "/v1/completions", "").await,
-            404,
-            "Not Found",
-        );
-        check(
-            post(&server, "/tokenize", json!({"model": "sim"})).await,
-            400,
-            "required",
-        );
+        check(http(addr, "GET", "/v1/completions", "").await, 404, "Not Found");
+        check(post(&server, "/tokenize", json!({"model": "sim"})).await, 400, "required");
         // Rejected requests leave no ground truth.
         assert!(server.truth().is_empty());
         server.shutdown().await;
@@ -1210,36 +1012,20 @@ mod tests {
 
     #[tokio::test]
     async fn info_endpoints() {
-        let server = sim(SimConfig {
-            model: "my \"model\"".into(),
-            max_model_len: 4096,
-            ..fast()
-        })
-        .await;
+        let server = sim(SimConfig { model: "my \"model\"".into(), max_model_len: 4096, ..fast() }).await;
         let addr = server.addr();
         let h = http(addr, "GET", "/health", "").await;
         assert_eq!((h.status, h.json()), (200, json!({})));
         let v = http(addr, "GET", "/version", "").await.json();
-        assert_eq!(
-            v["version"],
-            format!("infergate-sim {}", env!("CARGO_PKG_VERSION"))
-        );
+        assert_eq!(v["version"], format!("infergate-sim {}", env!("CARGO_PKG_VERSION")));
         let m = http(addr, "GET", "/v1/models", "").await.json();
         assert_eq!(m["object"], "list");
         assert_eq!(m["data"][0]["id"], "my \"model\"");
         assert_eq!(m["data"][0]["owned_by"], "infergate-sim");
         assert_eq!(m["data"][0]["max_model_len"], 4096);
-        let t = post(&server, "/tokenize", json!({"content": "hello world"}))
-            .await
-            .json();
+        let t = post(&server, "/tokenize", json!({"content": "hello world"})).await.json();
         assert_eq!(t["count"], 2);
-        let t = post(
-            &server,
-            "/tokenize",
-            json!({"content": "hello world", "add_special_tokens": true}),
-        )
-        .await
-        .json();
+        let t = post(&server, "/tokenize", json!({"content": "hello world", "add_special_tokens": true})).await.json();
         assert_eq!(t["count"], 3);
         assert_eq!(t["tokens"][0], BOS_ID);
         // A model name that needs escaping still yields valid stream JSON.
@@ -1264,19 +1050,13 @@ mod tests {
         let prompt = "token ".repeat(200);
         let req = json!({"model": "sim", "prompt": prompt, "max_tokens": 1});
         for _ in 0..2 {
-            assert_eq!(
-                post(&server, "/v1/completions", req.clone()).await.status,
-                200
-            );
+            assert_eq!(post(&server, "/v1/completions", req.clone()).await.status, 200);
         }
         let reset = http(server.addr(), "POST", "/reset_prefix_cache", "").await;
         assert_eq!(reset.status, 200);
         assert_eq!(post(&server, "/v1/completions", req).await.status, 200);
         let t = server.truth();
-        assert_eq!(
-            t.iter().map(|r| r.cached_tokens).collect::<Vec<_>>(),
-            vec![0, 192, 0]
-        );
+        assert_eq!(t.iter().map(|r| r.cached_tokens).collect::<Vec<_>>(), vec![0, 192, 0]);
         // Warm skips the cold penalty and most of the prefill.
         assert!(t[1].planned_ttft_ms < t[0].planned_ttft_ms);
         assert!(t[0].planned_ttft_ms - t[1].planned_ttft_ms >= 3.0);
@@ -1286,11 +1066,7 @@ mod tests {
 
     #[tokio::test]
     async fn slowdown_lengthens_real_time() {
-        let server = sim(SimConfig {
-            slowdown: 4.0,
-            ..fast()
-        })
-        .await;
+        let server = sim(SimConfig { slowdown: 4.0, ..fast() }).await;
         let req = json!({"model": "sim", "prompt": "x", "max_tokens": 5, "ignore_eos": true, "stream": true});
         post(&server, "/v1/completions", req).await;
         let t = &server.truth()[0];
@@ -1303,20 +1079,13 @@ mod tests {
 
     #[tokio::test]
     async fn client_disconnect_is_recorded_incomplete() {
-        let server = sim(SimConfig {
-            itl_ms: 5.0,
-            ttft_base_ms: 0.0,
-            cold_penalty_ms: 0.0,
-            ..SimConfig::default()
-        })
-        .await;
+        let server =
+            sim(SimConfig { itl_ms: 5.0, ttft_base_ms: 0.0, cold_penalty_ms: 0.0, ..SimConfig::default() }).await;
         let body = json!({"model": "sim", "prompt": "long answer", "max_tokens": 5000,
                           "ignore_eos": true, "stream": true})
         .to_string();
         let mut sock = TcpStream::connect(server.addr()).await.unwrap();
-        sock.write_all(request_bytes("POST", "/v1/completions", &body).as_bytes())
-            .await
-            .unwrap();
+        sock.write_all(request_bytes("POST", "/v1/completions", &body).as_bytes()).await.unwrap();
         let mut buf = vec![0u8; 4096];
         let mut seen = Vec::new();
         while !String::from_utf8_lossy(&seen).contains("data: ") {
@@ -1343,43 +1112,29 @@ mod tests {
     async fn truth_log_gets_one_line_per_request() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("truth.jsonl");
-        let server = sim(SimConfig {
-            truth_log: Some(path.clone()),
-            ..fast()
-        })
-        .await;
+        let server = sim(SimConfig { truth_log: Some(path.clone()), ..fast() }).await;
         for stream in [true, false] {
-            let req =
-                json!({"model": "sim", "prompt": "log me", "max_tokens": 3, "stream": stream});
+            let req = json!({"model": "sim", "prompt": "log me", "max_tokens": 3, "stream": stream});
             post(&server, "/v1/completions", req).await;
         }
         let truth = server.truth();
         server.shutdown().await;
         let text = std::fs::read_to_string(&path).unwrap();
-        let logged: Vec<TruthRecord> = text
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let logged: Vec<TruthRecord> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(logged, truth);
         assert_eq!(logged.len(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_unpaced_streams_all_finish() {
-        let server = sim(SimConfig {
-            itl_ms: 0.0,
-            ttft_base_ms: 0.0,
-            cold_penalty_ms: 0.0,
-            ..SimConfig::default()
-        })
-        .await;
+        let server =
+            sim(SimConfig { itl_ms: 0.0, ttft_base_ms: 0.0, cold_penalty_ms: 0.0, ..SimConfig::default() }).await;
         let addr = server.addr();
         let tasks: Vec<_> = (0..64)
             .map(|i| {
-                let body =
-                    json!({"model": "sim", "prompt": format!("request {i}"), "max_tokens": 300,
+                let body = json!({"model": "sim", "prompt": format!("request {i}"), "max_tokens": 300,
                                   "ignore_eos": true, "stream": true})
-                    .to_string();
+                .to_string();
                 tokio::spawn(async move { http(addr, "POST", "/v1/completions", &body).await })
             })
             .collect();

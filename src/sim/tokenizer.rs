@@ -80,8 +80,7 @@ impl<'a> Iterator for Pieces<'a> {
                 }
             } else if b.is_ascii_alphabetic() {
                 let run = pos;
-                while pos < len && pos - run < LETTERS_PER_PIECE && bytes[pos].is_ascii_alphabetic()
-                {
+                while pos < len && pos - run < LETTERS_PER_PIECE && bytes[pos].is_ascii_alphabetic() {
                     pos += 1;
                 }
             } else if b.is_ascii_digit() {
@@ -143,8 +142,7 @@ mod tests {
 
     #[test]
     fn pieces_concatenate_back() {
-        let text =
-            "  fn main() {\n\tlet x = 12345;\r\n    println!(\"héllo {x}\"); // ünïcødé 😀\n}\n  ";
+        let text = "  fn main() {\n\tlet x = 12345;\r\n    println!(\"héllo {x}\"); // ünïcødé 😀\n}\n  ";
         let joined: String = pieces(text).collect();
         assert_eq!(joined, text);
         assert!(pieces(text).all(|p| !p.is_empty()));

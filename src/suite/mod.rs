@@ -135,7 +135,9 @@ impl<'de> Deserialize<'de> for Rate {
         if v.is_finite() && v > 0.0 {
             Ok(Rate(v))
         } else {
-            Err(serde::de::Error::custom(format!("a request rate must be a positive number of requests per second, got {v}")))
+            Err(serde::de::Error::custom(format!(
+                "a request rate must be a positive number of requests per second, got {v}"
+            )))
         }
     }
 }
@@ -219,7 +221,9 @@ impl Suite {
     pub fn parse(text: &str, origin: &str, source: &str) -> Result<Suite, SuiteError> {
         let file: SuiteFile = crate::config::parse_toml(text, origin).map_err(SuiteError::Invalid)?;
         if file.scenarios.is_empty() {
-            return Err(SuiteError::Invalid(format!("{origin}: `scenarios` is empty: add at least one [[scenarios]] table")));
+            return Err(SuiteError::Invalid(format!(
+                "{origin}: `scenarios` is empty: add at least one [[scenarios]] table"
+            )));
         }
         let suite_settings = CaseSettings {
             repetitions: file.repetitions.map(|p| p.0),
@@ -241,10 +245,14 @@ impl Suite {
                 return Err(SuiteError::Invalid(format!("{origin}: {key}.name `{}` is used twice", s.name)));
             }
             let contexts = s.contexts.as_ref().or(file.contexts.as_ref()).ok_or_else(|| {
-                SuiteError::Invalid(format!("{origin}: {key} has no context lengths: set `contexts` in it or at the top"))
+                SuiteError::Invalid(format!(
+                    "{origin}: {key} has no context lengths: set `contexts` in it or at the top"
+                ))
             })?;
             let output = s.output_tokens.or(file.output_tokens).ok_or_else(|| {
-                SuiteError::Invalid(format!("{origin}: {key} has no output length: set `output_tokens` in it or at the top"))
+                SuiteError::Invalid(format!(
+                    "{origin}: {key} has no output length: set `output_tokens` in it or at the top"
+                ))
             })?;
             let settings = CaseSettings {
                 repetitions: s.repetitions.map(|p| p.0),
@@ -390,18 +398,29 @@ repetitions = 2
 
     #[test]
     fn suite_errors_name_the_file_line_and_key() {
-        let err = Suite::parse("name = \"x\"\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\noutputs = 3\n", "s.toml", "s.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Suite::parse(
+            "name = \"x\"\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\noutputs = 3\n",
+            "s.toml",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("s.toml:5") && err.contains("outputs"), "{err}");
-        let err = Suite::parse("name = \"x\"\ncontexts = [0]\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\n", "s.toml", "s.toml")
-            .unwrap_err()
-            .to_string();
+        let err = Suite::parse(
+            "name = \"x\"\ncontexts = [0]\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\n",
+            "s.toml",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("s.toml:2") && err.contains("contexts"), "{err}");
-        let err =
-            Suite::parse("name = \"x\"\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\ncontexts=[1]\n", "s.toml", "s.toml")
-                .unwrap_err()
-                .to_string();
+        let err = Suite::parse(
+            "name = \"x\"\n[[scenarios]]\nname = \"a\"\ninstruction = \"i\"\ncontexts=[1]\n",
+            "s.toml",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("output_tokens"), "{err}");
         assert!(matches!(Suite::load("nope"), Err(SuiteError::Unknown { .. })));
     }

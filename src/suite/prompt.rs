@@ -49,7 +49,7 @@ pub fn text_fingerprint(text: &str) -> String {
 }
 
 /// Synthetic source code for one case; `word_ends` lists the byte offsets at
-/// which the text may be cut (after a word).
+/// which the text may be cut (after a word or a punctuation mark).
 #[derive(Debug, Clone)]
 pub struct Context {
     text: String,
@@ -88,7 +88,12 @@ impl Context {
             module += 1;
             let m = pick(rng, IDENTS);
             text.push_str(&format!("// file: src/{m}_{module}.rs\n"));
-            text.push_str(&format!("use crate::{}::{{{}, {}}};\n\n", pick(rng, IDENTS), cap(pick(rng, IDENTS)), cap(pick(rng, IDENTS))));
+            text.push_str(&format!(
+                "use crate::{}::{{{}, {}}};\n\n",
+                pick(rng, IDENTS),
+                cap(pick(rng, IDENTS)),
+                cap(pick(rng, IDENTS))
+            ));
             let fields = 2 + rng.below(4);
             text.push_str(&format!("pub struct {}{} {{\n", cap(m), module));
             for _ in 0..fields {
@@ -109,7 +114,13 @@ impl Context {
                 ));
                 for _ in 0..(3 + rng.below(6)) {
                     let line = match rng.below(6) {
-                        0 => format!("    let {} = {}.{}({})?;\n", pick(rng, IDENTS), pick(rng, IDENTS), pick(rng, VERBS), rng.below(4096)),
+                        0 => format!(
+                            "    let {} = {}.{}({})?;\n",
+                            pick(rng, IDENTS),
+                            pick(rng, IDENTS),
+                            pick(rng, VERBS),
+                            rng.below(4096)
+                        ),
                         1 => format!(
                             "    if {}.len() > {} {{\n        return Err(Error::{}({}));\n    }}\n",
                             pick(rng, IDENTS),
@@ -127,17 +138,27 @@ impl Context {
                             pick(rng, IDENTS)
                         ),
                         4 => format!("    {}.{} += {};\n", pick(rng, IDENTS), pick(rng, IDENTS), rng.below(100)),
-                        _ => format!("    let {}: {} = {}::{}();\n", pick(rng, IDENTS), pick(rng, TYPES), cap(pick(rng, IDENTS)), pick(rng, VERBS)),
+                        _ => format!(
+                            "    let {}: {} = {}::{}();\n",
+                            pick(rng, IDENTS),
+                            pick(rng, TYPES),
+                            cap(pick(rng, IDENTS)),
+                            pick(rng, VERBS)
+                        ),
                     };
                     text.push_str(&line);
                 }
                 text.push_str(&format!("    Ok({})\n}}\n\n", pick(rng, IDENTS)));
             }
         }
+        // Cut points: after each word and each punctuation mark, so one step
+        // adds about one token and sizing can land on small targets exactly.
         let word_ends = text
             .char_indices()
             .zip(text.chars().skip(1))
-            .filter(|((_, c), next)| !c.is_whitespace() && next.is_whitespace())
+            .filter(|((_, c), next)| {
+                !c.is_whitespace() && (next.is_whitespace() || c.is_ascii_punctuation() || next.is_ascii_punctuation())
+            })
             .map(|((i, c), _)| i + c.len_utf8())
             .collect();
         Context { text, word_ends }
