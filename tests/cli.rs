@@ -1,0 +1,392 @@
+//! End-to-end tests of the `infergate` binary against the built-in simulator.
+//!
+//! The simulator runs in-process on its own runtime, so the tests can read its
+//! ground truth; the binary under test is a separate process, exactly as a
+//! user runs it.
+
+use std::path::Path;
+use std::process::{Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use infergate::exit;
+use infergate::results::{PhaseName, Results};
+use infergate::sim::{self, SimConfig, SimServer};
+use predicates::prelude::*;
+
+/// A simulator on its own runtime; dropped with the test.
+struct Sim {
+    server: Option<SimServer>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Sim {
+    fn start(config: SimConfig) -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let server = runtime.block_on(sim::start(config, ([127, 0, 0, 1], 0).into())).unwrap();
+        Sim { server: Some(server), runtime }
+    }
+
+    fn url(&self) -> String {
+        self.server.as_ref().unwrap().base_url()
+    }
+
+    fn truth(&self) -> Vec<sim::TruthRecord> {
+        self.server.as_ref().unwrap().truth()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.runtime.block_on(s.shutdown());
+        }
+    }
+}
+
+/// A simulator that streams without pauses, for tests about structure, not timing.
+fn fast_sim() -> Sim {
+    Sim::start(SimConfig { itl_ms: 0.0, ttft_base_ms: 1.0, cold_penalty_ms: 1.0, ..SimConfig::default() })
+}
+
+fn infergate() -> Command {
+    let mut cmd = Command::cargo_bin("infergate").unwrap();
+    cmd.env_remove("RUST_LOG").timeout(Duration::from_secs(300));
+    cmd
+}
+
+fn load(path: &Path) -> Results {
+    Results::load(path).unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+#[test]
+fn coder_suite_writes_sixteen_cases_with_prompts_within_one_percent() {
+    let sim = fast_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    infergate()
+        .args(["run", "--base-url", &sim.url(), "--model", "sim", "--suite", "coder", "--repetitions", "2", "--warmup", "0"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::PASS);
+    let r = load(&out);
+    assert_eq!(r.schema, "infergate.results.v1");
+    assert!(r.complete);
+    assert_eq!(r.cases.len(), 16);
+    assert_eq!(r.suite.name, "coder");
+    assert_eq!(r.environment.server.prompt_sizing, "tokenize");
+    for case in &r.cases {
+        assert_eq!(case.phases.len(), 2, "{}", case.id);
+        let cold = &case.phases[&PhaseName::Cold];
+        let warm = &case.phases[&PhaseName::Warm];
+        assert_eq!(cold.requests.len(), 1);
+        assert_eq!(warm.requests.len(), 2);
+        assert_eq!(case.prompt.template_fingerprint.len(), 64);
+        for req in cold.requests.iter().chain(&warm.requests) {
+            assert!(req.ok, "{}: {:?}", case.id, req.error);
+            let got = f64::from(req.prompt_tokens.unwrap());
+            let target = f64::from(case.context_tokens);
+            assert!((got - target).abs() / target <= 0.01, "{}: {got} tokens for target {target}", case.id);
+            assert_eq!(req.output_tokens, Some(case.output_tokens), "{}", case.id);
+        }
+    }
+    // Fingerprints differ between cases and stay equal across runs.
+    let fps: std::collections::HashSet<_> = r.cases.iter().map(|c| &c.prompt.template_fingerprint).collect();
+    assert_eq!(fps.len(), 16);
+}
+
+#[test]
+fn cases_filter_and_prompt_fingerprints_are_stable_across_runs() {
+    let sim = fast_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str| {
+        let out = dir.path().join(name);
+        infergate()
+            .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "code-review/*"])
+            .args(["--repetitions", "1"])
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .code(exit::PASS);
+        load(&out)
+    };
+    let a = run("a.json");
+    let b = run("b.json");
+    assert_eq!(a.cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["code-review/256", "code-review/1024"]);
+    assert_ne!(a.run_id, b.run_id);
+    for (x, y) in a.cases.iter().zip(&b.cases) {
+        assert_eq!(x.prompt.template_fingerprint, y.prompt.template_fingerprint);
+        assert_eq!(x.prompt.text_fingerprint, y.prompt.text_fingerprint);
+    }
+    assert_eq!(a.suite.fingerprint, b.suite.fingerprint);
+}
+
+#[test]
+fn cold_request_misses_the_prefix_cache_and_warm_requests_hit_it() {
+    let sim = fast_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    infergate()
+        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/1024"])
+        .args(["--repetitions", "3", "--warmup", "1"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::PASS);
+    let r = load(&out);
+    let case = &r.cases[0];
+    let truth = sim.truth();
+    let by_id = |id: &str| truth.iter().find(|t| t.id == id).unwrap_or_else(|| panic!("no truth for {id}"));
+    let cold = &case.phases[&PhaseName::Cold].requests[0];
+    assert_eq!(by_id(cold.response_id.as_deref().unwrap()).cached_tokens, 0);
+    for w in &case.phases[&PhaseName::Warm].requests {
+        let t = by_id(w.response_id.as_deref().unwrap());
+        assert!(t.cached_tokens >= t.prompt_tokens - 64, "warm request not cached: {t:?}");
+    }
+    assert_eq!(r.environment.server.cache_reset.as_deref(), Some("/reset_prefix_cache"));
+}
+
+#[test]
+fn measurement_matches_the_simulators_ground_truth() {
+    // Real pauses between tokens, jitter, several tokens in some chunks.
+    let sim = Sim::start(SimConfig {
+        itl_ms: 4.0,
+        itl_jitter: 0.5,
+        ttft_base_ms: 15.0,
+        cold_penalty_ms: 30.0,
+        ..SimConfig::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    infergate()
+        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "code-completion/*"])
+        .args(["--repetitions", "4", "--warmup", "0", "--continuous-usage", "true"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::PASS);
+    let r = load(&out);
+    let truth = sim.truth();
+    let mut checked = 0;
+    // Loopback transit and scheduling on a busy 2-core machine: a few ms at most.
+    const TOL_MS: f64 = 4.0;
+    for case in &r.cases {
+        for phase in case.phases.values() {
+            for req in &phase.requests {
+                let t = truth.iter().find(|t| Some(&t.id) == req.response_id.as_ref()).expect("truth for every request");
+                assert_eq!(req.output_tokens, Some(t.output_tokens));
+                assert_eq!(req.prompt_tokens, Some(t.prompt_tokens));
+                assert_eq!(req.chunk_tokens.as_ref(), Some(&t.chunk_tokens));
+                assert_eq!(req.itl_ms.len() + 1, t.emit_ms.len(), "one gap per pair of choice-bearing events");
+                let ttft = req.ttft_ms.unwrap();
+                let e2e = req.e2e_ms.unwrap();
+                // The client's clock starts before the server's: measured >= truth.
+                assert!(ttft >= t.ttft_ms - 0.5 && ttft - t.ttft_ms < TOL_MS, "TTFT {ttft} vs truth {}", t.ttft_ms);
+                assert!(e2e >= t.e2e_ms - 0.5 && e2e - t.e2e_ms < TOL_MS, "E2E {e2e} vs truth {}", t.e2e_ms);
+                let truth_tpot = (t.e2e_ms - t.ttft_ms) / f64::from(t.output_tokens - 1);
+                let tpot = req.tpot_ms.unwrap();
+                assert!((tpot - truth_tpot).abs() < 0.25, "TPOT {tpot} vs truth {truth_tpot}");
+                // Chunk gaps: the median error is far below a millisecond.
+                let mut errs: Vec<f64> = req
+                    .itl_ms
+                    .iter()
+                    .zip(t.emit_ms.windows(2))
+                    .map(|(m, w)| (m - (w[1] - w[0])).abs())
+                    .collect();
+                errs.sort_by(f64::total_cmp);
+                assert!(errs[errs.len() / 2] < 1.0, "median ITL error {}", errs[errs.len() / 2]);
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 2 * (1 + 4));
+}
+
+#[test]
+fn server_down_exits_3_naming_the_url() {
+    let dir = tempfile::tempdir().unwrap();
+    infergate()
+        .current_dir(dir.path())
+        .args(["run", "--base-url", "http://127.0.0.1:9/", "--model", "m", "--suite", "quick"])
+        .assert()
+        .code(exit::RUN_FAILED)
+        .stderr(predicate::str::contains("http://127.0.0.1:9").and(predicate::str::contains("cannot reach")));
+}
+
+#[test]
+fn broken_config_exits_2_naming_file_line_and_key() {
+    infergate()
+        .args(["run", "--config", "tests/fixtures/broken.toml"])
+        .assert()
+        .code(exit::INVALID_INPUT)
+        .stderr(predicate::str::contains("tests/fixtures/broken.toml:7").and(predicate::str::contains("repetitons")));
+}
+
+#[test]
+fn invalid_inputs_exit_2_with_the_fix() {
+    let sim = fast_sim();
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--base-url", "http://127.0.0.1:9"], "--model"),
+        (&["run", "--model", "m"], "--base-url"),
+        (&["run", "--base-url", "localhost", "--model", "m"], "http://"),
+        (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "nope"], "unknown suite"),
+        (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "quick", "--cases", "x/*"], "matches no case"),
+        (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--idle-timeout", "soon"], "--idle-timeout"),
+        (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--config", "missing.toml"], "missing.toml"),
+        (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--repetitions", "0"], "repetitions"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (args, needle) in cases {
+        infergate()
+            .current_dir(dir.path())
+            .args(*args)
+            .assert()
+            .code(exit::INVALID_INPUT)
+            .stderr(predicate::str::contains(*needle));
+    }
+    // A model the server does not serve: the message lists what it serves.
+    infergate()
+        .current_dir(dir.path())
+        .args(["run", "--base-url", &sim.url(), "--model", "gpt-9", "--suite", "quick"])
+        .assert()
+        .code(exit::INVALID_INPUT)
+        .stderr(predicate::str::contains("gpt-9").and(predicate::str::contains("it serves: sim")));
+}
+
+#[test]
+fn failed_requests_exit_3_and_keep_the_results() {
+    // Every request outlives the request timeout.
+    let sim = Sim::start(SimConfig { ttft_base_ms: 300.0, ..SimConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    infergate()
+        .args(["run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/256"])
+        .args(["--repetitions", "2", "--warmup", "0", "--request-timeout", "100ms"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::RUN_FAILED)
+        .stderr(predicate::str::contains("3 of 3 requests failed"));
+    let r = load(&out);
+    let warm = &r.cases[0].phases[&PhaseName::Warm];
+    assert_eq!(warm.summary.errors, 2);
+    assert_eq!(warm.summary.errors_by_class.get("timeout"), Some(&2));
+    assert!(warm.summary.ttft_ms.is_none(), "failed requests never enter the statistics");
+}
+
+#[test]
+fn missing_output_length_control_is_reported() {
+    // Without ignore_eos/min_tokens the simulator stops at its natural length.
+    let sim = fast_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    infergate()
+        .args(["run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/256"])
+        .args(["--repetitions", "2", "--ignore-eos", "false", "--min-tokens", "false", "--api", "completions"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .stderr(predicate::str::contains("did not hold the output length"));
+    let r = load(&out);
+    assert!(r.warnings.iter().any(|w| w.contains("did not hold the output length")));
+    assert_eq!(r.environment.server.api, "completions");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_writes_partial_results_and_exits_3() {
+    let sim = Sim::start(SimConfig { itl_ms: 50.0, ..SimConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("infergate"))
+        .args(["run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--repetitions", "20"])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first case is in its warm phase (cold, warm-up and one
+    // warm request streamed), then stop the run.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while sim.truth().iter().filter(|t| t.stream).count() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(exit::RUN_FAILED));
+    let r = load(&out);
+    assert!(!r.complete);
+    assert_eq!(r.cases.len(), 1, "the case in progress is kept");
+    let warm = &r.cases[0].phases[&PhaseName::Warm];
+    assert!(warm.summary.requests >= 1 && warm.summary.requests < 20, "{:?}", warm.summary);
+    assert!(r.warnings.iter().any(|w| w.contains("interrupted")));
+}
+
+#[test]
+fn demo_runs_the_whole_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    infergate()
+        .current_dir(dir.path())
+        .args(["demo", "--repetitions", "2"])
+        .assert()
+        .code(exit::PASS)
+        .stdout(predicate::str::contains("code-review/1024").and(predicate::str::contains("TTFT p50")));
+    let r = load(&dir.path().join("infergate-out/results.json"));
+    assert_eq!(r.cases.len(), 8);
+    assert!(r.complete);
+}
+
+#[test]
+fn sim_command_prints_its_address_first() {
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("infergate"))
+        .args(["sim", "--port", "0", "--model", "m2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let addr = first.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("first line: {first:?}"));
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.write_all(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut body = String::new();
+    tcp.read_to_string(&mut body).unwrap();
+    assert!(body.contains("\"id\":\"m2\""), "{body}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn doctor_reports_what_works() {
+    let sim = fast_sim();
+    let dir = tempfile::tempdir().unwrap();
+    infergate()
+        .current_dir(dir.path())
+        .args(["doctor", "--base-url", &sim.url(), "--model", "sim"])
+        .assert()
+        .code(exit::PASS)
+        .stdout(predicate::str::contains("ok    model: sim").and(predicate::str::contains("POST /tokenize works")));
+    infergate()
+        .current_dir(dir.path())
+        .args(["doctor", "--base-url", "http://127.0.0.1:9", "--model", "sim"])
+        .assert()
+        .code(exit::RUN_FAILED)
+        .stdout(predicate::str::contains("FAIL  server"));
+}
+
+#[test]
+fn results_to_stdout_with_dash() {
+    let sim = fast_sim();
+    let output = infergate()
+        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/256"])
+        .args(["--repetitions", "1", "--out", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(exit::PASS));
+    let r: Results = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(r.cases.len(), 1);
+}
