@@ -65,7 +65,19 @@ fn coder_suite_writes_sixteen_cases_with_prompts_within_one_percent() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     infergate()
-        .args(["run", "--base-url", &sim.url(), "--model", "sim", "--suite", "coder", "--repetitions", "2", "--warmup", "0"])
+        .args([
+            "run",
+            "--base-url",
+            &sim.url(),
+            "--model",
+            "sim",
+            "--suite",
+            "coder",
+            "--repetitions",
+            "2",
+            "--warmup",
+            "0",
+        ])
         .arg("--out")
         .arg(&out)
         .assert()
@@ -103,7 +115,18 @@ fn cases_filter_and_prompt_fingerprints_are_stable_across_runs() {
     let run = |name: &str| {
         let out = dir.path().join(name);
         infergate()
-            .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "code-review/*"])
+            .args([
+                "-q",
+                "run",
+                "--base-url",
+                &sim.url(),
+                "--model",
+                "sim",
+                "--suite",
+                "quick",
+                "--cases",
+                "code-review/*",
+            ])
             .args(["--repetitions", "1"])
             .arg("--out")
             .arg(&out)
@@ -128,7 +151,18 @@ fn cold_request_misses_the_prefix_cache_and_warm_requests_hit_it() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     infergate()
-        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/1024"])
+        .args([
+            "-q",
+            "run",
+            "--base-url",
+            &sim.url(),
+            "--model",
+            "sim",
+            "--suite",
+            "quick",
+            "--cases",
+            "debugging/1024",
+        ])
         .args(["--repetitions", "3", "--warmup", "1"])
         .arg("--out")
         .arg(&out)
@@ -160,7 +194,18 @@ fn measurement_matches_the_simulators_ground_truth() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     infergate()
-        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "code-completion/*"])
+        .args([
+            "-q",
+            "run",
+            "--base-url",
+            &sim.url(),
+            "--model",
+            "sim",
+            "--suite",
+            "quick",
+            "--cases",
+            "code-completion/*",
+        ])
         .args(["--repetitions", "4", "--warmup", "0", "--continuous-usage", "true"])
         .arg("--out")
         .arg(&out)
@@ -174,7 +219,8 @@ fn measurement_matches_the_simulators_ground_truth() {
     for case in &r.cases {
         for phase in case.phases.values() {
             for req in &phase.requests {
-                let t = truth.iter().find(|t| Some(&t.id) == req.response_id.as_ref()).expect("truth for every request");
+                let t =
+                    truth.iter().find(|t| Some(&t.id) == req.response_id.as_ref()).expect("truth for every request");
                 assert_eq!(req.output_tokens, Some(t.output_tokens));
                 assert_eq!(req.prompt_tokens, Some(t.prompt_tokens));
                 assert_eq!(req.chunk_tokens.as_ref(), Some(&t.chunk_tokens));
@@ -188,12 +234,8 @@ fn measurement_matches_the_simulators_ground_truth() {
                 let tpot = req.tpot_ms.unwrap();
                 assert!((tpot - truth_tpot).abs() < 0.25, "TPOT {tpot} vs truth {truth_tpot}");
                 // Chunk gaps: the median error is far below a millisecond.
-                let mut errs: Vec<f64> = req
-                    .itl_ms
-                    .iter()
-                    .zip(t.emit_ms.windows(2))
-                    .map(|(m, w)| (m - (w[1] - w[0])).abs())
-                    .collect();
+                let mut errs: Vec<f64> =
+                    req.itl_ms.iter().zip(t.emit_ms.windows(2)).map(|(m, w)| (m - (w[1] - w[0])).abs()).collect();
                 errs.sort_by(f64::total_cmp);
                 assert!(errs[errs.len() / 2] < 1.0, "median ITL error {}", errs[errs.len() / 2]);
                 checked += 1;
@@ -231,7 +273,10 @@ fn invalid_inputs_exit_2_with_the_fix() {
         (&["run", "--model", "m"], "--base-url"),
         (&["run", "--base-url", "localhost", "--model", "m"], "http://"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "nope"], "unknown suite"),
-        (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "quick", "--cases", "x/*"], "matches no case"),
+        (
+            &["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "quick", "--cases", "x/*"],
+            "matches no case",
+        ),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--idle-timeout", "soon"], "--idle-timeout"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--config", "missing.toml"], "missing.toml"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--repetitions", "0"], "repetitions"),
@@ -277,8 +322,9 @@ fn failed_requests_exit_3_and_keep_the_results() {
 
 #[test]
 fn missing_output_length_control_is_reported() {
-    // Without ignore_eos/min_tokens the simulator stops at its natural length.
-    let sim = fast_sim();
+    // Without ignore_eos/min_tokens the simulator stops at its natural length,
+    // here always below the 32 tokens the quick suite asks for.
+    let sim = Sim::start(SimConfig { itl_ms: 0.0, natural_len_min: 8, natural_len_max: 20, ..SimConfig::default() });
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r.json");
     infergate()
@@ -389,4 +435,43 @@ fn results_to_stdout_with_dash() {
     assert_eq!(output.status.code(), Some(exit::PASS));
     let r: Results = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(r.cases.len(), 1);
+}
+
+#[test]
+fn concurrency_and_poisson_rate_shape_the_warm_phase() {
+    let sim = Sim::start(SimConfig { itl_ms: 3.0, ..SimConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.json");
+    infergate()
+        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/256"])
+        .args(["--repetitions", "8", "--concurrency", "4", "--warmup", "0"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::PASS);
+    let r = load(&out);
+    let warm = &r.cases[0].phases[&PhaseName::Warm];
+    assert_eq!(r.cases[0].concurrency, 4);
+    // Most requests in flight at any start: exactly the concurrency.
+    let in_flight_at =
+        |t: f64| warm.requests.iter().filter(|q| q.start_ms <= t && t < q.start_ms + q.e2e_ms.unwrap()).count();
+    let max_in_flight = warm.requests.iter().map(|q| in_flight_at(q.start_ms)).max().unwrap();
+    assert_eq!(max_in_flight, 4);
+    assert!(warm.summary.request_throughput > 0.0 && warm.summary.output_throughput > 0.0);
+
+    let out = dir.path().join("p.json");
+    infergate()
+        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/256"])
+        .args(["--repetitions", "6", "--concurrency", "6", "--request-rate", "20", "--warmup", "0"])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::PASS);
+    let r = load(&out);
+    let warm = &r.cases[0].phases[&PhaseName::Warm];
+    assert_eq!(r.cases[0].request_rate, Some(20.0));
+    let starts: Vec<f64> = warm.requests.iter().map(|q| q.start_ms).collect();
+    assert!(starts.windows(2).all(|w| w[1] >= w[0]), "{starts:?}");
+    // Poisson arrivals at 20/s: the six starts spread over tens of ms, not all at once.
+    assert!(starts[5] - starts[0] > 20.0, "{starts:?}");
 }
