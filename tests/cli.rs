@@ -213,36 +213,44 @@ fn measurement_matches_the_simulators_ground_truth() {
         .code(exit::PASS);
     let r = load(&out);
     let truth = sim.truth();
-    let mut checked = 0;
-    // Loopback transit and scheduling on a busy 2-core machine: a few ms at most.
-    const TOL_MS: f64 = 4.0;
+    let (mut ttft_diff, mut e2e_diff, mut itl_err) = (Vec::new(), Vec::new(), Vec::new());
     for case in &r.cases {
         for phase in case.phases.values() {
             for req in &phase.requests {
                 let t =
                     truth.iter().find(|t| Some(&t.id) == req.response_id.as_ref()).expect("truth for every request");
+                // Counts: exact.
                 assert_eq!(req.output_tokens, Some(t.output_tokens));
                 assert_eq!(req.prompt_tokens, Some(t.prompt_tokens));
                 assert_eq!(req.chunk_tokens.as_ref(), Some(&t.chunk_tokens));
                 assert_eq!(req.itl_ms.len() + 1, t.emit_ms.len(), "one gap per pair of choice-bearing events");
-                let ttft = req.ttft_ms.unwrap();
-                let e2e = req.e2e_ms.unwrap();
-                // The client's clock starts before the server's: measured >= truth.
-                assert!(ttft >= t.ttft_ms - 0.5 && ttft - t.ttft_ms < TOL_MS, "TTFT {ttft} vs truth {}", t.ttft_ms);
-                assert!(e2e >= t.e2e_ms - 0.5 && e2e - t.e2e_ms < TOL_MS, "E2E {e2e} vs truth {}", t.e2e_ms);
+                let (ttft, e2e) = (req.ttft_ms.unwrap(), req.e2e_ms.unwrap());
+                // Causality: the client's clock starts before the server's and
+                // bytes arrive after they are sent, so measured >= truth.
+                assert!(ttft >= t.ttft_ms - 0.5, "TTFT {ttft} before truth {}", t.ttft_ms);
+                assert!(e2e >= t.e2e_ms - 0.5, "E2E {e2e} before truth {}", t.e2e_ms);
+                ttft_diff.push(ttft - t.ttft_ms);
+                e2e_diff.push(e2e - t.e2e_ms);
+                // TPOT spreads the arrival delay over all tokens.
                 let truth_tpot = (t.e2e_ms - t.ttft_ms) / f64::from(t.output_tokens - 1);
                 let tpot = req.tpot_ms.unwrap();
-                assert!((tpot - truth_tpot).abs() < 0.25, "TPOT {tpot} vs truth {truth_tpot}");
-                // Chunk gaps: the median error is far below a millisecond.
-                let mut errs: Vec<f64> =
-                    req.itl_ms.iter().zip(t.emit_ms.windows(2)).map(|(m, w)| (m - (w[1] - w[0])).abs()).collect();
-                errs.sort_by(f64::total_cmp);
-                assert!(errs[errs.len() / 2] < 1.0, "median ITL error {}", errs[errs.len() / 2]);
-                checked += 1;
+                assert!((tpot - truth_tpot).abs() < 0.5, "TPOT {tpot} vs truth {truth_tpot}");
+                itl_err.extend(req.itl_ms.iter().zip(t.emit_ms.windows(2)).map(|(m, w)| (m - (w[1] - w[0])).abs()));
             }
         }
     }
-    assert_eq!(checked, 2 * (1 + 4));
+    assert_eq!(ttft_diff.len(), 2 * (1 + 4));
+    // Typical error: loopback transit and a wake-up, a few ms even when the
+    // machine is busy; a single request may be delayed by a preempted thread.
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ttft_med, e2e_med, itl_med) = (median(&mut ttft_diff), median(&mut e2e_diff), median(&mut itl_err));
+    assert!(ttft_med < 3.0, "median TTFT error {ttft_med} ms: {ttft_diff:?}");
+    assert!(e2e_med < 3.0, "median E2E error {e2e_med} ms: {e2e_diff:?}");
+    assert!(itl_med < 0.5, "median ITL error {itl_med} ms");
+    assert!(ttft_diff.iter().chain(&e2e_diff).all(|d| *d < 25.0), "an error beyond 25 ms: {ttft_diff:?} {e2e_diff:?}");
 }
 
 #[test]
