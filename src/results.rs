@@ -104,8 +104,6 @@ pub struct SuiteInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Unrecorded requests sent between the cold and the warm phase.
-    pub warmup: u32,
     /// Whether `ignore_eos` was sent to hold the output length.
     pub ignore_eos: bool,
     /// Whether `min_tokens` was sent to hold the output length.
@@ -132,6 +130,8 @@ pub struct CaseResult {
     pub output_tokens: u32,
     /// Warm-phase repetitions.
     pub repetitions: u32,
+    /// Unrecorded requests sent between the cold and the warm phase.
+    pub warmup: u32,
     /// Warm-phase concurrency.
     pub concurrency: u32,
     /// Warm-phase Poisson request rate (requests/s), when one was asked for.

@@ -483,3 +483,60 @@ fn concurrency_and_poisson_rate_shape_the_warm_phase() {
     // Poisson arrivals at 20/s: the six starts spread over tens of ms, not all at once.
     assert!(starts[5] - starts[0] > 20.0, "{starts:?}");
 }
+
+#[test]
+fn custom_suite_file_runs_with_its_own_settings() {
+    let sim = fast_sim();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    infergate()
+        .args([
+            "-q",
+            "run",
+            "--base-url",
+            &sim.url(),
+            "--model",
+            "sim",
+            "--suite",
+            "tests/fixtures/suite.toml",
+            "--warmup",
+            "0",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::PASS);
+    let r = load(&out);
+    assert_eq!(r.suite.name, "fixture");
+    assert_eq!(r.suite.source, "tests/fixtures/suite.toml");
+    let ids: Vec<_> = r.cases.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(ids, ["summarise/300", "explain/200", "explain/400"]);
+    let explain = &r.cases[1];
+    assert_eq!((explain.output_tokens, explain.concurrency, explain.repetitions), (8, 2, 2));
+    assert_eq!(explain.phases[&PhaseName::Warm].requests.len(), 2);
+    assert_eq!(explain.phases[&PhaseName::Warm].requests[0].output_tokens, Some(8));
+}
+
+#[test]
+fn config_file_supplies_server_and_run_settings() {
+    let sim = fast_sim();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("infergate.toml"),
+        format!(
+            "[server]\nbase_url = \"{}/v1\"\nmodel = \"sim\"\napi = \"completions\"\n\n[run]\nsuite = \"quick\"\ncases = \"debugging/256\"\nrepetitions = 3\nwarmup = 0\noutput = \"out/results.json\"\n",
+            sim.url()
+        ),
+    )
+    .unwrap();
+    // No flags: everything comes from ./infergate.toml.
+    infergate().current_dir(dir.path()).args(["-q", "run"]).assert().code(exit::PASS);
+    let r = load(&dir.path().join("out/results.json"));
+    assert_eq!(r.environment.server.api, "completions");
+    assert_eq!(r.cases.len(), 1);
+    assert_eq!(r.cases[0].phases[&PhaseName::Warm].requests.len(), 3);
+    // A flag beats the file.
+    infergate().current_dir(dir.path()).args(["-q", "run", "--repetitions", "1"]).assert().code(exit::PASS);
+    let r = load(&dir.path().join("out/results.json"));
+    assert_eq!(r.cases[0].phases[&PhaseName::Warm].requests.len(), 1);
+}

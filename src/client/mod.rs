@@ -318,7 +318,6 @@ pub fn request_body(model: &str, api: Api, prompt: &str, g: Generation) -> Vec<u
 /// The state of one request while its stream is read.
 struct Measurement {
     start: Instant,
-    asked_tokens: u32,
     first_choice: Option<Instant>,
     last_choice: Option<Instant>,
     itl_ms: Vec<f64>,
@@ -376,7 +375,6 @@ impl Measurement {
     fn new(start: Instant, asked_tokens: u32) -> Self {
         Self {
             start,
-            asked_tokens,
             first_choice: None,
             last_choice: None,
             itl_ms: Vec::with_capacity(asked_tokens as usize + 2),
@@ -504,7 +502,6 @@ impl Measurement {
         };
         let has_output = self.first_choice.is_some();
         let chunk_tokens = (self.chunk_tokens_complete && !self.chunk_tokens.is_empty()).then_some(self.chunk_tokens);
-        let _ = self.asked_tokens;
         RequestRecord {
             index: 0,
             start_ms: 0.0,

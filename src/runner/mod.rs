@@ -405,7 +405,6 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
             fingerprint: hex::encode(sha2::Digest::finalize(suite_fp)),
         },
         settings: Settings {
-            warmup: plan.suite.cases.first().map_or(0, |c| plan.settings_for(c).warmup),
             ignore_eos: plan.ignore_eos,
             min_tokens: plan.min_tokens,
             request_timeout_s: plan.client.request_timeout.as_secs_f64(),
@@ -440,6 +439,7 @@ fn case_result(
         context_tokens: case.context_tokens,
         output_tokens: case.output_tokens,
         repetitions: settings.repetitions,
+        warmup: settings.warmup,
         concurrency: settings.concurrency,
         request_rate: settings.request_rate,
         prompt,

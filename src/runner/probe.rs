@@ -41,6 +41,8 @@ pub async fn preflight(client: &Client) -> Result<ServerFacts, Failure> {
                 facts.max_model_len = ["max_model_len", "context_length", "max_context_length"]
                     .iter()
                     .find_map(|k| m.get(*k).and_then(|v| v.as_u64()))
+                    // llama.cpp: the context it serves, else the one it was trained with.
+                    .or_else(|| m.pointer("/meta/n_ctx").and_then(|v| v.as_u64()))
                     .or_else(|| m.pointer("/meta/n_ctx_train").and_then(|v| v.as_u64()));
             }
         }
