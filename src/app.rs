@@ -160,34 +160,6 @@ pub fn print_stdout(text: &str) {
 
 /// `infergate sim`.
 pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
-    let positive = [("--prefill-tps", args.prefill_tps), ("--slowdown", args.slowdown)];
-    for (flag, v) in positive {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(Failure::invalid(anyhow!("{flag} must be a positive number, got {v}")));
-        }
-    }
-    let non_negative = [
-        ("--ttft-base-ms", args.ttft_base_ms),
-        ("--cached-prefill-factor", args.cached_prefill_factor),
-        ("--cold-penalty-ms", args.cold_penalty_ms),
-        ("--itl-ms", args.itl_ms),
-        ("--itl-jitter", args.itl_jitter),
-        ("--concurrency-slowdown", args.concurrency_slowdown),
-    ];
-    for (flag, v) in non_negative {
-        if !(v.is_finite() && v >= 0.0) {
-            return Err(Failure::invalid(anyhow!("{flag} must be zero or positive, got {v}")));
-        }
-    }
-    if args.itl_jitter >= 1.0 {
-        return Err(Failure::invalid(anyhow!(
-            "--itl-jitter must be below 1 (it is a relative spread), got {}",
-            args.itl_jitter
-        )));
-    }
-    if args.natural_len_min == 0 || args.natural_len_min > args.natural_len_max {
-        return Err(Failure::invalid(anyhow!("--natural-len-min must be at least 1 and at most --natural-len-max")));
-    }
     let config = SimConfig {
         model: args.model.clone(),
         seed: args.seed,
@@ -205,6 +177,14 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         max_model_len: args.max_model_len,
         truth_log: args.truth_log.clone(),
     };
+    config.validate().map_err(|e| {
+        let crate::sim::ConfigError::OutOfRange { field, expected, value } = e;
+        let flag = match field {
+            "prefill_tokens_per_s" => "prefill-tps".to_string(),
+            other => other.replace('_', "-"),
+        };
+        Failure::invalid(anyhow!("--{flag} must be {expected}, got {value}"))
+    })?;
     crate::sim::serve_until_signal(config, (args.host, args.port).into()).await.map_err(|e| {
         Failure::run(e.context(format!("the simulator could not serve on {}:{}", args.host, args.port)))
     })?;

@@ -55,6 +55,21 @@ fn infergate() -> Command {
     cmd
 }
 
+/// `infergate -q run` against `sim` with extra `args`; asserts success and
+/// returns the results it wrote.
+fn run_sim(sim: &Sim, args: &[&str]) -> Results {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("results.json");
+    infergate()
+        .args(["-q", "run", "--base-url", &sim.url(), "--model", "sim"])
+        .args(args)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(exit::PASS);
+    load(&out)
+}
+
 fn load(path: &Path) -> Results {
     Results::load(path).unwrap_or_else(|e| panic!("{e:#}"))
 }
@@ -62,27 +77,7 @@ fn load(path: &Path) -> Results {
 #[test]
 fn coder_suite_writes_sixteen_cases_with_prompts_within_one_percent() {
     let sim = fast_sim();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    infergate()
-        .args([
-            "run",
-            "--base-url",
-            &sim.url(),
-            "--model",
-            "sim",
-            "--suite",
-            "coder",
-            "--repetitions",
-            "2",
-            "--warmup",
-            "0",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(exit::PASS);
-    let r = load(&out);
+    let r = run_sim(&sim, &["--suite", "coder", "--repetitions", "2", "--warmup", "0"]);
     assert_eq!(r.schema, "infergate.results.v1");
     assert!(r.complete);
     assert_eq!(r.cases.len(), 16);
@@ -148,27 +143,7 @@ fn cases_filter_and_prompt_fingerprints_are_stable_across_runs() {
 #[test]
 fn cold_request_misses_the_prefix_cache_and_warm_requests_hit_it() {
     let sim = fast_sim();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    infergate()
-        .args([
-            "-q",
-            "run",
-            "--base-url",
-            &sim.url(),
-            "--model",
-            "sim",
-            "--suite",
-            "quick",
-            "--cases",
-            "debugging/1024",
-        ])
-        .args(["--repetitions", "3", "--warmup", "1"])
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(exit::PASS);
-    let r = load(&out);
+    let r = run_sim(&sim, &["--suite", "quick", "--cases", "debugging/1024", "--repetitions", "3", "--warmup", "1"]);
     let case = &r.cases[0];
     let truth = sim.truth();
     let by_id = |id: &str| truth.iter().find(|t| t.id == id).unwrap_or_else(|| panic!("no truth for {id}"));
@@ -191,27 +166,21 @@ fn measurement_matches_the_simulators_ground_truth() {
         cold_penalty_ms: 30.0,
         ..SimConfig::default()
     });
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    infergate()
-        .args([
-            "-q",
-            "run",
-            "--base-url",
-            &sim.url(),
-            "--model",
-            "sim",
+    let r = run_sim(
+        &sim,
+        &[
             "--suite",
             "quick",
             "--cases",
             "code-completion/*",
-        ])
-        .args(["--repetitions", "4", "--warmup", "0", "--continuous-usage", "true"])
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(exit::PASS);
-    let r = load(&out);
+            "--repetitions",
+            "4",
+            "--warmup",
+            "0",
+            "--continuous-usage",
+            "true",
+        ],
+    );
     let truth = sim.truth();
     let (mut ttft_diff, mut e2e_diff, mut itl_err) = (Vec::new(), Vec::new(), Vec::new());
     for case in &r.cases {
@@ -487,26 +456,7 @@ fn concurrency_and_poisson_rate_shape_the_warm_phase() {
 #[test]
 fn custom_suite_file_runs_with_its_own_settings() {
     let sim = fast_sim();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    infergate()
-        .args([
-            "-q",
-            "run",
-            "--base-url",
-            &sim.url(),
-            "--model",
-            "sim",
-            "--suite",
-            "tests/fixtures/suite.toml",
-            "--warmup",
-            "0",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .assert()
-        .code(exit::PASS);
-    let r = load(&out);
+    let r = run_sim(&sim, &["--suite", "tests/fixtures/suite.toml", "--warmup", "0"]);
     assert_eq!(r.suite.name, "fixture");
     assert_eq!(r.suite.source, "tests/fixtures/suite.toml");
     let ids: Vec<_> = r.cases.iter().map(|c| c.id.as_str()).collect();

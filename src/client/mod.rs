@@ -238,11 +238,7 @@ impl Client {
                 }
             };
             let now = Instant::now();
-            parser.push(&chunk, |event| m.on_event(event, now, false)).map_err(|e| RequestError {
-                class: ErrorClass::MalformedEvent,
-                status: None,
-                message: e.to_string(),
-            })?;
+            parser.push(&chunk, |event| m.on_event(event, now, false)).map_err(sse_error)?;
             if let Some(e) = m.error.take() {
                 return Err(e);
             }
@@ -251,11 +247,7 @@ impl Client {
             }
         }
         let now = Instant::now();
-        parser.finish(|event| m.on_event(event, now, true)).map_err(|e| RequestError {
-            class: ErrorClass::MalformedEvent,
-            status: None,
-            message: e.to_string(),
-        })?;
+        parser.finish(|event| m.on_event(event, now, true)).map_err(sse_error)?;
         if let Some(e) = m.error.take() {
             return Err(e);
         }
@@ -280,6 +272,10 @@ impl Client {
             message: what,
         })
     }
+}
+
+fn sse_error(e: sse::SseError) -> RequestError {
+    RequestError { class: ErrorClass::MalformedEvent, status: None, message: e.to_string() }
 }
 
 /// Builds the JSON body of a generation request.
