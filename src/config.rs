@@ -27,6 +27,9 @@ pub struct Config {
     /// How the suite is run.
     #[serde(default)]
     pub run: RunConfig,
+    /// Tolerance rules of the gate.
+    #[serde(default)]
+    pub gate: crate::gate::rules::GateConfig,
 }
 
 /// `[server]`.

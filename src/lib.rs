@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod exit;
 pub mod fsutil;
+pub mod gate;
 pub mod http;
 pub mod progress;
 pub mod report;

@@ -149,7 +149,7 @@ pub struct PromptInfo {
     /// sha256 of the synthesis inputs (generator version, seed, scenario,
     /// instruction, target tokens): equal templates mean comparable cases.
     pub template_fingerprint: String,
-    /// sha256 of the exact prompt text sent in the warm phase (without the salt line).
+    /// sha256 of the exact prompt text sent in the warm phase (the same in every run).
     pub text_fingerprint: String,
     /// Prompt tokens the sizing achieved (as the server counts them).
     pub tokens: u32,

@@ -581,7 +581,9 @@ async fn prepare_case(
     case: &Case,
 ) -> Result<PreparedCase, Failure> {
     let seed = plan.suite.seed.to_le_bytes();
-    let warm_salt = prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), case.id.as_bytes(), b"warm"]));
+    // The warm prompt is the same in every run (so greedy outputs can be
+    // compared across runs); the cold one is unique to this run.
+    let warm_salt = prompt::salt_line(&mut Rng::from_parts(&[&seed, case.id.as_bytes(), b"warm"]));
     let cold_salt = prompt::salt_line(&mut Rng::from_parts(&[run_id.as_bytes(), case.id.as_bytes(), b"cold"]));
     // Generous: code is 3-5 characters per token; regenerate larger if short.
     let mut chars = case.context_tokens as usize * 6 + 2000;
@@ -621,7 +623,7 @@ async fn prepare_case(
                 &case.instruction,
                 case.context_tokens,
             ),
-            text_fingerprint: prompt::text_fingerprint(&body),
+            text_fingerprint: prompt::text_fingerprint(&prompt::with_salt(&warm_salt, &body)),
             tokens: sized.tokens,
             chars: body.len(),
         };

@@ -1,0 +1,1 @@
+//! Comparison of results with a baseline.

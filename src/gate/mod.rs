@@ -1,0 +1,272 @@
+//! The verdict: tolerance rules, noise-aware comparison, and its result.
+//!
+//! Everything here is pure: [`compare::compare`] takes results, a baseline
+//! and rules and returns a [`Comparison`]; no files, no network, no clock.
+//! The comparison is plain data (schema `infergate.comparison.v1`) that the
+//! reports render and the exit code is derived from.
+
+pub mod compare;
+pub mod metrics;
+pub mod rules;
+
+use serde::{Deserialize, Serialize};
+
+use crate::exit;
+
+/// Schema identifier of comparison files.
+pub const SCHEMA: &str = "infergate.comparison.v1";
+
+/// The verdict of a whole comparison, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Results and baseline are not comparable (suite, prompts or environment differ).
+    Refused,
+    /// The run cannot be trusted (failed requests, output length not held, incomplete).
+    Invalid,
+    /// At least one fail-level metric regressed beyond tolerance and noise.
+    Regressed,
+    /// Improvements beyond tolerance while `on_improvement = "require-update"`.
+    UpdateRequired,
+    /// Warnings only (warn-level regressions, cannot judge, output drift, new or missing cases).
+    Warn,
+    /// Improvements beyond tolerance and nothing worse.
+    Improved,
+    /// Nothing changed beyond tolerance and noise.
+    Pass,
+}
+
+impl Verdict {
+    /// The process exit code for this verdict.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Refused | Verdict::Invalid => exit::RUN_FAILED,
+            Verdict::Regressed | Verdict::UpdateRequired => exit::REGRESSION,
+            Verdict::Warn | Verdict::Improved | Verdict::Pass => exit::PASS,
+        }
+    }
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Refused => "refused",
+            Verdict::Invalid => "invalid",
+            Verdict::Regressed => "regressed",
+            Verdict::UpdateRequired => "update_required",
+            Verdict::Warn => "warn",
+            Verdict::Improved => "improved",
+            Verdict::Pass => "pass",
+        }
+    }
+}
+
+/// The verdict of one case, worst first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseVerdict {
+    /// The case's run cannot be trusted.
+    Invalid,
+    /// A fail-level metric regressed.
+    Regressed,
+    /// A warn-level metric regressed, a metric could not be judged, or the output drifted.
+    Warn,
+    /// In the baseline but not in the results.
+    Missing,
+    /// In the results but not in the baseline.
+    New,
+    /// Better beyond tolerance, nothing worse.
+    Improved,
+    /// Nothing beyond tolerance and noise.
+    Pass,
+}
+
+impl CaseVerdict {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseVerdict::Invalid => "invalid",
+            CaseVerdict::Regressed => "regressed",
+            CaseVerdict::Warn => "warn",
+            CaseVerdict::Missing => "missing",
+            CaseVerdict::New => "new",
+            CaseVerdict::Improved => "improved",
+            CaseVerdict::Pass => "pass",
+        }
+    }
+}
+
+/// What happened to one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricStatus {
+    /// Worse beyond tolerance and significant, at level `fail`.
+    Regressed,
+    /// Worse beyond tolerance and significant, at level `warn`.
+    Warn,
+    /// Too few samples for any change to be significant.
+    CannotJudge,
+    /// Better beyond tolerance and significant.
+    Improved,
+    /// Beyond tolerance, but not significant: noise.
+    Noise,
+    /// Within tolerance.
+    Pass,
+}
+
+impl MetricStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricStatus::Regressed => "regressed",
+            MetricStatus::Warn => "warn",
+            MetricStatus::CannotJudge => "cannot_judge",
+            MetricStatus::Improved => "improved",
+            MetricStatus::Noise => "noise",
+            MetricStatus::Pass => "pass",
+        }
+    }
+}
+
+/// Which way is better for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Throughput-like: a drop is a regression.
+    HigherIsBetter,
+    /// Latency-like: a rise is a regression.
+    LowerIsBetter,
+}
+
+/// How loud a rule is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Not checked.
+    Off,
+    /// Reported as a warning; never fails the job.
+    Warn,
+    /// Fails the job (exit 1).
+    Fail,
+}
+
+/// The whole comparison (`infergate.comparison.v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Comparison {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// The overall verdict; the exit code follows from it.
+    pub verdict: Verdict,
+    /// One sentence: the change that matters most, or why there is no verdict.
+    pub headline: String,
+    /// Baseline profile name.
+    pub profile: String,
+    /// Where the baseline was read from.
+    pub baseline_path: String,
+    /// Where the results were read from (or written to).
+    pub results_path: String,
+    /// Run id of the results.
+    pub run_id: String,
+    /// What differs between results and baseline (suite, prompts, environment).
+    pub mismatches: Vec<Mismatch>,
+    /// Whether `--allow-mismatch` made the comparison go ahead despite them.
+    pub mismatch_allowed: bool,
+    /// Overall significance level of the run (`[gate] significance`).
+    pub significance: f64,
+    /// Level each case is tested at (Bonferroni: significance / cases compared).
+    pub case_significance: f64,
+    /// Cases per verdict.
+    pub counts: Counts,
+    /// One entry per case, worst verdict first, then by id.
+    pub cases: Vec<CaseComparison>,
+    /// Run-level notes (e.g. the run was incomplete).
+    pub notes: Vec<String>,
+    /// The command that accepts the current results as the new baseline.
+    pub accept_command: String,
+}
+
+/// Counts of cases by verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Counts {
+    /// Cases that regressed.
+    pub regressed: u32,
+    /// Cases that improved.
+    pub improved: u32,
+    /// Cases that passed.
+    pub unchanged: u32,
+    /// Cases with warnings (warn, cannot judge, drift).
+    pub warnings: u32,
+    /// Cases that are new.
+    pub new: u32,
+    /// Cases that are missing.
+    pub missing: u32,
+    /// Cases whose run is invalid.
+    pub invalid: u32,
+}
+
+/// A difference that makes results and baseline incomparable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mismatch {
+    /// What differs, e.g. `suite`, `model`, `gpu_name`, `prompt of code-review/12800`.
+    pub what: String,
+    /// The baseline's value.
+    pub baseline: String,
+    /// The results' value.
+    pub current: String,
+}
+
+/// One case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseComparison {
+    /// Case id.
+    pub id: String,
+    /// Its verdict.
+    pub verdict: CaseVerdict,
+    /// Per-metric comparisons (gated phases only), worst first.
+    pub metrics: Vec<MetricComparison>,
+    /// Similarity (0..1) of the greedy output with the baseline's, when both exist.
+    pub output_similarity: Option<f64>,
+    /// Why the case is invalid, drifted, new or missing.
+    pub notes: Vec<String>,
+}
+
+/// One metric of one phase of one case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricComparison {
+    /// Catalogue name, e.g. `ttft_median`.
+    pub metric: String,
+    /// `cold` or `warm`.
+    pub phase: String,
+    /// Display unit (`ms`, `tok/s`).
+    pub unit: String,
+    /// Which way is better.
+    pub direction: Direction,
+    /// The rule's level.
+    pub level: Level,
+    /// Baseline value.
+    pub baseline: f64,
+    /// Current value.
+    pub current: f64,
+    /// Relative change (current - baseline) / baseline; positive = higher.
+    pub change: f64,
+    /// The rule's relative tolerance (0.05 = 5%).
+    pub tolerance: f64,
+    /// Absolute changes below this are ignored (in `unit`).
+    pub floor: f64,
+    /// Two-sided Mann-Whitney p-value, when there were samples on both sides.
+    pub p_value: Option<f64>,
+    /// Samples on each side.
+    pub samples: [usize; 2],
+    /// Smallest relative change this check detects 95% of the time at the
+    /// observed noise; `None` when no change can be significant with so few samples.
+    pub min_detectable_change: Option<f64>,
+    /// Repetitions that would bring `min_detectable_change` within tolerance,
+    /// when it is not already.
+    pub repetitions_needed: Option<u32>,
+    /// The outcome.
+    pub status: MetricStatus,
+}

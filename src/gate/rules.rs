@@ -1,0 +1,390 @@
+//! Tolerance rules: the `[gate]` table of `infergate.toml` and its defaults.
+//!
+//! ```toml
+//! [gate]
+//! significance = 0.01          # false-alarm budget of the whole run
+//! phases = ["warm"]            # phases whose metrics are gated
+//! max_error_rate = 0.0         # more failed requests make a case invalid
+//! on_improvement = "report"    # or "require-update"
+//!
+//! [gate.metrics.ttft_median]
+//! tolerance = "10%"            # relative change allowed in the bad direction
+//! floor = 20.0                 # absolute changes below this (ms) are ignored
+//! level = "fail"               # off | warn | fail
+//!
+//! [[gate.override]]
+//! cases = "debugging/*"        # glob(s) over case ids
+//! metric = "ttft_median"       # optional: all metrics when absent
+//! tolerance = "15%"
+//!
+//! [gate.output_drift]
+//! min_similarity = 0.9
+//! level = "warn"
+//! ```
+//!
+//! Resolution for a (case, metric): the catalogue default, then
+//! `[gate.metrics.NAME]`, then every matching `[[gate.override]]` in file
+//! order, each replacing only the fields it sets: the last match wins.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::Level;
+use super::metrics::{self, MetricDef};
+use crate::results::PhaseName;
+use crate::suite::glob_match;
+
+/// `[gate]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    /// Overall significance level (false-alarm budget of a run).
+    pub significance: Option<Significance>,
+    /// Phases whose metrics are gated.
+    pub phases: Option<Vec<PhaseName>>,
+    /// Largest error rate a case may have and still be judged.
+    pub max_error_rate: Option<Fraction>,
+    /// What improvements beyond tolerance do.
+    pub on_improvement: Option<OnImprovement>,
+    /// Per-metric rules.
+    #[serde(default)]
+    pub metrics: BTreeMap<MetricName, RuleConfig>,
+    /// Per-case overrides, applied in order.
+    #[serde(default, rename = "override")]
+    pub overrides: Vec<OverrideConfig>,
+    /// Output drift check.
+    pub output_drift: Option<DriftConfig>,
+}
+
+/// `[gate.metrics.NAME]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Relative tolerance, `"5%"`.
+    pub tolerance: Option<Percent>,
+    /// Absolute floor in the metric's unit.
+    pub floor: Option<NonNegative>,
+    /// off | warn | fail.
+    pub level: Option<Level>,
+}
+
+/// `[[gate.override]]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideConfig {
+    /// Comma-separated globs over case ids.
+    pub cases: String,
+    /// The metric it applies to; every metric when absent.
+    pub metric: Option<MetricName>,
+    /// Relative tolerance.
+    pub tolerance: Option<Percent>,
+    /// Absolute floor.
+    pub floor: Option<NonNegative>,
+    /// Level.
+    pub level: Option<Level>,
+}
+
+/// `[gate.output_drift]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftConfig {
+    /// Similarity ratio (0..1) below which the output counts as drifted.
+    pub min_similarity: Option<Fraction>,
+    /// off | warn | fail.
+    pub level: Option<Level>,
+}
+
+/// What an improvement beyond tolerance does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnImprovement {
+    /// Report it; the job passes.
+    #[default]
+    Report,
+    /// Fail the job until the baseline is updated, so the gain is locked in.
+    RequireUpdate,
+}
+
+/// A metric name from the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MetricName(pub &'static MetricDef);
+
+impl<'de> Deserialize<'de> for MetricName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        metrics::find(&s)
+            .map(MetricName)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown metric `{s}`; known metrics: {}", metrics::names())))
+    }
+}
+
+impl PartialOrd for MetricDef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.name.cmp(other.name))
+    }
+}
+impl Eq for MetricDef {}
+impl Ord for MetricDef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(other.name)
+    }
+}
+
+/// A relative tolerance written `"5%"` (0% to 1000%), stored as a fraction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Percent(pub f64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_percent(&s).map(Percent).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"5%"` or `"2.5 %"` into 0.05 / 0.025.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let num = s
+        .trim()
+        .strip_suffix('%')
+        .ok_or_else(|| format!("`{s}` is not a percentage; write it like \"5%\""))?
+        .trim();
+    let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a percentage; write it like \"5%\""))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("`{s}` must be a percentage of 0% or more"));
+    }
+    if v > 1000.0 {
+        return Err(format!("`{s}` is above 1000%: a gate that allows that much checks nothing"));
+    }
+    Ok(v / 100.0)
+}
+
+/// A finite number >= 0.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NonNegative(pub f64);
+
+impl<'de> Deserialize<'de> for NonNegative {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v.is_finite() && v >= 0.0 {
+            Ok(NonNegative(v))
+        } else {
+            Err(serde::de::Error::custom(format!("must be a number of 0 or more, got {v}")))
+        }
+    }
+}
+
+/// A number in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fraction(pub f64);
+
+impl<'de> Deserialize<'de> for Fraction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if (0.0..=1.0).contains(&v) {
+            Ok(Fraction(v))
+        } else {
+            Err(serde::de::Error::custom(format!("must be between 0 and 1, got {v}")))
+        }
+    }
+}
+
+/// A significance level in (0, 0.5].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Significance(pub f64);
+
+impl<'de> Deserialize<'de> for Significance {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if v > 0.0 && v <= 0.5 {
+            Ok(Significance(v))
+        } else {
+            Err(serde::de::Error::custom(format!("must be above 0 and at most 0.5 (e.g. 0.01), got {v}")))
+        }
+    }
+}
+
+/// One resolved rule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rule {
+    /// Relative tolerance.
+    pub tolerance: f64,
+    /// Absolute floor.
+    pub floor: f64,
+    /// Level.
+    pub level: Level,
+}
+
+/// The resolved rules of a gate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rules {
+    /// Overall significance level.
+    pub significance: f64,
+    /// Gated phases.
+    pub phases: Vec<PhaseName>,
+    /// Largest tolerated error rate.
+    pub max_error_rate: f64,
+    /// What improvements do.
+    pub on_improvement: OnImprovement,
+    /// Output similarity below which the output drifted.
+    pub drift_min_similarity: f64,
+    /// Level of output drift.
+    pub drift_level: Level,
+    metrics: BTreeMap<&'static str, Rule>,
+    overrides: Vec<OverrideConfig>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules::from_config(&GateConfig::default())
+    }
+}
+
+impl Rules {
+    /// Resolves `[gate]` over the defaults.
+    pub fn from_config(c: &GateConfig) -> Rules {
+        let mut metrics = BTreeMap::new();
+        for def in metrics::CATALOGUE {
+            let mut rule = Rule { tolerance: def.tolerance, floor: def.floor, level: def.level };
+            if let Some(r) = c.metrics.get(&MetricName(def)) {
+                apply(&mut rule, r.tolerance, r.floor, r.level);
+            }
+            metrics.insert(def.name, rule);
+        }
+        Rules {
+            significance: c.significance.map_or(0.01, |s| s.0),
+            phases: c.phases.clone().unwrap_or_else(|| vec![PhaseName::Warm]),
+            max_error_rate: c.max_error_rate.map_or(0.0, |f| f.0),
+            on_improvement: c.on_improvement.unwrap_or_default(),
+            drift_min_similarity: c.output_drift.as_ref().and_then(|d| d.min_similarity).map_or(0.9, |f| f.0),
+            drift_level: c.output_drift.as_ref().and_then(|d| d.level).unwrap_or(Level::Warn),
+            metrics,
+            overrides: c.overrides.clone(),
+        }
+    }
+
+    /// The rule for `metric` in case `case_id`.
+    pub fn rule_for(&self, case_id: &str, metric: &MetricDef) -> Rule {
+        let mut rule = self.metrics.get(metric.name).copied().unwrap_or(Rule {
+            tolerance: metric.tolerance,
+            floor: metric.floor,
+            level: metric.level,
+        });
+        for o in &self.overrides {
+            let metric_matches = o.metric.as_ref().is_none_or(|m| m.0.name == metric.name);
+            let case_matches = o.cases.split(',').map(str::trim).any(|g| glob_match(g, case_id));
+            if metric_matches && case_matches {
+                apply(&mut rule, o.tolerance, o.floor, o.level);
+            }
+        }
+        rule
+    }
+}
+
+fn apply(rule: &mut Rule, tolerance: Option<Percent>, floor: Option<NonNegative>, level: Option<Level>) {
+    if let Some(t) = tolerance {
+        rule.tolerance = t.0;
+    }
+    if let Some(f) = floor {
+        rule.floor = f.0;
+    }
+    if let Some(l) = level {
+        rule.level = l;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, parse_toml};
+
+    fn rules(text: &str) -> Result<Rules, String> {
+        let c: Config = parse_toml(text, "infergate.toml")?;
+        Ok(Rules::from_config(&c.gate))
+    }
+
+    fn m(name: &str) -> &'static MetricDef {
+        metrics::find(name).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_policy() {
+        let r = Rules::default();
+        assert_eq!(r.significance, 0.01);
+        assert_eq!(r.phases, vec![PhaseName::Warm]);
+        assert_eq!(r.max_error_rate, 0.0);
+        let tps = r.rule_for("a/1", m("tokens_per_second"));
+        assert_eq!((tps.tolerance, tps.level), (0.05, Level::Fail));
+        let ttft = r.rule_for("a/1", m("ttft_median"));
+        assert_eq!((ttft.tolerance, ttft.floor, ttft.level), (0.10, 20.0, Level::Fail));
+        for name in ["e2e_median", "tpot_median"] {
+            assert_eq!(r.rule_for("a/1", m(name)).tolerance, 0.10);
+        }
+        for name in ["ttft_p99", "tpot_p99", "e2e_p99"] {
+            let rule = r.rule_for("a/1", m(name));
+            assert_eq!((rule.tolerance, rule.level), (0.20, Level::Warn));
+        }
+    }
+
+    #[test]
+    fn metric_rules_and_overrides_resolve_last_match_wins() {
+        let r = rules(
+            r#"
+[gate.metrics.ttft_median]
+tolerance = "15%"
+[[gate.override]]
+cases = "debugging/*"
+tolerance = "30%"
+[[gate.override]]
+cases = "debugging/76800, code-review/*"
+metric = "ttft_median"
+level = "warn"
+"#,
+        )
+        .unwrap();
+        let ttft = m("ttft_median");
+        assert_eq!(r.rule_for("architecture-design/12800", ttft).tolerance, 0.15);
+        let d = r.rule_for("debugging/12800", ttft);
+        assert_eq!((d.tolerance, d.level), (0.30, Level::Fail));
+        let d = r.rule_for("debugging/76800", ttft);
+        assert_eq!((d.tolerance, d.level), (0.30, Level::Warn), "fields merge, the later override wins per field");
+        assert_eq!(r.rule_for("code-review/1", ttft).level, Level::Warn);
+        assert_eq!(r.rule_for("code-review/1", m("tokens_per_second")).level, Level::Fail);
+        assert_eq!(r.rule_for("debugging/1", m("tokens_per_second")).tolerance, 0.30);
+    }
+
+    #[test]
+    fn illegal_values_name_the_key() {
+        let cases: &[(&str, &[&str])] = &[
+            ("[gate.metrics.ttft_median]\ntolerance = \"-5%\"\n", &["infergate.toml:2", "gate.metrics.ttft_median.tolerance", "0% or more"]),
+            ("[gate.metrics.ttft_median]\ntolerance = 5\n", &["infergate.toml:2", "tolerance"]),
+            ("[gate.metrics.ttft_median]\ntolerance = \"five\"\n", &["infergate.toml:2", "\"5%\""]),
+            ("[gate.metrics.ttft_mean]\nlevel = \"warn\"\n", &["infergate.toml:1", "unknown metric `ttft_mean`", "ttft_median"]),
+            ("[gate.metrics.ttft_median]\ntolerence = \"5%\"\n", &["infergate.toml:2", "tolerence"]),
+            ("[gate.metrics.ttft_median]\nlevel = \"loud\"\n", &["infergate.toml:2", "level", "fail"]),
+            ("[gate]\nsignificance = 2\n", &["infergate.toml:2", "gate.significance"]),
+            ("[gate]\nphases = [\"hot\"]\n", &["infergate.toml:2", "gate.phases"]),
+            ("[[gate.override]]\nmetric = \"ttft_median\"\n", &["infergate.toml:1", "cases"]),
+            ("[[gate.override]]\ncases = \"*\"\nmetric = \"nope\"\n", &["infergate.toml:3", "unknown metric"]),
+            ("[gate]\non_improvement = \"ignore\"\n", &["infergate.toml:2", "require-update"]),
+            ("[gate.output_drift]\nmin_similarity = 1.5\n", &["infergate.toml:2", "between 0 and 1"]),
+        ];
+        for (text, fragments) in cases {
+            let err = rules(text).unwrap_err();
+            for f in *fragments {
+                assert!(err.contains(f), "error for {text:?} lacks {f:?}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn percent_parsing() {
+        assert_eq!(parse_percent("5%"), Ok(0.05));
+        assert_eq!(parse_percent(" 2.5 % "), Ok(0.025));
+        assert_eq!(parse_percent("0%"), Ok(0.0));
+        assert!(parse_percent("5").is_err());
+        assert!(parse_percent("-1%").is_err());
+        assert!(parse_percent("NaN%").is_err());
+        assert!(parse_percent("5000%").is_err());
+    }
+}
