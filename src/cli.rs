@@ -41,6 +41,147 @@ pub enum Command {
     Demo(DemoArgs),
     /// Check what works here: config, server, model.
     Doctor(DoctorArgs),
+    /// Compare a results file with a baseline; write the comparison and print the report.
+    Compare(CompareArgs),
+    /// Run the suite, compare with the baseline, report, and exit with the verdict.
+    Check(CheckArgs),
+    /// Record, update and show baselines.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+    /// Run the suite several times against an unchanged server and suggest repetitions and tolerances.
+    Calibrate(CalibrateArgs),
+}
+
+/// How the comparison is reported.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value = "terminal")]
+    pub format: ReportFormat,
+    /// A minijinja template replacing the built-in one for --format.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
+    /// Also write the Markdown report (the PR comment body) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
+    /// Colour on the terminal: auto (on a TTY), always, never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// A compact table.
+    Terminal,
+    /// GitHub-flavoured Markdown.
+    Markdown,
+    /// The comparison JSON.
+    Json,
+}
+
+/// Colour choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// `infergate compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The results file.
+    #[arg(long, value_name = "PATH")]
+    pub results: PathBuf,
+    /// Baseline profile name (baselines/NAME.toml) or path.
+    #[arg(long, value_name = "PROFILE|PATH")]
+    pub baseline: String,
+    /// Config file with the [gate] rules [default: ./infergate.toml when present].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Compare even when suite, prompts or environment differ (the report says so at the top).
+    #[arg(long)]
+    pub allow_mismatch: bool,
+    /// Where to write the comparison JSON [default: comparison.json beside the results].
+    #[arg(long, value_name = "PATH")]
+    pub comparison: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// `infergate check`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Baseline profile name (baselines/NAME.toml) or path.
+    #[arg(long, value_name = "PROFILE|PATH")]
+    pub baseline: String,
+    /// Compare even when suite, prompts or environment differ.
+    #[arg(long)]
+    pub allow_mismatch: bool,
+    /// Before failing, re-run only the regressed cases N more times and judge again on all samples.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub confirm: u32,
+    /// Where to write the comparison JSON [default: comparison.json beside the results].
+    #[arg(long, value_name = "PATH")]
+    pub comparison: Option<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// `infergate baseline ...`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Write a baseline from a results file (atomically) and print the diff of the file.
+    Update(BaselineUpdateArgs),
+    /// Print a baseline as a table.
+    Show(BaselineShowArgs),
+}
+
+/// `infergate baseline update`.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineUpdateArgs {
+    /// The results file to record.
+    #[arg(long, value_name = "PATH")]
+    pub results: PathBuf,
+    /// Profile name (baselines/NAME.toml) or a path inside baselines/.
+    #[arg(long, value_name = "PROFILE|PATH")]
+    pub baseline: String,
+    /// Keep old values whose change is within noise, so an unchanged system gives an empty diff.
+    #[arg(long)]
+    pub only_changed: bool,
+    /// Update only these cases (comma-separated globs); the others keep their values.
+    #[arg(long, value_name = "GLOB")]
+    pub cases: Option<String>,
+    /// Config file with the [gate] rules [default: ./infergate.toml when present].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Record even when the results and the existing baseline are not comparable.
+    #[arg(long)]
+    pub allow_mismatch: bool,
+}
+
+/// `infergate baseline show`.
+#[derive(Debug, Clone, Args)]
+pub struct BaselineShowArgs {
+    /// Profile name or path.
+    #[arg(value_name = "PROFILE|PATH")]
+    pub baseline: String,
+}
+
+/// `infergate calibrate`.
+#[derive(Debug, Clone, Args)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Number of A/A runs.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=20))]
+    pub runs: u32,
 }
 
 /// Where the server is; shared by `run` and `doctor`.
@@ -168,12 +309,15 @@ pub struct DemoArgs {
     /// Output folder for the results.
     #[arg(long, default_value = "infergate-out")]
     pub out: PathBuf,
-    /// Warm-phase requests per case.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Warm-phase requests per case (the built-in baseline was recorded with 10).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub repetitions: u32,
-    /// Make the simulated server slower by this factor (1.2 = 20% slower).
+    /// Make the simulated server slower by this factor (1.1 = 10% slower): the check then fails.
     #[arg(long, default_value_t = 1.0)]
     pub slowdown: f64,
+    /// Baseline to check against [default: the built-in sim-demo baseline].
+    #[arg(long, value_name = "PROFILE|PATH")]
+    pub baseline: Option<String>,
 }
 
 /// `infergate doctor`.

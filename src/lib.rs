@@ -5,6 +5,7 @@
 //! README for the commands and DESIGN notes for the architecture.
 
 pub mod app;
+pub mod baseline;
 pub mod cli;
 pub mod client;
 pub mod config;

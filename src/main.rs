@@ -1,7 +1,7 @@
 //! The `infergate` binary: parse, call the library, map the outcome to an exit code.
 
 use clap::Parser as _;
-use infergate::cli::{Cli, Command};
+use infergate::cli::{BaselineCommand, Cli, Command};
 use infergate::exit;
 use infergate::progress::Verbosity;
 
@@ -22,6 +22,11 @@ fn main() {
             Command::Sim(args) => infergate::app::sim(args).await,
             Command::Demo(args) => infergate::app::demo(args, verbosity).await,
             Command::Doctor(args) => infergate::app::doctor(args).await,
+            Command::Compare(args) => infergate::app::gate::compare_cmd(args),
+            Command::Check(args) => infergate::app::gate::check(args, verbosity).await,
+            Command::Baseline(BaselineCommand::Update(args)) => infergate::app::gate::baseline_update(args),
+            Command::Baseline(BaselineCommand::Show(args)) => infergate::app::gate::baseline_show(args),
+            Command::Calibrate(args) => infergate::app::gate::calibrate(args, verbosity).await,
         }
     });
     // Don't wait for stray tasks (e.g. a request still draining) on the way out.

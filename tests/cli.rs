@@ -349,20 +349,6 @@ fn sigterm_writes_partial_results_and_exits_3() {
 }
 
 #[test]
-fn demo_runs_the_whole_loop() {
-    let dir = tempfile::tempdir().unwrap();
-    infergate()
-        .current_dir(dir.path())
-        .args(["demo", "--repetitions", "2"])
-        .assert()
-        .code(exit::PASS)
-        .stdout(predicate::str::contains("code-review/1024").and(predicate::str::contains("TTFT p50")));
-    let r = load(&dir.path().join("infergate-out/results.json"));
-    assert_eq!(r.cases.len(), 8);
-    assert!(r.complete);
-}
-
-#[test]
 fn sim_command_prints_its_address_first() {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     let mut child = StdCommand::new(assert_cmd::cargo::cargo_bin("infergate"))

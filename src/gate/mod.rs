@@ -5,6 +5,7 @@
 //! The comparison is plain data (schema `infergate.comparison.v1`) that the
 //! reports render and the exit code is derived from.
 
+pub mod calibrate;
 pub mod compare;
 pub mod metrics;
 pub mod rules;

@@ -107,27 +107,33 @@ pub enum OnImprovement {
 }
 
 /// A metric name from the catalogue.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy)]
 pub struct MetricName(pub &'static MetricDef);
 
 impl<'de> Deserialize<'de> for MetricName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        metrics::find(&s)
-            .map(MetricName)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown metric `{s}`; known metrics: {}", metrics::names())))
+        metrics::find(&s).map(MetricName).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown metric `{s}`; known metrics: {}", metrics::names()))
+        })
     }
 }
 
-impl PartialOrd for MetricDef {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.name.cmp(other.name))
+// Names are unique in the catalogue, so they identify a metric.
+impl PartialEq for MetricName {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.name == other.0.name
     }
 }
-impl Eq for MetricDef {}
-impl Ord for MetricDef {
+impl Eq for MetricName {}
+impl PartialOrd for MetricName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for MetricName {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.name.cmp(other.name)
+        self.0.name.cmp(other.0.name)
     }
 }
 
@@ -144,11 +150,8 @@ impl<'de> Deserialize<'de> for Percent {
 
 /// Parses `"5%"` or `"2.5 %"` into 0.05 / 0.025.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let num = s
-        .trim()
-        .strip_suffix('%')
-        .ok_or_else(|| format!("`{s}` is not a percentage; write it like \"5%\""))?
-        .trim();
+    let num =
+        s.trim().strip_suffix('%').ok_or_else(|| format!("`{s}` is not a percentage; write it like \"5%\""))?.trim();
     let v: f64 = num.parse().map_err(|_| format!("`{s}` is not a percentage; write it like \"5%\""))?;
     if !v.is_finite() || v < 0.0 {
         return Err(format!("`{s}` must be a percentage of 0% or more"));
@@ -356,10 +359,16 @@ level = "warn"
     #[test]
     fn illegal_values_name_the_key() {
         let cases: &[(&str, &[&str])] = &[
-            ("[gate.metrics.ttft_median]\ntolerance = \"-5%\"\n", &["infergate.toml:2", "gate.metrics.ttft_median.tolerance", "0% or more"]),
+            (
+                "[gate.metrics.ttft_median]\ntolerance = \"-5%\"\n",
+                &["infergate.toml:2", "gate.metrics.ttft_median.tolerance", "0% or more"],
+            ),
             ("[gate.metrics.ttft_median]\ntolerance = 5\n", &["infergate.toml:2", "tolerance"]),
             ("[gate.metrics.ttft_median]\ntolerance = \"five\"\n", &["infergate.toml:2", "\"5%\""]),
-            ("[gate.metrics.ttft_mean]\nlevel = \"warn\"\n", &["infergate.toml:1", "unknown metric `ttft_mean`", "ttft_median"]),
+            (
+                "[gate.metrics.ttft_mean]\nlevel = \"warn\"\n",
+                &["infergate.toml:1", "unknown metric `ttft_mean`", "ttft_median"],
+            ),
             ("[gate.metrics.ttft_median]\ntolerence = \"5%\"\n", &["infergate.toml:2", "tolerence"]),
             ("[gate.metrics.ttft_median]\nlevel = \"loud\"\n", &["infergate.toml:2", "level", "fail"]),
             ("[gate]\nsignificance = 2\n", &["infergate.toml:2", "gate.significance"]),

@@ -4,6 +4,8 @@
 //! default, which vLLM's `bench serve` uses), so medians and p99s computed
 //! here match the figures users already know.
 
+pub mod significance;
+
 use serde::{Deserialize, Serialize};
 
 /// Summary of one per-request metric over the requests of a phase.

@@ -1,6 +1,8 @@
 //! The commands: each turns parsed arguments into a run of the library and
 //! an exit code. `main` only parses and calls these.
 
+pub mod gate;
+
 use std::io::Write as _;
 use std::path::Path;
 
@@ -24,19 +26,42 @@ pub async fn run(args: &RunArgs, verbosity: Verbosity) -> Result<i32, Failure> {
     finish(&results, &output, verbosity)
 }
 
+/// The baseline `infergate demo` checks against, recorded from the simulator
+/// with the demo's settings and built into the binary.
+pub const DEMO_BASELINE: &str = include_str!("../../baselines/sim-demo.toml");
+
+/// Time per token of the demo's simulator: long enough that a busy machine's
+/// scheduling delays (a few ms) stay far below the 5% throughput tolerance.
+const DEMO_ITL_MS: f64 = 6.0;
+
 /// `infergate demo`: the whole loop against the built-in simulator.
 pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure> {
     if !(args.slowdown.is_finite() && args.slowdown > 0.0) {
-        return Err(Failure::invalid(anyhow!("--slowdown must be a positive factor, e.g. 1.2")));
+        return Err(Failure::invalid(anyhow!("--slowdown must be a positive factor, e.g. 1.1")));
     }
+    let (baseline, baseline_path) = match &args.baseline {
+        Some(arg) => gate::load_baseline(arg)?,
+        None => {
+            let path = std::path::PathBuf::from("baselines/sim-demo.toml");
+            let b: crate::baseline::Baseline =
+                crate::config::parse_toml(DEMO_BASELINE, "baselines/sim-demo.toml (built in)")
+                    .map_err(|e| Failure::invalid(anyhow!(e)))?;
+            (b, path)
+        }
+    };
     let output = args.out.join("results.json");
     check_writable(&output)?;
-    let sim =
-        crate::sim::start(SimConfig { slowdown: args.slowdown, ..SimConfig::default() }, ([127, 0, 0, 1], 0).into())
-            .await
-            .map_err(|e| Failure::run(e.context("cannot start the built-in simulator")))?;
+    let sim_config = SimConfig { slowdown: args.slowdown, itl_ms: DEMO_ITL_MS, ..SimConfig::default() };
+    let sim = crate::sim::start(sim_config, ([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| Failure::run(e.context("cannot start the built-in simulator")))?;
     if verbosity != Verbosity::Quiet {
-        eprintln!("demo: simulated server listening on {}", sim.base_url());
+        eprintln!(
+            "demo: simulated server on {} (slowdown {}), checking the quick suite against {}",
+            sim.base_url(),
+            args.slowdown,
+            baseline_path.display()
+        );
     }
     let plan = RunPlan {
         client: crate::client::ClientConfig {
@@ -58,19 +83,42 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         cache_reset: CacheReset::Auto,
         use_tokenize: true,
     };
-    let results = execute(&plan, verbosity).await;
+    let report = crate::cli::ReportArgs {
+        format: crate::cli::ReportFormat::Terminal,
+        template: None,
+        markdown: None,
+        color: crate::cli::ColorChoice::Auto,
+    };
+    let code = gate::run_check(gate::CheckSetup {
+        plan: &plan,
+        output: &output,
+        rules: &crate::gate::rules::Rules::default(),
+        baseline: &baseline,
+        baseline_path: &baseline_path,
+        allow_mismatch: false,
+        confirm: 0,
+        comparison_path: args.out.join("comparison.json"),
+        report: &report,
+        verbosity,
+    })
+    .await;
     sim.shutdown().await;
-    let code = finish(&results?, &output, verbosity)?;
+    let code = code?;
     if verbosity != Verbosity::Quiet {
-        eprintln!(
-            "\nNext: point infergate at your own server, e.g.\n  infergate run --base-url http://127.0.0.1:8000 --model MODEL --suite quick"
-        );
+        if code == exit::PASS && args.slowdown == 1.0 {
+            eprintln!(
+                "\nNext: see a regression caught with `infergate demo --slowdown 1.1`, or point it at your server:"
+            );
+        } else {
+            eprintln!("\nPoint infergate at your own server:");
+        }
+        eprintln!("  infergate run --base-url http://127.0.0.1:8000 --model MODEL --suite quick");
     }
     Ok(code)
 }
 
 /// Runs a plan with Ctrl-C / SIGTERM handling and terminal progress.
-async fn execute(plan: &RunPlan, verbosity: Verbosity) -> Result<Results, Failure> {
+pub(crate) async fn execute(plan: &RunPlan, verbosity: Verbosity) -> Result<Results, Failure> {
     let (stop_tx, stop) = StopSignal::new();
     let signals = tokio::spawn(async move {
         wait_for_signal().await;
@@ -137,7 +185,7 @@ fn finish(results: &Results, output: &Path, verbosity: Verbosity) -> Result<i32,
     Ok(exit::PASS)
 }
 
-fn check_writable(output: &Path) -> Result<(), Failure> {
+pub(crate) fn check_writable(output: &Path) -> Result<(), Failure> {
     if output.as_os_str() == "-" {
         return Ok(());
     }

@@ -1,0 +1,485 @@
+//! Baseline files: `baselines/PROFILE.toml`, schema `infergate.baseline.v1`.
+//!
+//! A baseline is what the gate compares against: per case and phase the
+//! statistics the rules use and the per-request samples the significance test
+//! needs, the prompt fingerprints and environment that decide comparability,
+//! and one greedy output per case for the output-drift check. Files are
+//! written with a stable key order and values rounded to 4 significant digits,
+//! so that re-recording an unchanged system changes few lines; with
+//! `--only-changed` a series whose change is within noise keeps its old values
+//! and the diff is empty.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::gate::metrics::{CATALOGUE, Series};
+use crate::results::{PhaseName, PhaseResult, Results};
+use crate::stats::significance;
+
+/// Schema identifier of baseline files.
+pub const SCHEMA: &str = "infergate.baseline.v1";
+
+/// The folder baselines live in, relative to the working directory.
+pub const DIR: &str = "baselines";
+
+/// A baseline file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Always [`SCHEMA`].
+    pub schema: String,
+    /// Profile name (GPU x model x server), the file's stem.
+    pub profile: String,
+    /// When the results were recorded (RFC 3339).
+    pub recorded_at: String,
+    /// Run id of the results it was recorded from.
+    pub run_id: String,
+    /// infergate version that recorded it.
+    pub tool_version: String,
+    /// Git commit the results were recorded at.
+    pub git_commit: Option<String>,
+    /// The suite.
+    pub suite: BaselineSuite,
+    /// What must match for a comparison to be meaningful.
+    pub environment: Fingerprint,
+    /// Per case, by id.
+    pub cases: BTreeMap<String, BaselineCase>,
+}
+
+/// The suite of a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSuite {
+    /// Suite name.
+    pub name: String,
+    /// Prompt synthesis seed.
+    pub seed: u64,
+}
+
+/// The environment fingerprint: what must be the same on both sides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fingerprint {
+    /// Model name.
+    pub model: String,
+    /// `chat` or `completions`.
+    pub api: String,
+    /// Serving engine (`owned_by` of the model, e.g. `vllm`, `llamacpp`).
+    pub engine: Option<String>,
+    /// Version the server reported; informational (a version bump is what a gate is for).
+    pub server_version: Option<String>,
+    /// GPU name, when GPU telemetry is available.
+    pub gpu_name: Option<String>,
+    /// GPU driver version, when known (its major version must match).
+    pub gpu_driver: Option<String>,
+}
+
+impl Fingerprint {
+    /// The fingerprint of a results file.
+    pub fn of(results: &Results) -> Fingerprint {
+        let s = &results.environment.server;
+        Fingerprint {
+            model: s.model.clone(),
+            api: s.api.clone(),
+            engine: s.owned_by.clone(),
+            server_version: s.reported_version.clone(),
+            gpu_name: None,
+            gpu_driver: None,
+        }
+    }
+}
+
+/// One case of a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineCase {
+    /// Scenario name.
+    pub scenario: String,
+    /// Target prompt tokens.
+    pub context_tokens: u32,
+    /// Output tokens asked for.
+    pub output_tokens: u32,
+    /// Prompt tokens achieved.
+    pub prompt_tokens: u32,
+    /// Prompt recipe fingerprint (must match to compare).
+    pub template_fingerprint: String,
+    /// Exact warm prompt fingerprint.
+    pub text_fingerprint: String,
+    /// Greedy output of the first good warm request.
+    pub output_text: Option<String>,
+    /// The cold phase.
+    pub cold: Option<BaselinePhase>,
+    /// The warm phase.
+    pub warm: Option<BaselinePhase>,
+}
+
+impl BaselineCase {
+    /// The phase by name.
+    pub fn phase(&self, name: PhaseName) -> Option<&BaselinePhase> {
+        match name {
+            PhaseName::Cold => self.cold.as_ref(),
+            PhaseName::Warm => self.warm.as_ref(),
+        }
+    }
+}
+
+/// One phase of a baseline case.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselinePhase {
+    /// Requests sent.
+    pub requests: u32,
+    /// Requests that failed.
+    pub errors: u32,
+    /// Metric values the rules compare, by catalogue name.
+    pub stats: BTreeMap<String, f64>,
+    /// Per-request samples by series, for the significance test.
+    pub samples: BTreeMap<String, Vec<f64>>,
+}
+
+impl BaselinePhase {
+    fn from_phase(p: &PhaseResult) -> BaselinePhase {
+        let samples: BTreeMap<String, Vec<f64>> = Series::ALL
+            .iter()
+            .map(|s| (s.key().to_string(), s.samples(&p.requests).into_iter().map(round4).collect::<Vec<_>>()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let mut phase =
+            BaselinePhase { requests: p.summary.requests, errors: p.summary.errors, stats: BTreeMap::new(), samples };
+        phase.recompute_stats();
+        phase
+    }
+
+    /// Recomputes `stats` from `samples`.
+    fn recompute_stats(&mut self) {
+        self.stats = CATALOGUE
+            .iter()
+            .filter_map(|m| {
+                let samples = self.samples.get(m.series.key())?;
+                m.statistic.of(samples).map(|v| (m.name.to_string(), round4(v)))
+            })
+            .collect();
+    }
+
+    /// Samples of a series (empty when absent).
+    pub fn series(&self, s: Series) -> &[f64] {
+        self.samples.get(s.key()).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Rounds to 4 significant digits: enough for any gate, few digits to churn.
+pub fn round4(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let digits = x.abs().log10().floor() as i32;
+    let scale = 10f64.powi(3 - digits);
+    (x * scale).round() / scale
+}
+
+impl Baseline {
+    /// A baseline recorded from `results` (only its complete, error-free phases
+    /// are meaningful; the caller refuses the others).
+    pub fn from_results(results: &Results, profile: &str) -> Baseline {
+        let cases = results
+            .cases
+            .iter()
+            .map(|c| {
+                let phase = |n: PhaseName| c.phases.get(&n).map(BaselinePhase::from_phase);
+                let output_text = c
+                    .phases
+                    .get(&PhaseName::Warm)
+                    .and_then(|p| p.requests.iter().find(|r| r.ok).and_then(|r| r.output_text.clone()));
+                (
+                    c.id.clone(),
+                    BaselineCase {
+                        scenario: c.scenario.clone(),
+                        context_tokens: c.context_tokens,
+                        output_tokens: c.output_tokens,
+                        prompt_tokens: c.prompt.tokens,
+                        template_fingerprint: c.prompt.template_fingerprint.clone(),
+                        text_fingerprint: c.prompt.text_fingerprint.clone(),
+                        output_text,
+                        cold: phase(PhaseName::Cold),
+                        warm: phase(PhaseName::Warm),
+                    },
+                )
+            })
+            .collect();
+        Baseline {
+            schema: SCHEMA.into(),
+            profile: profile.into(),
+            recorded_at: results.finished_at.clone(),
+            run_id: results.run_id.clone(),
+            tool_version: results.environment.tool_version.clone(),
+            git_commit: results.environment.git_commit.clone(),
+            suite: BaselineSuite { name: results.suite.name.clone(), seed: results.suite.seed },
+            environment: Fingerprint::of(results),
+            cases,
+        }
+    }
+
+    /// Reads a baseline; errors name the file, line and key.
+    pub fn load(path: &Path) -> anyhow::Result<Baseline> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
+        let b: Baseline = crate::config::parse_toml(&text, &path.display().to_string()).map_err(|e| anyhow!(e))?;
+        if b.schema != SCHEMA {
+            bail!("{}: schema is `{}`, this infergate reads `{SCHEMA}`", path.display(), b.schema);
+        }
+        for (id, case) in &b.cases {
+            for (name, phase) in [("cold", &case.cold), ("warm", &case.warm)] {
+                let Some(phase) = phase else { continue };
+                for (series, values) in &phase.samples {
+                    if !Series::ALL.iter().any(|s| s.key() == series) {
+                        bail!("{}: cases.\"{id}\".{name}.samples: unknown series `{series}`", path.display());
+                    }
+                    if let Some(v) = values.iter().find(|v| !v.is_finite() || **v < 0.0) {
+                        bail!("{}: cases.\"{id}\".{name}.samples.{series}: invalid sample {v}", path.display());
+                    }
+                }
+            }
+        }
+        Ok(b)
+    }
+
+    /// The file text: stable key order, 4 significant digits.
+    pub fn to_toml(&self) -> anyhow::Result<String> {
+        let body = toml::to_string(self).context("cannot serialize the baseline")?;
+        Ok(format!(
+            "# infergate baseline: written by `infergate baseline update`; review changes in the diff it prints.\n{body}"
+        ))
+    }
+}
+
+/// How `baseline update` merges new results into an existing baseline.
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    /// Keep old values whose change is within noise.
+    pub only_changed: bool,
+    /// Only these cases (comma-separated globs); the rest keep their old values.
+    pub cases: Option<String>,
+    /// Significance level for "within noise".
+    pub significance: f64,
+    /// Output similarity at or above which the old output text is kept.
+    pub min_similarity: f64,
+}
+
+/// Merges `new` into `old` per the options.
+pub fn merge(old: Option<&Baseline>, mut new: Baseline, opts: &UpdateOptions) -> Baseline {
+    let Some(old) = old else { return new };
+    let selected = |id: &str| {
+        opts.cases.as_deref().is_none_or(|g| g.split(',').map(str::trim).any(|g| crate::suite::glob_match(g, id)))
+    };
+    // Cases outside the selection keep their old entry (or stay absent).
+    let mut cases = BTreeMap::new();
+    for (id, case) in &old.cases {
+        if !selected(id) {
+            cases.insert(id.clone(), case.clone());
+        }
+    }
+    for (id, mut case) in std::mem::take(&mut new.cases) {
+        if !selected(&id) {
+            continue;
+        }
+        if opts.only_changed {
+            if let Some(prev) = old.cases.get(&id).filter(|p| p.template_fingerprint == case.template_fingerprint) {
+                case.cold = keep_within_noise(prev.cold.as_ref(), case.cold, opts.significance);
+                case.warm = keep_within_noise(prev.warm.as_ref(), case.warm, opts.significance);
+                if let (Some(a), Some(b)) = (&prev.output_text, &case.output_text) {
+                    if similarity(a, b) >= opts.min_similarity {
+                        case.output_text = Some(a.clone());
+                    }
+                }
+            }
+        }
+        cases.insert(id, case);
+    }
+    new.cases = cases;
+    if opts.only_changed && new.cases == old.cases && new.suite == old.suite && new.environment == old.environment {
+        // Nothing but the header would change: keep the file as it is.
+        return old.clone();
+    }
+    new
+}
+
+/// Relative change of the median below which a series that cannot be tested
+/// (too few samples, e.g. one cold request) counts as unchanged.
+const UNTESTABLE_CHANGE: f64 = 0.10;
+/// A significant change smaller than this is still within noise for the file.
+const MATERIAL_CHANGE: f64 = 0.01;
+
+fn keep_within_noise(old: Option<&BaselinePhase>, new: Option<BaselinePhase>, alpha: f64) -> Option<BaselinePhase> {
+    let (Some(old), Some(mut new)) = (old, new.clone()) else { return new };
+    if old.requests != new.requests || old.errors != new.errors {
+        return Some(new);
+    }
+    for (series, values) in new.samples.iter_mut() {
+        let Some(prev) = old.samples.get(series) else { continue };
+        if within_noise(prev, values, alpha) {
+            values.clone_from(prev);
+        }
+    }
+    new.recompute_stats();
+    Some(new)
+}
+
+fn within_noise(old: &[f64], new: &[f64], alpha: f64) -> bool {
+    let (Some(a), Some(b)) = (crate::stats::summarize(old), crate::stats::summarize(new)) else { return false };
+    if a.median == 0.0 {
+        return b.median == 0.0;
+    }
+    let change = ((b.median - a.median) / a.median).abs();
+    if significance::min_p_value(old.len(), new.len()) > alpha {
+        return change < UNTESTABLE_CHANGE;
+    }
+    let significant = significance::mann_whitney_u(old, new).is_some_and(|t| t.p_value < alpha);
+    !significant || change < MATERIAL_CHANGE
+}
+
+/// Character-level similarity ratio (0..1) of two texts.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    if a == b {
+        return 1.0;
+    }
+    f64::from(similar::TextDiff::from_chars(a, b).ratio())
+}
+
+/// A unified diff of two file texts (empty when equal).
+pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
+    if old == new {
+        return String::new();
+    }
+    similar::TextDiff::from_lines(old, new).unified_diff().context_radius(3).header(old_name, new_name).to_string()
+}
+
+/// Resolves `--baseline` for reading: a profile name means
+/// `baselines/NAME.toml`; anything else is a path.
+pub fn resolve_for_read(arg: &str) -> PathBuf {
+    if is_profile_name(arg) { Path::new(DIR).join(format!("{arg}.toml")) } else { PathBuf::from(arg) }
+}
+
+/// Resolves `--baseline` for writing: the file must end up inside the
+/// baselines folder of `root`, whatever the argument says (`..`, absolute
+/// paths and symbolic links cannot escape it).
+pub fn resolve_for_write(root: &Path, arg: &str) -> anyhow::Result<PathBuf> {
+    let dir = root.join(DIR);
+    let rel: PathBuf = if is_profile_name(arg) {
+        PathBuf::from(format!("{arg}.toml"))
+    } else {
+        let p = Path::new(arg);
+        let inside = if p.is_absolute() {
+            let abs_dir = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+            p.strip_prefix(&abs_dir).map(Path::to_path_buf).ok()
+        } else {
+            p.strip_prefix(DIR).map(Path::to_path_buf).ok()
+        };
+        inside.ok_or_else(|| {
+            anyhow!(
+                "--baseline {arg}: baselines are written only inside {}/; give a profile name or a path under it",
+                DIR
+            )
+        })?
+    };
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) || rel.as_os_str().is_empty() {
+        bail!(
+            "--baseline {arg}: the path may not contain `..`, `.` or a root; give a profile name like `h200-qwen-vllm`"
+        );
+    }
+    if rel.extension().is_none_or(|e| e != "toml") {
+        bail!("--baseline {arg}: a baseline file name ends in .toml");
+    }
+    let target = dir.join(&rel);
+    std::fs::create_dir_all(target.parent().unwrap_or(&dir))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    // Symbolic links inside the folder could still point outside it.
+    let real_dir = dir.canonicalize().with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let real_parent = target
+        .parent()
+        .unwrap_or(&dir)
+        .canonicalize()
+        .with_context(|| format!("cannot resolve the folder of {}", target.display()))?;
+    if !real_parent.starts_with(&real_dir) {
+        bail!("--baseline {arg}: {} leads outside {}/ through a symbolic link", target.display(), DIR);
+    }
+    if target.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        bail!("--baseline {arg}: {} is a symbolic link; baselines are plain files", target.display());
+    }
+    Ok(target)
+}
+
+/// A profile name: letters, digits, `.`, `_`, `-`, not starting with `.`, no `.toml`.
+pub fn is_profile_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with('.')
+        && !s.ends_with(".toml")
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_to_four_significant_digits() {
+        assert_eq!(round4(123.456), 123.5);
+        assert_eq!(round4(0.0012345), 0.001235);
+        assert_eq!(round4(98765.0), 98770.0);
+        assert_eq!(round4(-2.5), -2.5);
+        assert_eq!(round4(0.0), 0.0);
+        assert_eq!(format!("{}", round4(12.3456)), "12.35");
+    }
+
+    #[test]
+    fn profile_names_and_paths_stay_inside_the_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        assert_eq!(resolve_for_write(r, "h200-qwen").unwrap(), r.join("baselines/h200-qwen.toml"));
+        assert_eq!(resolve_for_write(r, "baselines/x.toml").unwrap(), r.join("baselines/x.toml"));
+        assert_eq!(resolve_for_write(r, "baselines/team/x.toml").unwrap(), r.join("baselines/team/x.toml"));
+        for bad in [
+            "../x.toml",
+            "baselines/../x.toml",
+            "/etc/x.toml",
+            "x/../../y.toml",
+            "other/x.toml",
+            "baselines/x.txt",
+            "baselines/",
+        ] {
+            assert!(resolve_for_write(r, bad).is_err(), "{bad} must be refused");
+        }
+        let abs = std::path::absolute(r.join("baselines/abs.toml")).unwrap();
+        assert!(resolve_for_write(r, abs.to_str().unwrap()).is_ok());
+        #[cfg(unix)]
+        {
+            let outside = tempfile::tempdir().unwrap();
+            std::os::unix::fs::symlink(outside.path(), r.join("baselines/escape")).unwrap();
+            assert!(resolve_for_write(r, "baselines/escape/x.toml").is_err());
+            std::os::unix::fs::symlink(outside.path().join("f.toml"), r.join("baselines/link.toml")).unwrap();
+            assert!(resolve_for_write(r, "link").is_err());
+        }
+        assert_eq!(resolve_for_read("sim-demo"), PathBuf::from("baselines/sim-demo.toml"));
+        assert_eq!(resolve_for_read("some/where.toml"), PathBuf::from("some/where.toml"));
+    }
+
+    #[test]
+    fn noise_keeps_old_values_and_real_change_replaces_them() {
+        let old = vec![100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9, 100.3];
+        let same: Vec<f64> = old.iter().map(|v| v + 0.05).collect();
+        let slower: Vec<f64> = old.iter().map(|v| v * 1.2).collect();
+        assert!(within_noise(&old, &same, 0.01));
+        assert!(!within_noise(&old, &slower, 0.01));
+        // One sample each: untestable, so only a large change counts.
+        assert!(within_noise(&[100.0], &[105.0], 0.01));
+        assert!(!within_noise(&[100.0], &[130.0], 0.01));
+    }
+
+    #[test]
+    fn similarity_ratio() {
+        assert_eq!(similarity("abc", "abc"), 1.0);
+        assert!(similarity("fn main() {}", "fn main() { }") > 0.9);
+        assert!(similarity("completely", "different!") < 0.5);
+    }
+}

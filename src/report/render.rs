@@ -1,0 +1,1386 @@
+//! Renders a [`Comparison`] for people: a compact terminal report and a
+//! GitHub-flavoured Markdown report (the body of the pull-request comment).
+//!
+//! The layout lives in templates under `src/report/templates/`, embedded with
+//! `include_str!` and replaceable by the user; everything that needs care
+//! (units and precision, Markdown escaping, ANSI colours, column alignment,
+//! aggregating noise across cases) is done here in Rust and offered to the
+//! templates as filters, functions and a prepared context, so that templates
+//! stay simple and a user template cannot get escaping wrong by accident.
+//!
+//! Template context (the same for built-in and user templates):
+//! - `comparison`: the [`Comparison`] as serialized (`infergate.comparison.v1`).
+//! - `rows`: every metric of every case, flattened: the [`MetricComparison`]
+//!   fields plus `case`, `case_verdict` and `cells` (the terminal's
+//!   pre-formatted texts: `case`, `phase`, `metric`, `baseline`, `current`,
+//!   `change`, `limit`, `p`, `mdc`, `status`).
+//! - `changes`: rows beyond tolerance and significant (regressed, then warn,
+//!   then improved); `regressed`: the fail-level regressions only;
+//!   `notable`: regressed, warn, cannot judge and improved rows;
+//!   `noise_count`: how many rows were beyond tolerance but not significant.
+//! - `cannot_judge`: per case, the metrics that had too few samples.
+//! - `power`: per metric, the noise and power of the check across cases.
+//! - `color`: whether ANSI colours are on.
+
+use std::collections::BTreeMap;
+
+use anyhow::anyhow;
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::gate::{CaseVerdict, Comparison, Direction, MetricComparison, MetricStatus};
+
+/// The built-in terminal template.
+const TERMINAL_TEMPLATE: &str = include_str!("templates/terminal.txt.j2");
+/// The built-in Markdown template.
+const MARKDOWN_TEMPLATE: &str = include_str!("templates/comparison.md.j2");
+
+/// Which report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Compact plain text for a terminal or a CI log, optionally coloured.
+    Terminal,
+    /// GitHub-flavoured Markdown, for a pull-request comment or a job summary.
+    Markdown,
+}
+
+impl Format {
+    /// The file name of the built-in template.
+    pub fn template_name(self) -> &'static str {
+        match self {
+            Format::Terminal => "terminal.txt.j2",
+            Format::Markdown => "comparison.md.j2",
+        }
+    }
+
+    /// The built-in template's source.
+    pub fn builtin_template(self) -> &'static str {
+        match self {
+            Format::Terminal => TERMINAL_TEMPLATE,
+            Format::Markdown => MARKDOWN_TEMPLATE,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Format::Terminal => "terminal",
+            Format::Markdown => "Markdown",
+        }
+    }
+}
+
+/// Options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// ANSI colours in the terminal report (ignored by Markdown).
+    pub color: bool,
+    /// User-supplied template text replacing the built-in one for this format.
+    pub template: Option<String>,
+}
+
+/// Renders `comparison` with the embedded template for `format`, or with the
+/// user's template from `options.template`.
+///
+/// Errors in a template (syntax, an unknown filter, a filter given the wrong
+/// type) come back as `Err` naming the template and the line, with the
+/// offending source lines; never a panic.
+pub fn render(comparison: &Comparison, format: Format, options: &RenderOptions) -> anyhow::Result<String> {
+    let env = environment(options.color);
+    let (name, source, origin) = match &options.template {
+        Some(text) => (format!("custom-{}", format.template_name()), text.as_str(), "user"),
+        None => (format.template_name().to_string(), format.builtin_template(), "built-in"),
+    };
+    let what = format!("{origin} {} template", format.describe());
+    let template = env.template_from_named_str(&name, source).map_err(|e| template_error(&what, &e))?;
+    let context = Value::from(Serde(View::new(comparison, options.color)));
+    template.render(context).map_err(|e| template_error(&what, &e))
+}
+
+/// Turns a template error into a message naming the template and the line,
+/// with minijinja's excerpt of the source (the `{:#}` form).
+fn template_error(what: &str, e: &minijinja::Error) -> anyhow::Error {
+    let place = match (e.name(), e.line()) {
+        (Some(name), Some(line)) => format!("{name}, line {line}"),
+        (Some(name), None) => name.to_string(),
+        (None, Some(line)) => format!("line {line}"),
+        (None, None) => "unknown position".to_string(),
+    };
+    anyhow!("{what} ({place}): {e:#}")
+}
+
+/// The environment with every filter and function the templates may use.
+fn environment(color: bool) -> Environment<'static> {
+    let mut env = Environment::new();
+    // Escaping is explicit (`md`), never by file extension: HTML escaping
+    // would mangle the Markdown and the terminal text alike.
+    env.set_auto_escape_callback(|_| AutoEscape::None);
+    // A misspelt field in a user template should be an error, not an empty cell.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // Source excerpts in errors, in release builds too.
+    env.set_debug(true);
+    // Block tags on their own lines leave no blank lines behind.
+    if let Ok(syntax) =
+        SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build()
+    {
+        env.set_syntax(syntax);
+    }
+
+    env.add_filter("value", |v: Option<f64>, unit: Option<String>| format_value(v, unit.as_deref().unwrap_or("")));
+    env.add_filter("pct", |v: Option<f64>| v.map_or_else(|| "—".to_string(), format_pct));
+    env.add_filter("pct_abs", |v: Option<f64>| v.map_or_else(|| "—".to_string(), format_pct_abs));
+    env.add_filter("pvalue", |v: Option<f64>| format_p(v));
+    env.add_filter("limit", |rule: Serde<Limit>| format_limit(&rule));
+    env.add_filter("md", |v: Value| md_escape(&text_of(&v)));
+    env.add_filter("code", |v: Value| inline_code(&text_of(&v)));
+    env.add_filter("fence", |v: Value, lang: Option<String>| fenced(&text_of(&v), lang.as_deref().unwrap_or("")));
+    env.add_filter("clean", |v: Value| clean(&text_of(&v)));
+    env.add_filter("sentence", |v: Value| sentence(&text_of(&v)));
+    let paint_fn = move |v: Value, style: String| paint(&text_of(&v), &style, color);
+    env.add_filter("paint", paint_fn);
+    env.add_function("paint", paint_fn);
+    env.add_function("table", move |rows: Value, columns: Vec<String>| table(&rows, &columns, color));
+    env
+}
+
+/// The text of a template value: strings as they are, none as nothing.
+fn text_of(v: &Value) -> String {
+    if v.is_none() || v.is_undefined() {
+        String::new()
+    } else if let Some(s) = v.as_str() {
+        s.to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Numbers
+
+/// A value with sensible units and precision: milliseconds switch to seconds
+/// from 1000 ms, throughput has one decimal, anything else up to four
+/// significant digits.
+pub fn format_value(v: Option<f64>, unit: &str) -> String {
+    let Some(v) = v else { return "—".to_string() };
+    if !v.is_finite() {
+        return "n/a".to_string();
+    }
+    match unit {
+        // Rounding decides the band, so 9.999 ms prints as "10.0 ms", not "10.00 ms".
+        "ms" if round_to(v.abs(), 2) < 10.0 => format!("{v:.2} ms"),
+        "ms" if round_to(v.abs(), 1) < 1000.0 => format!("{v:.1} ms"),
+        "ms" => format!("{:.2} s", v / 1000.0),
+        "tok/s" => format!("{v:.1} tok/s"),
+        "" => significant(v, 4),
+        "%" => format!("{}%", significant(v, 4)),
+        unit => format!("{} {unit}", significant(v, 4)),
+    }
+}
+
+fn round_to(v: f64, decimals: i32) -> f64 {
+    let scale = 10f64.powi(decimals);
+    (v * scale).round() / scale
+}
+
+/// Up to `digits` significant digits, trailing zeros dropped; large numbers
+/// keep all their integer digits.
+fn significant(v: f64, digits: i32) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return if v == 0.0 { "0".to_string() } else { "n/a".to_string() };
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let mut decimals = (digits - 1 - magnitude).max(0);
+    // 9.9996 rounds up a magnitude: recompute so it is "10", not "10.00".
+    if round_to(v.abs(), decimals) >= 10f64.powi(magnitude + 1) {
+        decimals = (decimals - 1).max(0);
+    }
+    let s = format!("{v:.*}", decimals as usize);
+    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
+    if s == "-0" { "0".to_string() } else { s }
+}
+
+/// A signed relative change, one decimal: 0.0912 → "+9.1%".
+pub fn format_pct(fraction: f64) -> String {
+    if !fraction.is_finite() {
+        return "n/a".to_string();
+    }
+    let percent = round_to(fraction * 100.0, 1);
+    if percent == 0.0 { "0.0%".to_string() } else { format!("{percent:+.1}%") }
+}
+
+/// An unsigned percentage for tolerances and detectable changes: 0.05 → "5%",
+/// 0.0712 → "7.1%".
+pub fn format_pct_abs(fraction: f64) -> String {
+    if !fraction.is_finite() {
+        return "n/a".to_string();
+    }
+    let s = format!("{:.1}", round_to(fraction.abs() * 100.0, 1));
+    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+}
+
+/// A p-value: three decimals, "<0.001" below that, "—" when there is none.
+pub fn format_p(p: Option<f64>) -> String {
+    match p {
+        None => "—".to_string(),
+        Some(p) if !p.is_finite() => "n/a".to_string(),
+        Some(p) if p < 0.001 => "<0.001".to_string(),
+        Some(p) => format!("{p:.3}"),
+    }
+}
+
+/// The fields of a row that make up its limit.
+#[derive(Debug, Clone, Deserialize)]
+struct Limit {
+    direction: Direction,
+    tolerance: f64,
+    #[serde(default)]
+    floor: f64,
+    #[serde(default)]
+    unit: String,
+}
+
+/// The limit of a rule as the change it allows: "-5%" for higher-is-better,
+/// "+10%, floor 20 ms" for lower-is-better with a floor.
+fn format_limit(limit: &Limit) -> String {
+    let sign = match limit.direction {
+        Direction::HigherIsBetter => "-",
+        Direction::LowerIsBetter => "+",
+    };
+    let mut s = format!("{sign}{}", format_pct_abs(limit.tolerance));
+    if limit.floor > 0.0 {
+        let floor = significant(limit.floor, 4);
+        if limit.unit.is_empty() {
+            s.push_str(&format!(", floor {floor}"));
+        } else {
+            s.push_str(&format!(", floor {floor} {}", limit.unit));
+        }
+    }
+    s
+}
+
+// ---------------------------------------------------------------------------
+// Text
+
+/// Escapes text from a server, a config or a baseline before it goes into
+/// Markdown: Markdown punctuation is backslash-escaped (`|` too, so table
+/// cells stay whole), HTML-sensitive characters become entities (so no tag
+/// and no `>` quote can start), control characters and newlines become one
+/// space (so text cannot leave its line, cell or callout).
+pub fn md_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in one_line(text).chars() {
+        match c {
+            '\\' | '*' | '_' | '[' | ']' | '|' | '`' | '#' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text on one line: every run of line breaks, tabs and other control
+/// characters (ANSI escapes included) becomes a single space.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_gap = false;
+    for c in text.chars() {
+        if c.is_control() {
+            if !in_gap {
+                out.push(' ');
+                in_gap = true;
+            }
+        } else {
+            out.push(c);
+            in_gap = false;
+        }
+    }
+    out
+}
+
+/// Free text for a terminal: one line, no control characters, so a server's
+/// message cannot move the cursor or change colours.
+pub fn clean(text: &str) -> String {
+    one_line(text)
+}
+
+/// Ends the text as a sentence (a period unless it already ends in `.`, `!` or `?`).
+fn sentence(text: &str) -> String {
+    let t = text.trim_end();
+    if t.is_empty() || t.ends_with(['.', '!', '?']) { t.to_string() } else { format!("{t}.") }
+}
+
+/// The longest run of `ch` in `text`.
+fn longest_run(text: &str, ch: char) -> usize {
+    let (mut best, mut run) = (0, 0);
+    for c in text.chars() {
+        run = if c == ch { run + 1 } else { 0 };
+        best = best.max(run);
+    }
+    best
+}
+
+/// An inline code span that no backquote in `text` can close early.
+fn inline_code(text: &str) -> String {
+    let text = one_line(text);
+    let ticks = "`".repeat(longest_run(&text, '`') + 1);
+    // A span starting or ending with a backquote needs padding, which Markdown strips.
+    let pad = if text.starts_with('`') || text.ends_with('`') { " " } else { "" };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
+}
+
+/// A fenced code block whose fence is longer than any backquote run in
+/// `text`, so nothing in it can close the block.
+pub fn fenced(text: &str, lang: &str) -> String {
+    let fence = "`".repeat((longest_run(text, '`') + 1).max(3));
+    let lang: String = one_line(lang).chars().filter(|c| *c != '`').collect();
+    let body = text.trim_end_matches(['\n', '\r']);
+    format!("{fence}{lang}\n{body}\n{fence}")
+}
+
+/// ANSI colours by status or verdict name, or plain text when colour is off.
+fn paint(text: &str, style: &str, color: bool) -> String {
+    if !color {
+        return text.to_string();
+    }
+    let code = match style {
+        "regressed" | "invalid" | "refused" | "red" => "31",
+        "warn" | "cannot_judge" | "missing" | "update_required" | "yellow" => "33",
+        "improved" | "pass" | "green" => "32",
+        "new" | "cyan" => "36",
+        "noise" | "dim" => "2",
+        "bold" => "1",
+        _ => return text.to_string(),
+    };
+    format!("\u{1b}[{code}m{text}\u{1b}[0m")
+}
+
+// ---------------------------------------------------------------------------
+// The terminal table
+
+/// Columns whose cells are numbers, aligned right.
+const NUMERIC_COLUMNS: [&str; 6] = ["baseline", "current", "change", "limit", "p", "mdc"];
+
+/// An aligned plain-text table of `rows` (context rows, e.g. `notable`)
+/// showing `columns` of their pre-formatted `cells`; the `status` column is
+/// painted by the row's status.
+fn table(rows: &Value, columns: &[String], color: bool) -> Result<String, minijinja::Error> {
+    let mut cells: Vec<Vec<String>> = Vec::new();
+    let mut statuses: Vec<String> = Vec::new();
+    for row in rows.try_iter()? {
+        let row_cells = row.get_attr("cells")?;
+        let mut line = Vec::with_capacity(columns.len());
+        for column in columns {
+            let cell = row_cells.get_attr(column)?;
+            if cell.is_undefined() {
+                return Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!(
+                        "table(): unknown column `{column}` (columns: case, phase, metric, baseline, current, \
+                         change, limit, p, mdc, status)"
+                    ),
+                ));
+            }
+            line.push(text_of(&cell));
+        }
+        cells.push(line);
+        statuses.push(text_of(&row.get_attr("status")?));
+    }
+    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+    for line in &cells {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let format_line = |line: &[String], status: Option<&str>| -> String {
+        let mut out = String::new();
+        for (i, ((cell, w), column)) in line.iter().zip(&widths).zip(columns).enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let pad = " ".repeat(w - cell.chars().count());
+            let text = match status {
+                Some(status) if column == "status" => paint(cell, status, color),
+                _ => cell.clone(),
+            };
+            if NUMERIC_COLUMNS.contains(&column.as_str()) {
+                out.push_str(&pad);
+                out.push_str(&text);
+            } else {
+                out.push_str(&text);
+                out.push_str(&pad);
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let header: Vec<String> = columns.to_vec();
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    let mut lines = vec![format_line(&header, None), format_line(&rule, None)];
+    for (line, status) in cells.iter().zip(&statuses) {
+        lines.push(format_line(line, Some(status)));
+    }
+    Ok(lines.join("\n"))
+}
+
+// ---------------------------------------------------------------------------
+// The context
+
+/// What the templates see.
+#[derive(Debug, Serialize)]
+struct View<'a> {
+    /// The comparison itself.
+    comparison: &'a Comparison,
+    /// Every metric of every case, in case order.
+    rows: Vec<Row<'a>>,
+    /// Beyond tolerance and significant: regressed, then warn, then improved.
+    changes: Vec<Row<'a>>,
+    /// Fail-level regressions.
+    regressed: Vec<Row<'a>>,
+    /// Regressed, warn, cannot judge and improved rows, in case order.
+    notable: Vec<Row<'a>>,
+    /// Rows beyond tolerance but not significant.
+    noise_count: usize,
+    /// Per case, the metrics too few samples could judge.
+    cannot_judge: Vec<CannotJudge<'a>>,
+    /// Per metric, noise and power across cases.
+    power: Vec<Power<'a>>,
+    /// Whether ANSI colours are on.
+    color: bool,
+}
+
+/// One metric of one case, flattened for tables.
+#[derive(Debug, Clone, Serialize)]
+struct Row<'a> {
+    /// Case id.
+    case: &'a str,
+    /// The case's verdict.
+    case_verdict: CaseVerdict,
+    /// The metric's fields.
+    #[serde(flatten)]
+    metric: &'a MetricComparison,
+    /// Pre-formatted cells for `table()`.
+    cells: Cells,
+}
+
+/// The texts of a row as the terminal shows them.
+#[derive(Debug, Clone, Serialize)]
+struct Cells {
+    case: String,
+    phase: String,
+    metric: String,
+    baseline: String,
+    current: String,
+    change: String,
+    limit: String,
+    p: String,
+    mdc: String,
+    status: String,
+}
+
+/// Metrics of one case that could not be judged.
+#[derive(Debug, Serialize)]
+struct CannotJudge<'a> {
+    /// Case id.
+    case: &'a str,
+    /// `phase metric` names.
+    metrics: Vec<String>,
+    /// Fewest samples on either side among them.
+    samples: usize,
+    /// Most repetitions needed among them, when known.
+    repetitions_needed: Option<u32>,
+}
+
+/// Noise and power of one metric across cases.
+#[derive(Debug, Serialize)]
+struct Power<'a> {
+    /// Metric name.
+    metric: &'a str,
+    /// Its unit.
+    unit: &'a str,
+    /// The strictest tolerance among its rows.
+    tolerance: f64,
+    /// Cases it was compared in.
+    cases: usize,
+    /// Median repetitions (current side).
+    samples: usize,
+    /// Median detectable change over rows where one exists.
+    median_mdc: Option<f64>,
+    /// Cases where the detectable change exceeds the tolerance.
+    underpowered: usize,
+    /// Median detectable change over those cases.
+    underpowered_mdc: Option<f64>,
+    /// Cases where no change at all could be significant.
+    undetectable: usize,
+    /// Repetitions that bring every such case within tolerance, when known.
+    repetitions_needed: Option<u32>,
+}
+
+impl<'a> View<'a> {
+    fn new(comparison: &'a Comparison, color: bool) -> Self {
+        let rows: Vec<Row<'a>> = comparison
+            .cases
+            .iter()
+            .flat_map(|case| case.metrics.iter().map(move |m| Row::new(&case.id, case.verdict, m)))
+            .collect();
+        let with_status = |statuses: &[MetricStatus]| -> Vec<Row<'a>> {
+            rows.iter().filter(|r| statuses.contains(&r.metric.status)).cloned().collect()
+        };
+        let mut changes = with_status(&[MetricStatus::Regressed, MetricStatus::Warn, MetricStatus::Improved]);
+        changes.sort_by_key(|r| r.metric.status);
+        let regressed = with_status(&[MetricStatus::Regressed]);
+        let notable = with_status(&[
+            MetricStatus::Regressed,
+            MetricStatus::Warn,
+            MetricStatus::CannotJudge,
+            MetricStatus::Improved,
+        ]);
+        let noise_count = rows.iter().filter(|r| r.metric.status == MetricStatus::Noise).count();
+        let cannot_judge = comparison
+            .cases
+            .iter()
+            .filter_map(|case| {
+                let metrics: Vec<&MetricComparison> =
+                    case.metrics.iter().filter(|m| m.status == MetricStatus::CannotJudge).collect();
+                (!metrics.is_empty()).then(|| CannotJudge {
+                    case: &case.id,
+                    metrics: metrics.iter().map(|m| format!("{} {}", m.phase, m.metric)).collect(),
+                    samples: metrics.iter().map(|m| m.samples[0].min(m.samples[1])).min().unwrap_or(0),
+                    repetitions_needed: metrics.iter().filter_map(|m| m.repetitions_needed).max(),
+                })
+            })
+            .collect();
+        let power = power(&rows);
+        View { comparison, rows, changes, regressed, notable, noise_count, cannot_judge, power, color }
+    }
+}
+
+impl<'a> Row<'a> {
+    fn new(case: &'a str, case_verdict: CaseVerdict, m: &'a MetricComparison) -> Self {
+        let cells = Cells {
+            case: clean(case),
+            phase: clean(&m.phase),
+            metric: clean(&m.metric),
+            baseline: format_value(Some(m.baseline), &m.unit),
+            current: format_value(Some(m.current), &m.unit),
+            change: format_pct(m.change),
+            limit: format_limit(&Limit {
+                direction: m.direction,
+                tolerance: m.tolerance,
+                floor: m.floor,
+                unit: m.unit.clone(),
+            }),
+            p: format_p(m.p_value),
+            mdc: m.min_detectable_change.map_or_else(|| "—".to_string(), format_pct_abs),
+            status: m.status.as_str().replace('_', " "),
+        };
+        Row { case, case_verdict, metric: m, cells }
+    }
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
+}
+
+/// Aggregates noise and power per metric name, so a suite of fifty cases
+/// gives one line per metric rather than fifty.
+fn power<'a>(rows: &[Row<'a>]) -> Vec<Power<'a>> {
+    let mut groups: BTreeMap<&'a str, Vec<&Row<'a>>> = BTreeMap::new();
+    for row in rows {
+        groups.entry(row.metric.metric.as_str()).or_default().push(row);
+    }
+    // Rows are per phase; people count cases.
+    let cases = |rows: &[&Row<'a>]| {
+        let mut ids: Vec<&str> = rows.iter().map(|r| r.case).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    };
+    groups
+        .into_iter()
+        .map(|(metric, group)| {
+            let tolerance = group.iter().map(|r| r.metric.tolerance).fold(f64::INFINITY, f64::min);
+            let mut samples: Vec<f64> = group.iter().map(|r| r.metric.samples[1] as f64).collect();
+            let mut mdcs: Vec<f64> = group.iter().filter_map(|r| r.metric.min_detectable_change).collect();
+            let under: Vec<&Row<'a>> = group
+                .iter()
+                .copied()
+                .filter(|r| r.metric.min_detectable_change.is_some_and(|d| d > r.metric.tolerance))
+                .collect();
+            let mut under_mdcs: Vec<f64> = under.iter().filter_map(|r| r.metric.min_detectable_change).collect();
+            let undetectable: Vec<&Row<'a>> =
+                group.iter().copied().filter(|r| r.metric.min_detectable_change.is_none()).collect();
+            Power {
+                metric,
+                unit: group.first().map_or("", |r| r.metric.unit.as_str()),
+                tolerance,
+                cases: cases(&group),
+                samples: median(&mut samples).map_or(0, |s| s.round() as usize),
+                median_mdc: median(&mut mdcs),
+                underpowered: cases(&under),
+                underpowered_mdc: median(&mut under_mdcs),
+                undetectable: cases(&undetectable),
+                repetitions_needed: under.iter().chain(&undetectable).filter_map(|r| r.metric.repetitions_needed).max(),
+            }
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Truncation
+
+/// Truncates Markdown to at most `max_chars` characters (GitHub's comment
+/// limit is 65,536), keeping what matters and leaving valid Markdown.
+///
+/// First whole top-level `<details>` sections are dropped, largest first,
+/// and `note` takes the place of the first one dropped; everything outside
+/// them (the verdict, the callouts, the table of regressions, the accept
+/// command) stays. If that is not enough, the text is cut at a line
+/// boundary, any open code fence and `<details>` are closed, and `note` is
+/// appended.
+pub fn truncate_markdown(md: &str, max_chars: usize, note: &str) -> String {
+    let len = |s: &str| s.chars().count();
+    if len(md) <= max_chars {
+        return md.to_string();
+    }
+    let note_block = format!("{}\n", note.trim_end());
+
+    // Split into top-level blocks: whole <details> sections and the rest.
+    let blocks = top_level_blocks(md);
+    let mut dropped = vec![false; blocks.len()];
+    let mut order: Vec<usize> = (0..blocks.len()).filter(|&i| blocks[i].1).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(len(blocks[i].0)));
+    let assemble = |dropped: &[bool]| -> String {
+        let mut out = String::new();
+        let mut noted = false;
+        for (i, (text, _)) in blocks.iter().enumerate() {
+            if !dropped[i] {
+                out.push_str(text);
+            } else if !noted {
+                out.push_str(&note_block);
+                noted = true;
+            }
+        }
+        out
+    };
+    for i in order {
+        dropped[i] = true;
+        let out = assemble(&dropped);
+        if len(&out) <= max_chars {
+            return out;
+        }
+    }
+    // Not enough: cut what is left line by line.
+    let rest = if dropped.iter().any(|d| *d) {
+        let mut none_noted = String::new();
+        for (i, (text, _)) in blocks.iter().enumerate() {
+            if !dropped[i] {
+                none_noted.push_str(text);
+            }
+        }
+        none_noted
+    } else {
+        md.to_string()
+    };
+    cut_lines(&rest, max_chars, &note_block)
+}
+
+/// Top-level blocks of `md` with whether each is a `<details>` section.
+/// Every block ends with its newline, so concatenating them gives `md` back.
+fn top_level_blocks(md: &str) -> Vec<(&str, bool)> {
+    let mut blocks = Vec::new();
+    let mut scanner = Scanner::default();
+    let (mut start, mut pos) = (0, 0);
+    let mut in_details_block = false;
+    for line in md.split_inclusive('\n') {
+        let depth_before = scanner.details;
+        scanner.feed(line);
+        let end = pos + line.len();
+        if depth_before == 0 && scanner.details > 0 {
+            if start < pos {
+                blocks.push((&md[start..pos], false));
+            }
+            start = pos;
+            in_details_block = true;
+        }
+        if in_details_block && scanner.details == 0 {
+            blocks.push((&md[start..end], true));
+            start = end;
+            in_details_block = false;
+        }
+        pos = end;
+    }
+    if start < md.len() {
+        // An unclosed <details> at the end is not a droppable unit.
+        blocks.push((&md[start..], false));
+    }
+    blocks
+}
+
+/// Tracks open code fences and `<details>` line by line.
+#[derive(Debug, Default, Clone)]
+struct Scanner {
+    /// The open fence (its character and length), if inside a fenced code block.
+    fence: Option<(char, usize)>,
+    /// Open `<details>` elements.
+    details: usize,
+}
+
+impl Scanner {
+    fn feed(&mut self, line: &str) {
+        let trimmed = line.trim_end_matches(['\n', '\r']);
+        let indent = trimmed.len() - trimmed.trim_start_matches(' ').len();
+        let body = &trimmed[indent..];
+        if indent <= 3 {
+            for ch in ['`', '~'] {
+                let run = body.chars().take_while(|c| *c == ch).count();
+                if run >= 3 {
+                    match self.fence {
+                        None => {
+                            self.fence = Some((ch, run));
+                            return;
+                        }
+                        Some((open, n)) if open == ch && run >= n && body[run..].trim().is_empty() => {
+                            self.fence = None;
+                            return;
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        if self.fence.is_some() {
+            return;
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        self.details += lower.matches("<details").count();
+        self.details = self.details.saturating_sub(lower.matches("</details>").count());
+    }
+
+    /// What closes everything still open.
+    fn closing(&self) -> String {
+        let mut out = String::new();
+        if let Some((ch, n)) = self.fence {
+            out.push_str(&ch.to_string().repeat(n));
+            out.push('\n');
+        }
+        for _ in 0..self.details {
+            out.push_str("\n</details>\n");
+        }
+        out
+    }
+}
+
+/// Keeps whole lines of `md` while they, the closing of whatever is open and
+/// `note_block` fit in `max_chars`.
+fn cut_lines(md: &str, max_chars: usize, note_block: &str) -> String {
+    let len = |s: &str| s.chars().count();
+    let note_len = len(note_block) + 1;
+    let mut kept = String::new();
+    let mut kept_len = 0;
+    let mut scanner = Scanner::default();
+    for line in md.split_inclusive('\n') {
+        let mut next = scanner.clone();
+        next.feed(line);
+        let line = if line.ends_with('\n') { line.to_string() } else { format!("{line}\n") };
+        if kept_len + len(&line) + len(&next.closing()) + note_len > max_chars {
+            break;
+        }
+        kept.push_str(&line);
+        kept_len += len(&line);
+        scanner = next;
+    }
+    let mut out = kept;
+    out.push_str(&scanner.closing());
+    out.push('\n');
+    out.push_str(note_block);
+    if len(&out) <= max_chars {
+        out
+    } else {
+        // Not even the first line and the note fit: the note alone, cut.
+        note_block.chars().take(max_chars).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::{CaseComparison, Counts, Level, Mismatch, SCHEMA, Verdict};
+
+    const ACCEPT: &str =
+        "infergate baseline update --profile h100-vllm --results .infergate/results/run-20250611-1422.json";
+
+    // --- a small builder for hand-made comparisons -------------------------
+
+    /// A passing metric with realistic defaults for its kind.
+    fn m(metric: &str, phase: &str, baseline: f64, current: f64) -> MetricComparison {
+        let (unit, direction, tolerance, floor, level) = match metric {
+            "tokens_per_second" | "decode_tokens_per_second" => {
+                ("tok/s", Direction::HigherIsBetter, 0.05, 0.0, Level::Fail)
+            }
+            "ttft_median" => ("ms", Direction::LowerIsBetter, 0.10, 20.0, Level::Fail),
+            "e2e_p99" => ("ms", Direction::LowerIsBetter, 0.15, 0.0, Level::Warn),
+            _ => ("ms", Direction::LowerIsBetter, 0.10, 0.0, Level::Fail),
+        };
+        MetricComparison {
+            metric: metric.into(),
+            phase: phase.into(),
+            unit: unit.into(),
+            direction,
+            level,
+            baseline,
+            current,
+            change: (current - baseline) / baseline,
+            tolerance,
+            floor,
+            p_value: Some(0.412),
+            samples: [6, 6],
+            min_detectable_change: Some(tolerance * 0.62),
+            repetitions_needed: None,
+            status: MetricStatus::Pass,
+        }
+    }
+
+    fn with(mut metric: MetricComparison, status: MetricStatus, p: f64) -> MetricComparison {
+        metric.status = status;
+        metric.p_value = Some(p);
+        metric
+    }
+
+    fn case(id: &str, verdict: CaseVerdict, metrics: Vec<MetricComparison>) -> CaseComparison {
+        CaseComparison { id: id.into(), verdict, metrics, output_similarity: Some(1.0), notes: Vec::new() }
+    }
+
+    fn comparison(verdict: Verdict, headline: &str, cases: Vec<CaseComparison>) -> Comparison {
+        let mut counts = Counts::default();
+        for c in &cases {
+            match c.verdict {
+                CaseVerdict::Invalid => counts.invalid += 1,
+                CaseVerdict::Regressed => counts.regressed += 1,
+                CaseVerdict::Warn => counts.warnings += 1,
+                CaseVerdict::Missing => counts.missing += 1,
+                CaseVerdict::New => counts.new += 1,
+                CaseVerdict::Improved => counts.improved += 1,
+                CaseVerdict::Pass => counts.unchanged += 1,
+            }
+        }
+        let compared = cases.len().max(1) as f64;
+        Comparison {
+            schema: SCHEMA.into(),
+            verdict,
+            headline: headline.into(),
+            profile: "h100-vllm".into(),
+            baseline_path: ".infergate/baselines/h100-vllm.json".into(),
+            results_path: ".infergate/results/run-20250611-1422.json".into(),
+            run_id: "run-20250611-1422".into(),
+            mismatches: Vec::new(),
+            mismatch_allowed: false,
+            significance: 0.05,
+            case_significance: 0.05 / compared,
+            counts,
+            cases,
+            notes: Vec::new(),
+            accept_command: ACCEPT.into(),
+        }
+    }
+
+    fn passing_case(id: &str, scale: f64) -> CaseComparison {
+        case(
+            id,
+            CaseVerdict::Pass,
+            vec![
+                m("tokens_per_second", "warm", 41.3 / scale, 41.1 / scale),
+                m("ttft_median", "cold", 212.4 * scale, 218.9 * scale),
+                m("ttft_median", "warm", 38.6 * scale, 39.1 * scale),
+                m("e2e_median", "warm", 2841.0 * scale, 2862.5 * scale),
+                m("e2e_p99", "warm", 3390.0 * scale, 3412.0 * scale),
+            ],
+        )
+    }
+
+    fn pass() -> Comparison {
+        let mut noisy = passing_case("rag/4096", 2.1);
+        noisy.metrics[1] = with(m("ttft_median", "cold", 446.0, 497.3), MetricStatus::Noise, 0.21);
+        comparison(
+            Verdict::Pass,
+            "No metric changed beyond tolerance and noise",
+            vec![passing_case("chat/512", 1.0), passing_case("code-review/12800", 4.3), noisy],
+        )
+    }
+
+    fn regression() -> Comparison {
+        let chat = case(
+            "chat/512",
+            CaseVerdict::Regressed,
+            vec![
+                with(m("tokens_per_second", "warm", 41.3, 37.58), MetricStatus::Regressed, 0.0022),
+                with(m("e2e_median", "warm", 2841.0, 3153.5), MetricStatus::Regressed, 0.0022),
+                with(m("e2e_p99", "warm", 3390.0, 3995.1), MetricStatus::Warn, 0.0087),
+                m("ttft_median", "cold", 212.4, 214.0),
+                m("ttft_median", "warm", 38.6, 39.0),
+            ],
+        );
+        let mut rag = case(
+            "rag/4096",
+            CaseVerdict::Regressed,
+            vec![
+                with(m("tokens_per_second", "warm", 38.9, 35.41), MetricStatus::Regressed, 0.0022),
+                with(m("e2e_median", "warm", 6120.0, 6793.2), MetricStatus::Regressed, 0.0043),
+                m("e2e_p99", "warm", 7301.0, 7688.0),
+                m("ttft_median", "cold", 446.0, 449.5),
+                with(m("ttft_median", "warm", 61.2, 68.1), MetricStatus::Noise, 0.18),
+            ],
+        );
+        rag.output_similarity = Some(0.874);
+        rag.notes.push("output drifted from the baseline after 112 tokens".into());
+        let mut review = passing_case("code-review/12800", 4.3);
+        review.metrics[4].min_detectable_change = Some(0.212);
+        review.metrics[4].repetitions_needed = Some(14);
+        let mut c = comparison(
+            Verdict::Regressed,
+            "tokens_per_second fell 9.0% in chat/512 (limit -5%, p=0.002)",
+            vec![chat, rag, review],
+        );
+        c.counts.warnings = 0;
+        c
+    }
+
+    fn improvement() -> Comparison {
+        let chat = case(
+            "chat/512",
+            CaseVerdict::Improved,
+            vec![
+                with(m("tokens_per_second", "warm", 41.3, 46.4), MetricStatus::Improved, 0.0022),
+                with(m("ttft_median", "cold", 212.4, 171.9), MetricStatus::Improved, 0.0022),
+                m("ttft_median", "warm", 38.6, 37.9),
+                m("e2e_median", "warm", 2841.0, 2702.3),
+                m("e2e_p99", "warm", 3390.0, 3301.0),
+            ],
+        );
+        comparison(
+            Verdict::Improved,
+            "tokens_per_second rose 12.3% in chat/512",
+            vec![chat, passing_case("rag/4096", 2.1)],
+        )
+    }
+
+    fn refusal() -> Comparison {
+        let mut c =
+            comparison(Verdict::Refused, "Results and baseline are not comparable: suite and model differ", vec![]);
+        c.mismatches = vec![
+            Mismatch {
+                what: "suite".into(),
+                baseline: "chat-v1 (3 cases)".into(),
+                current: "chat-v2 (4 cases)".into(),
+            },
+            Mismatch {
+                what: "model".into(),
+                baseline: "meta-llama/Llama-3.1-8B-Instruct".into(),
+                current: "Qwen/Qwen2.5-7B-Instruct".into(),
+            },
+        ];
+        c
+    }
+
+    fn cannot_judge() -> Comparison {
+        let undecided = |id: &str, scale: f64| {
+            let mut c = passing_case(id, scale);
+            c.verdict = CaseVerdict::Warn;
+            for metric in &mut c.metrics {
+                metric.status = MetricStatus::CannotJudge;
+                metric.samples = [3, 3];
+                metric.p_value = Some(0.1);
+                metric.min_detectable_change = None;
+                metric.repetitions_needed = Some(6);
+            }
+            c
+        };
+        comparison(
+            Verdict::Warn,
+            "Cannot judge 10 metrics: 3 samples per side are too few for any change to be significant",
+            vec![undecided("chat/512", 1.0), undecided("rag/4096", 2.1)],
+        )
+    }
+
+    fn render_plain(c: &Comparison, format: Format) -> String {
+        match render(c, format, &RenderOptions::default()) {
+            Ok(s) => s,
+            Err(e) => panic!("render failed: {e:#}"),
+        }
+    }
+
+    // --- filters -------------------------------------------------------------
+
+    #[test]
+    fn values_have_units_and_precision() {
+        let cases: &[(f64, &str, &str)] = &[
+            (3.4512, "ms", "3.45 ms"),
+            (0.0, "ms", "0.00 ms"),
+            (9.999, "ms", "10.0 ms"),
+            (123.44, "ms", "123.4 ms"),
+            (999.96, "ms", "1.00 s"),
+            (12345.6, "ms", "12.35 s"),
+            (-3.2, "ms", "-3.20 ms"),
+            (35.24, "tok/s", "35.2 tok/s"),
+            (1204.0, "tok/s", "1204.0 tok/s"),
+            (0.123456, "", "0.1235"),
+            (1234.56, "req", "1235 req"),
+            (12345.6, "B", "12346 B"),
+            (1.5, "x", "1.5 x"),
+            (9.99996, "", "10"),
+            (2.0, "%", "2%"),
+            (f64::NAN, "ms", "n/a"),
+        ];
+        for (v, unit, want) in cases {
+            assert_eq!(format_value(Some(*v), unit), *want, "value({v}, {unit:?})");
+        }
+        assert_eq!(format_value(None, "ms"), "—");
+    }
+
+    #[test]
+    fn percentages_are_signed_or_not() {
+        for (v, want) in [(0.0912, "+9.1%"), (-0.05, "-5.0%"), (0.0, "0.0%"), (-0.0004, "0.0%"), (1.5, "+150.0%")] {
+            assert_eq!(format_pct(v), want, "pct({v})");
+        }
+        for (v, want) in [(0.05, "5%"), (0.075, "7.5%"), (0.0712, "7.1%"), (0.0999, "10%"), (-0.05, "5%")] {
+            assert_eq!(format_pct_abs(v), want, "pct_abs({v})");
+        }
+        assert_eq!(format_pct(f64::INFINITY), "n/a");
+    }
+
+    #[test]
+    fn p_values_and_limits() {
+        assert_eq!(format_p(None), "—");
+        assert_eq!(format_p(Some(0.0004)), "<0.001");
+        assert_eq!(format_p(Some(0.0123)), "0.012");
+        let limit =
+            |direction, tolerance, floor: f64| format_limit(&Limit { direction, tolerance, floor, unit: "ms".into() });
+        assert_eq!(limit(Direction::HigherIsBetter, 0.05, 0.0), "-5%");
+        assert_eq!(limit(Direction::LowerIsBetter, 0.10, 20.0), "+10%, floor 20 ms");
+        assert_eq!(limit(Direction::LowerIsBetter, 0.125, 2.5), "+12.5%, floor 2.5 ms");
+    }
+
+    #[test]
+    fn md_escapes_markdown_html_and_newlines() {
+        let cases: &[(&str, &str)] = &[
+            ("chat/512", "chat/512"),
+            ("a|b", r"a\|b"),
+            ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
+            ("`rm -rf`", r"\`rm -rf\`"),
+            ("*bold* _it_ [link](x) # ~s~ \\", r"\*bold\* \_it\_ \[link\](x) \# \~s\~ \\"),
+            ("R&D", "R&amp;D"),
+            ("line one\nline two\r\n\r\nline three", "line one line two line three"),
+            ("> quote", "&gt; quote"),
+            ("ansi \u{1b}[31mred", r"ansi  \[31mred"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(md_escape(input), *want, "md({input:?})");
+        }
+        assert_eq!(clean("a\n\nb\u{1b}[2Jc\td"), "a b [2Jc d");
+        assert_eq!(inline_code("a`b"), "``a`b``");
+        assert_eq!(inline_code("`x"), "`` `x ``");
+        assert_eq!(sentence("fell 9%"), "fell 9%.");
+        assert_eq!(sentence("done."), "done.");
+    }
+
+    #[test]
+    fn fence_is_longer_than_any_backquote_run() {
+        assert_eq!(fenced("infergate baseline update", "sh"), "```sh\ninfergate baseline update\n```");
+        let command = "echo ```` && echo `date`";
+        assert_eq!(fenced(command, "sh"), format!("`````sh\n{command}\n`````"));
+    }
+
+    #[test]
+    fn backquotes_in_the_accept_command_cannot_break_out() {
+        let mut c = regression();
+        c.accept_command = "infergate baseline update --note '```\n<img src=x onerror=alert(1)>' `whoami`".into();
+        let md = render_plain(&c, Format::Markdown);
+        let fence_line = md.lines().position(|l| l.starts_with("````sh")).expect("a fence of four backquotes");
+        let lines: Vec<&str> = md.lines().collect();
+        assert_eq!(lines[fence_line + 1], "infergate baseline update --note '```");
+        assert_eq!(lines[fence_line + 3], "````", "{md}");
+        assert!(md.trim_end().ends_with("````"));
+    }
+
+    #[test]
+    fn free_text_from_the_comparison_is_escaped_in_markdown() {
+        let mut c = regression();
+        c.headline = "e2e_median rose | <b>11%</b>\n# not a heading".into();
+        c.cases[1].notes = vec!["server said: <script>x</script> | `oops`".into()];
+        c.cases[1].id = "rag|4096".into();
+        let md = render_plain(&c, Format::Markdown);
+        assert!(md.contains(r"e2e\_median rose \| &lt;b&gt;11%&lt;/b&gt; \# not a heading."), "{md}");
+        assert!(md.contains(r"server said: &lt;script&gt;x&lt;/script&gt; \| \`oops\`"), "{md}");
+        assert!(md.contains(r"| rag\|4096 |"), "{md}");
+        assert!(!md.contains("<script>"));
+        assert!(!md.contains("<b>"));
+    }
+
+    #[test]
+    fn terminal_strips_control_characters_and_colours_on_request() {
+        let mut c = regression();
+        c.headline = "tokens_per_second fell\u{1b}[2J 9.0%\nin chat/512".into();
+        let plain = render_plain(&c, Format::Terminal);
+        assert!(!plain.contains('\u{1b}'));
+        assert!(plain.starts_with("REGRESSED: tokens_per_second fell [2J 9.0% in chat/512\n"), "{plain}");
+        let colored = render(&c, Format::Terminal, &RenderOptions { color: true, template: None }).unwrap_or_default();
+        assert!(colored.starts_with("\u{1b}[31mREGRESSED\u{1b}[0m: "), "{colored}");
+        assert!(colored.contains("\u{1b}[33mwarn\u{1b}[0m"), "{colored}");
+        // Colour codes do not disturb the alignment: the same rows, the same columns.
+        let strip = |s: &str| {
+            s.replace("\u{1b}[31m", "").replace("\u{1b}[33m", "").replace("\u{1b}[2m", "").replace("\u{1b}[0m", "")
+        };
+        assert_eq!(strip(&colored), plain);
+    }
+
+    #[test]
+    fn mismatch_allowed_is_called_out_at_the_top() {
+        let mut c = regression();
+        c.mismatch_allowed = true;
+        c.mismatches = vec![Mismatch {
+            what: "gpu_name".into(),
+            baseline: "NVIDIA H100 80GB HBM3".into(),
+            current: "NVIDIA H100 NVL".into(),
+        }];
+        let md = render_plain(&c, Format::Markdown);
+        let callout = md.find("> Compared despite:").expect("callout");
+        assert!(callout < md.find("| Case |").unwrap_or(usize::MAX));
+        assert!(md.contains(r"> - **gpu\_name**: NVIDIA H100 80GB HBM3 in the baseline, NVIDIA H100 NVL now"));
+        let term = render_plain(&c, Format::Terminal);
+        assert!(
+            term.contains(
+                "mismatches (compared anyway: --allow-mismatch):\n  gpu_name: NVIDIA H100 80GB HBM3 → NVIDIA H100 NVL\n"
+            ),
+            "{term}"
+        );
+    }
+
+    #[test]
+    fn invalid_cases_get_a_caution() {
+        let mut c = regression();
+        c.verdict = Verdict::Invalid;
+        c.cases[0].verdict = CaseVerdict::Invalid;
+        c.cases[0].notes = vec!["7 of 24 requests failed (HTTP 503)".into()];
+        let md = render_plain(&c, Format::Markdown);
+        assert!(md.contains("> [!CAUTION]\n> 1 case is invalid and was not judged:\n> - **chat/512**: 7 of 24 requests failed (HTTP 503)\n"), "{md}");
+        assert!(!md.contains("To accept this change"));
+    }
+
+    #[test]
+    fn noise_is_aggregated_per_metric() {
+        let mut c = pass();
+        for case in &mut c.cases {
+            for metric in &mut case.metrics {
+                if metric.metric == "e2e_p99" {
+                    metric.min_detectable_change = Some(0.24);
+                    metric.repetitions_needed = Some(16);
+                }
+            }
+        }
+        let term = render_plain(&c, Format::Terminal);
+        let noise: Vec<&str> = term.lines().filter(|l| l.starts_with("noise:")).collect();
+        assert_eq!(
+            noise,
+            ["noise: e2e_p99 in 3 cases can only catch changes of 24% or more (tolerance 15%); use 16 repetitions"]
+        );
+        let md = render_plain(&c, Format::Markdown);
+        assert!(
+            md.contains(
+                "- **e2e\\_p99** (tolerance 15%, 3 cases): with 6 repetitions at the observed noise this check catches \
+             changes of 24% or more; use 16 repetitions to catch 15%.\n"
+            ),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn every_verdict_and_status_renders() {
+        let verdicts = [
+            Verdict::Refused,
+            Verdict::Invalid,
+            Verdict::Regressed,
+            Verdict::UpdateRequired,
+            Verdict::Warn,
+            Verdict::Improved,
+            Verdict::Pass,
+        ];
+        let case_verdicts = [
+            CaseVerdict::Invalid,
+            CaseVerdict::Regressed,
+            CaseVerdict::Warn,
+            CaseVerdict::Missing,
+            CaseVerdict::New,
+            CaseVerdict::Improved,
+            CaseVerdict::Pass,
+        ];
+        let statuses = [
+            MetricStatus::Regressed,
+            MetricStatus::Warn,
+            MetricStatus::CannotJudge,
+            MetricStatus::Improved,
+            MetricStatus::Noise,
+            MetricStatus::Pass,
+        ];
+        let mut cases: Vec<CaseComparison> = case_verdicts
+            .iter()
+            .map(|v| {
+                let mut c = case(&format!("case-{}", v.as_str()), *v, Vec::new());
+                c.output_similarity = None;
+                c.notes.push(format!("{} for a reason", v.as_str()));
+                c
+            })
+            .collect();
+        cases[1].metrics = statuses.iter().map(|s| with(m("e2e_median", "warm", 2841.0, 3153.5), *s, 0.01)).collect();
+        for verdict in verdicts {
+            let mut c = comparison(verdict, "something happened", cases.clone());
+            c.notes.push("the run was incomplete: 2 of 6 repetitions".into());
+            for (format, color) in [(Format::Terminal, false), (Format::Terminal, true), (Format::Markdown, false)] {
+                let out = render(&c, format, &RenderOptions { color, template: None });
+                assert!(
+                    out.is_ok(),
+                    "{verdict:?} {format:?}: {:#}",
+                    out.err().map_or(String::new(), |e| format!("{e:#}"))
+                );
+            }
+        }
+        let mut last = comparison(Verdict::UpdateRequired, "x", cases);
+        last.notes.push("the run was incomplete: 2 of 6 repetitions".into());
+        let md = render_plain(&last, Format::Markdown);
+        assert!(md.contains("> [!NOTE]\n> - the run was incomplete: 2 of 6 repetitions\n"), "{md}");
+        assert!(md.starts_with("### infergate: 🔄 UPDATE REQUIRED\n"), "{md}");
+        assert!(md.contains("| **case-new** | — | — | — | — | — | — | — | — | 🆕 new |"), "{md}");
+        assert!(md.contains("- ❔ **case-missing**: missing for a reason"), "{md}");
+    }
+
+    // --- user templates --------------------------------------------------------
+
+    #[test]
+    fn a_user_template_replaces_the_built_in_one() {
+        let template = "{{ comparison.verdict | upper }} {{ regressed | length }} of {{ rows | length }}: \
+                        {% for r in regressed %}{{ r.case | md }} {{ r.metric | md }} {{ r.change | pct }} \
+                        ({{ r.current | value(r.unit) }}){{ \", \" if not loop.last else \"\" }}{% endfor %}";
+        let options = RenderOptions { color: false, template: Some(template.into()) };
+        let out = render(&regression(), Format::Markdown, &options).map_err(|e| format!("{e:#}"));
+        assert_eq!(
+            out.as_deref(),
+            Ok("REGRESSED 4 of 15: chat/512 tokens\\_per\\_second -9.0% (37.6 tok/s), chat/512 e2e\\_median +11.0% \
+                (3.15 s), rag/4096 tokens\\_per\\_second -9.0% (35.4 tok/s), rag/4096 e2e\\_median +11.0% (6.79 s)")
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_template_and_line() {
+        let options =
+            RenderOptions { color: false, template: Some("### {{ comparison.verdict }}\n\n{% if rows %}\n".into()) };
+        let err = render(&pass(), Format::Markdown, &options).expect_err("unclosed if");
+        let msg = format!("{err:#}");
+        assert!(msg.starts_with("user Markdown template (custom-comparison.md.j2, line "), "{msg}");
+        assert!(msg.contains("syntax error"), "{msg}");
+
+        let options = RenderOptions { color: false, template: Some("ok\n{{ comparison.headline | shout }}\n".into()) };
+        let msg = format!("{:#}", render(&pass(), Format::Terminal, &options).expect_err("unknown filter"));
+        assert!(msg.starts_with("user terminal template (custom-terminal.txt.j2, line 2): "), "{msg}");
+        assert!(msg.contains("shout"), "{msg}");
+
+        let options = RenderOptions { color: false, template: Some("{{ comparison.verdikt }}".into()) };
+        let msg = format!("{:#}", render(&pass(), Format::Markdown, &options).expect_err("unknown field"));
+        assert!(msg.contains("line 1"), "{msg}");
+
+        let options = RenderOptions { color: false, template: Some("{{ table(rows, [\"case\", \"nope\"]) }}".into()) };
+        let msg = format!("{:#}", render(&pass(), Format::Terminal, &options).expect_err("unknown column"));
+        assert!(msg.contains("unknown column `nope`"), "{msg}");
+    }
+
+    // --- truncation ------------------------------------------------------------
+
+    fn big_regression(cases: usize) -> Comparison {
+        let mut c = regression();
+        for i in 0..cases {
+            c.cases.push(passing_case(&format!("sweep/{:04}", i * 128), 1.0 + i as f64 / 50.0));
+            c.counts.unchanged += 1;
+        }
+        c
+    }
+
+    fn assert_balanced(md: &str) {
+        assert_eq!(md.matches("<details>").count(), md.matches("</details>").count(), "{md}");
+        let fences = md.lines().filter(|l| l.starts_with("```")).count();
+        assert_eq!(fences % 2, 0, "unclosed fence:\n{md}");
+    }
+
+    #[test]
+    fn short_markdown_is_left_alone() {
+        let md = render_plain(&regression(), Format::Markdown);
+        assert_eq!(truncate_markdown(&md, 65_536, "cut"), md);
+    }
+
+    #[test]
+    fn truncation_drops_details_and_keeps_verdict_regressions_and_accept_command() {
+        let md = render_plain(&big_regression(400), Format::Markdown);
+        assert!(md.chars().count() > 65_536, "{}", md.len());
+        let note = "_The full report did not fit in a comment; see the job log._";
+        let out = truncate_markdown(&md, 65_536, note);
+        assert!(out.chars().count() <= 65_536);
+        assert!(out.starts_with("### infergate: ❌ REGRESSED\n"));
+        for row in md.lines().filter(|l| l.starts_with("| ❌ ")) {
+            assert!(out.contains(row), "lost {row}");
+        }
+        assert!(out.contains(note));
+        assert!(out.contains("To accept this change as the new baseline:"));
+        assert!(out.contains("<summary>Noise and power</summary>"), "the small section fits and stays");
+        assert!(!out.contains("<summary>All "));
+        assert_balanced(&out);
+    }
+
+    #[test]
+    fn truncation_cuts_lines_and_closes_what_is_open() {
+        let md = render_plain(&big_regression(40), Format::Markdown);
+        for max in [300, 1_000, 2_500, 4_000] {
+            let out = truncate_markdown(&md, max, "_Truncated._");
+            assert!(out.chars().count() <= max, "{max}: {}", out.chars().count());
+            assert!(out.starts_with("### infergate: ❌ REGRESSED\n"), "{out}");
+            assert!(out.contains("_Truncated._"), "{out}");
+            assert_balanced(&out);
+        }
+        // Cut inside a <details> and inside a code fence: both are closed.
+        let md = format!("# t\n\n<details><summary>x</summary>\n\n```\n{}```\n\n</details>\n", "line\n".repeat(100));
+        assert_eq!(truncate_markdown(&md, 120, "cut"), "# t\n\ncut\n", "the whole section goes first");
+        let out = cut_lines(&md, 120, "cut\n");
+        assert!(out.chars().count() <= 120, "{out}");
+        assert!(out.contains("<details>"), "{out}");
+        assert_balanced(&out);
+        assert!(out.ends_with("```\n\n</details>\n\ncut\n"), "{out:?}");
+        // Absurd limits still hold.
+        assert!(truncate_markdown(&md, 2, "cut").chars().count() <= 2);
+    }
+
+    // --- snapshots -------------------------------------------------------------
+
+    macro_rules! snapshots {
+        ($($name:ident => $build:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                let c = $build;
+                insta::assert_snapshot!(concat!(stringify!($name), "_terminal"), render_plain(&c, Format::Terminal));
+                insta::assert_snapshot!(concat!(stringify!($name), "_markdown"), render_plain(&c, Format::Markdown));
+            }
+        )*};
+    }
+
+    snapshots! {
+        snapshot_pass => pass();
+        snapshot_regression => regression();
+        snapshot_improvement => improvement();
+        snapshot_refusal => refusal();
+        snapshot_cannot_judge => cannot_judge();
+    }
+}
