@@ -283,6 +283,9 @@ pub struct SimArgs {
     /// Per-token slowdown per extra concurrent stream (0.02 = +2%).
     #[arg(long, default_value_t = 0.02)]
     pub concurrency_slowdown: f64,
+    /// Per-request variation: each request's times are scaled by a factor with this standard deviation (0.05 = 5%).
+    #[arg(long, default_value_t = 0.0)]
+    pub request_cv: f64,
     /// Tokens carried by each streamed chunk.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub tokens_per_chunk: u32,

@@ -218,6 +218,7 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         itl_ms: args.itl_ms,
         itl_jitter: args.itl_jitter,
         concurrency_slowdown: args.concurrency_slowdown,
+        request_cv: args.request_cv,
         tokens_per_chunk: args.tokens_per_chunk,
         slowdown: args.slowdown,
         natural_len_min: args.natural_len_min,

@@ -59,6 +59,9 @@ pub struct MetricCalibration {
     /// Median minimum detectable change at the current repetitions.
     pub min_detectable_change: Option<f64>,
     /// Repetitions for the minimum detectable change to fit the tolerance.
+    pub repetitions_for_tolerance: Option<u32>,
+    /// Repetitions that catch a regression of twice the tolerance 95% of the
+    /// time (the suggestion): significant, and observed beyond the tolerance.
     pub suggested_repetitions: Option<u32>,
     /// Tolerance that stays clear of the between-run spread.
     pub suggested_tolerance: f64,
@@ -72,55 +75,62 @@ pub fn calibrate(runs: &[Results], rules: &Rules) -> Calibration {
     let repetitions = first.cases.first().map_or(0, |c| c.repetitions);
     let mut metrics = Vec::new();
     for def in CATALOGUE {
-        let mut within = Vec::new();
-        let mut between = Vec::new();
-        let mut mdcs = Vec::new();
         let mut tolerance = def.tolerance;
         let mut level = def.level;
+        // Per case: within-run CV pooled over the runs, the spread of the
+        // statistic between runs, and the repetitions the case needs.
+        let (mut within, mut between, mut mdcs, mut reps_tol, mut reps_double) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (ci, case) in first.cases.iter().enumerate() {
             let rule = rules.rule_for(&case.id, def);
             tolerance = tolerance.min(rule.tolerance);
             level = level.max(rule.level);
-            let mut values = Vec::new();
+            let (mut squares, mut n_cv, mut values, mut n_samples) = (0.0, 0usize, Vec::new(), 0usize);
             for run in runs {
                 let Some(c) = run.cases.get(ci).filter(|c| c.id == case.id) else { continue };
                 for phase in rules.phases.iter().filter_map(|p| c.phases.get(p)) {
                     let samples = def.series.samples(&phase.requests);
-                    if let Some(cv) = significance::robust_cv(&samples) {
-                        within.push(cv);
-                        if let Some(m) =
-                            significance::min_detectable_change(cv, samples.len(), samples.len(), alpha, POWER)
-                        {
-                            mdcs.push(m);
-                        }
+                    if let Some(cv) = significance::sample_cv(&samples) {
+                        squares += cv * cv;
+                        n_cv += 1;
+                        n_samples = n_samples.max(samples.len());
                     }
-                    if let Some(v) = def.statistic.of(&samples) {
-                        values.push(v);
-                    }
+                    values.extend(def.statistic.of(&samples));
                 }
             }
-            if let Some(s) = stats::summarize(&values).filter(|s| s.n >= 2 && s.mean != 0.0) {
+            if n_cv == 0 {
+                continue;
+            }
+            let cv = (squares / n_cv as f64).sqrt();
+            within.push(cv);
+            mdcs.extend(significance::min_detectable_change(cv, n_samples, n_samples, alpha, POWER));
+            let Some(s) = stats::summarize(&values) else { continue };
+            if s.n >= 2 && s.mean != 0.0 {
                 // Sample (n-1) spread: with 2-5 runs the population formula underestimates.
                 let n = s.n as f64;
                 between.push(s.stddev * (n / (n - 1.0)).sqrt() / s.mean.abs());
             }
+            // Changes below the floor never count: detect the larger of the two.
+            let effective = rule.tolerance.max(rule.floor / s.mean.abs().max(f64::MIN_POSITIVE));
+            reps_tol.extend(significance::repetitions_for(cv, effective, alpha, POWER, None));
+            reps_double.extend(repetitions_for_double(cv, effective, alpha));
         }
         if within.is_empty() {
             continue;
         }
-        let within_run_cv = within.iter().copied().fold(0.0, f64::max);
-        let between_run_cv = between.iter().copied().fold(0.0, f64::max);
-        let suggested_repetitions = significance::repetitions_for(within_run_cv, tolerance, alpha, POWER, None)
-            .map(|n| n.min(MAX_SUGGESTED_REPETITIONS) as u32);
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let cap = |v: &[usize]| v.iter().max().map(|n| (*n).min(MAX_SUGGESTED_REPETITIONS) as u32);
+        let between_run_cv = max(&between);
         let needed = (BETWEEN_RUN_MARGIN * between_run_cv * 100.0).ceil() / 100.0;
         metrics.push(MetricCalibration {
             metric: def.name.into(),
             level,
             tolerance,
-            within_run_cv,
+            within_run_cv: max(&within),
             between_run_cv,
             min_detectable_change: stats::summarize(&mdcs).map(|s| s.median),
-            suggested_repetitions,
+            repetitions_for_tolerance: cap(&reps_tol),
+            suggested_repetitions: cap(&reps_double),
             suggested_tolerance: tolerance.max(needed),
         });
     }
@@ -156,6 +166,17 @@ pub fn calibrate(runs: &[Results], rules: &Rules) -> Calibration {
         aa_false_alarms,
         suggested_repetitions,
     }
+}
+
+/// Repetitions at which a true change of twice `tolerance` is caught 95% of
+/// the time: significant (its MDC fits), and its observed median beyond the
+/// tolerance (the median's standard error, 1.2533 x cv x sqrt(2/n), fits
+/// under tolerance / z_0.95).
+fn repetitions_for_double(cv: f64, tolerance: f64, alpha: f64) -> Option<usize> {
+    let significant = significance::repetitions_for(cv, 2.0 * tolerance, alpha, POWER, None)?;
+    let z = significance::normal_quantile(POWER);
+    let observed = (2.0 * (z * 1.2533 * cv / tolerance).powi(2)).ceil() as usize;
+    Some(significant.max(observed))
 }
 
 /// Fewest repetitions at which any change can be significant at `alpha`.
@@ -195,12 +216,17 @@ pub fn render(c: &Calibration) -> String {
                 pct(m.between_run_cv),
                 m.min_detectable_change.map_or_else(|| "nothing".into(), |v| format!(">= {}", pct(v))),
                 pct(m.tolerance),
+                m.repetitions_for_tolerance.map_or_else(|| "> 200".into(), |n| n.to_string()),
                 m.suggested_repetitions.map_or_else(|| "> 200".into(), |n| n.to_string()),
                 pct(m.suggested_tolerance),
             ]
         })
         .collect();
     out.push_str(&crate::report::table::render(&header, &rows));
+    out.push_str(
+        "\nThe suggested repetitions catch a regression of twice the tolerance 95% of the time; catching changes\n\
+         right at the tolerance needs the larger count in the column before it.\n",
+    );
     out.push_str("\nSuggested settings for infergate.toml:\n\n[run]\n");
     out.push_str(&format!("repetitions = {}\n", c.suggested_repetitions));
     for m in c.metrics.iter().filter(|m| m.level != Level::Off && m.suggested_tolerance > m.tolerance + 1e-9) {

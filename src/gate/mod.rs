@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod compare;
 pub mod metrics;
+pub mod montecarlo;
 pub mod rules;
 
 use serde::{Deserialize, Serialize};

@@ -614,7 +614,12 @@ fn power<'a>(rows: &[Row<'a>]) -> Vec<Power<'a>> {
             let under: Vec<&Row<'a>> = group
                 .iter()
                 .copied()
-                .filter(|r| r.metric.min_detectable_change.is_some_and(|d| d > r.metric.tolerance))
+                // Changes below the floor never count, so only compare against the larger of the two.
+                .filter(|r| {
+                    let effective =
+                        r.metric.tolerance.max(r.metric.floor / r.metric.baseline.abs().max(f64::MIN_POSITIVE));
+                    r.metric.min_detectable_change.is_some_and(|d| d > effective)
+                })
                 .collect();
             let mut under_mdcs: Vec<f64> = under.iter().filter_map(|r| r.metric.min_detectable_change).collect();
             let undetectable: Vec<&Row<'a>> =

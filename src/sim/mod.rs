@@ -10,6 +10,7 @@
 
 pub mod model;
 mod server;
+pub mod synthetic;
 pub mod tokenizer;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -48,6 +49,9 @@ pub struct SimConfig {
     pub itl_jitter: f64,
     /// Each token interval is multiplied by `1 + concurrency_slowdown * (active_streams - 1)`.
     pub concurrency_slowdown: f64,
+    /// Per-request variation: every time of a request is multiplied by a
+    /// factor with mean 1 and this standard deviation (0 = none).
+    pub request_cv: f64,
     /// Output tokens carried by each content chunk; a chunk goes out when its last token is due.
     pub tokens_per_chunk: u32,
     /// Multiplies every time (TTFT, token interval, penalty): injects a regression.
@@ -74,6 +78,7 @@ impl Default for SimConfig {
             itl_ms: 2.0,
             itl_jitter: 0.1,
             concurrency_slowdown: 0.02,
+            request_cv: 0.0,
             tokens_per_chunk: 1,
             slowdown: 1.0,
             natural_len_min: 16,
@@ -119,6 +124,10 @@ impl SimConfig {
         let p = self.prefill_tokens_per_s;
         if !(p.is_finite() && p > 0.0) {
             return out("prefill_tokens_per_s", "a finite number > 0", p.to_string());
+        }
+        let r = self.request_cv;
+        if !(0.0..=0.5).contains(&r) {
+            return out("request_cv", "between 0 and 0.5", r.to_string());
         }
         let j = self.itl_jitter;
         if !(0.0..=1.0).contains(&j) {

@@ -266,6 +266,18 @@ pub fn token_interval_ms(config: &SimConfig, u: f64, active: u64) -> f64 {
     config.itl_ms * config.slowdown * jitter * crowd
 }
 
+/// One request's speed factor: every time of the request is multiplied by
+/// it. Uniform with mean 1 and standard deviation `request_cv`, so a whole
+/// request can be slower or faster than the next, as on a real server where
+/// batching and other tenants vary from request to request.
+pub fn request_factor(config: &SimConfig, request_number: u64) -> f64 {
+    if config.request_cv == 0.0 {
+        return 1.0;
+    }
+    let mut rng = Rng::from_parts(&[&config.seed.to_le_bytes(), &request_number.to_le_bytes(), b"request"]);
+    1.0 + config.request_cv * 3f64.sqrt() * (2.0 * rng.unit() - 1.0)
+}
+
 /// The seeded generator of one request's token-interval jitter.
 pub fn jitter_rng(config: &SimConfig, request_number: u64) -> Rng {
     Rng::from_parts(&[&config.seed.to_le_bytes(), &request_number.to_le_bytes()])

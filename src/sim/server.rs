@@ -418,8 +418,9 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let cached_tokens = shared.cached_tokens(&prompt.block_hashes()).min(plan.prompt_tokens);
-    let planned_ttft_ms = model::planned_ttft_ms(config, plan.prompt_tokens, cached_tokens);
     let number = shared.next_request.fetch_add(1, Ordering::Relaxed);
+    let speed = model::request_factor(config, number);
+    let planned_ttft_ms = speed * model::planned_ttft_ms(config, plan.prompt_tokens, cached_tokens);
     let id = format!("{}{number}", endpoint.id_prefix());
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let stream = req.stream.unwrap_or(false);
@@ -460,6 +461,7 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
             continuous_usage: include_usage && options.continuous_usage_stats.unwrap_or(false),
             finish_reason: plan.finish_reason.as_str(),
             offset_ms: planned_ttft_ms,
+            speed,
             paced: config.itl_ms > 0.0,
             text,
             jitter,
@@ -476,7 +478,7 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         r
     } else {
-        complete(recorder, endpoint, &id, created, plan, planned_ttft_ms, jitter, text).await
+        complete(recorder, endpoint, &id, created, plan, (planned_ttft_ms, speed), jitter, text).await
     };
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
@@ -492,7 +494,7 @@ async fn complete(
     id: &str,
     created: u64,
     plan: model::Plan,
-    planned_ttft_ms: f64,
+    (planned_ttft_ms, speed): (f64, f64),
     mut jitter: Rng,
     mut text: model::TextGen,
 ) -> Response {
@@ -501,7 +503,7 @@ async fn complete(
     if config.itl_ms > 0.0 {
         let active = rec.shared.active.load(Ordering::Relaxed);
         for _ in 1..plan.output_tokens {
-            offset_ms += model::token_interval_ms(config, jitter.unit(), active);
+            offset_ms += speed * model::token_interval_ms(config, jitter.unit(), active);
         }
     }
     tokio::time::sleep_until((rec.receipt + ms_to_duration(offset_ms)).into()).await;
@@ -561,6 +563,8 @@ struct StreamState {
     finish_reason: &'static str,
     /// Planned emission of the latest scheduled token, ms after receipt.
     offset_ms: f64,
+    /// This request's speed factor (`request_cv`): multiplies every interval.
+    speed: f64,
     /// False when `itl_ms` is 0: burst without sleeping after the first chunk.
     paced: bool,
     text: model::TextGen,
@@ -583,7 +587,7 @@ impl StreamState {
             let active = self.rec.shared.active.load(Ordering::Relaxed);
             for i in self.sent..end {
                 if i > 0 {
-                    self.offset_ms += model::token_interval_ms(config, self.jitter.unit(), active);
+                    self.offset_ms += self.speed * model::token_interval_ms(config, self.jitter.unit(), active);
                 }
             }
         }

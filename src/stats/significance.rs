@@ -320,16 +320,38 @@ pub fn robust_cv(samples: &[f64]) -> Option<f64> {
     cv.is_finite().then_some(cv)
 }
 
-/// Pooled robust CV of two samples: the CVs of each weighted by degrees of
+/// Sample coefficient of variation: sample standard deviation (n - 1) over
+/// |mean| of the finite values; `None` with fewer than 2 values or a zero mean.
+///
+/// The minimum detectable change uses this rather than [`robust_cv`]: the
+/// MAD-based estimate is exact only for normal noise (it overstates uniform
+/// noise by 28%), while the standard deviation is what the power formula is
+/// written in; outliers can only make it larger, i.e. more cautious.
+pub fn sample_cv(samples: &[f64]) -> Option<f64> {
+    let values: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    if values.len() < 2 {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    if mean == 0.0 {
+        return None;
+    }
+    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let cv = var.sqrt() / mean.abs();
+    cv.is_finite().then_some(cv)
+}
+
+/// Pooled CV of two samples: the [`sample_cv`] of each weighted by degrees of
 /// freedom, `sqrt((cv1^2 (n1 - 1) + cv2^2 (n2 - 1)) / (n1 + n2 - 2))`, with
 /// `n1`, `n2` the numbers of finite values.
 ///
-/// When only one side has a `robust_cv` (the other has fewer than 2 finite
-/// values or a zero median), that side's CV; `None` when neither has.
+/// When only one side has a CV (the other has fewer than 2 finite values or a
+/// zero mean), that side's CV; `None` when neither has.
 pub fn pooled_cv(a: &[f64], b: &[f64]) -> Option<f64> {
     let n1 = a.iter().filter(|x| x.is_finite()).count() as f64;
     let n2 = b.iter().filter(|x| x.is_finite()).count() as f64;
-    match (robust_cv(a), robust_cv(b)) {
+    match (sample_cv(a), sample_cv(b)) {
         (Some(c1), Some(c2)) => {
             let pooled = ((c1 * c1 * (n1 - 1.0) + c2 * c2 * (n2 - 1.0)) / (n1 + n2 - 2.0)).sqrt();
             pooled.is_finite().then_some(pooled)
@@ -771,14 +793,18 @@ mod tests {
 
     #[test]
     fn pooled_cv_examples() {
-        let a = [8.0, 9.0, 10.0, 11.0, 12.0]; // cv 0.14826, n 5
-        let b = [18.0, 19.0, 20.0, 21.0, 22.0, 20.0, 20.0]; // median 20, MAD 1 -> cv 0.07413, n 7
-        let expected = ((0.14826f64.powi(2) * 4.0 + 0.07413f64.powi(2) * 6.0) / 10.0).sqrt();
+        let a = [8.0, 9.0, 10.0, 11.0, 12.0]; // mean 10, sample sd sqrt(2.5) -> cv 0.158114
+        let b = [18.0, 19.0, 20.0, 21.0, 22.0, 20.0, 20.0]; // mean 20, sample sd sqrt(10/6) -> cv 0.0645497
+        let (ca, cb) = (2.5f64.sqrt() / 10.0, (10.0f64 / 6.0).sqrt() / 20.0);
+        assert!(close(sample_cv(&a).unwrap(), ca, 1e-12));
+        assert!(close(sample_cv(&b).unwrap(), cb, 1e-12));
+        let expected = ((ca.powi(2) * 4.0 + cb.powi(2) * 6.0) / 10.0).sqrt();
         assert!(close(pooled_cv(&a, &b).unwrap(), expected, 1e-12));
         assert!(close(pooled_cv(&b, &a).unwrap(), expected, 1e-12));
-        assert!(close(pooled_cv(&a, &[7.0]).unwrap(), 0.14826, 1e-12));
-        assert!(close(pooled_cv(&[], &a).unwrap(), 0.14826, 1e-12));
+        assert!(close(pooled_cv(&a, &[7.0]).unwrap(), ca, 1e-12));
+        assert!(close(pooled_cv(&[], &a).unwrap(), ca, 1e-12));
         assert_eq!(pooled_cv(&[1.0], &[f64::NAN, 2.0]), None);
+        assert_eq!(sample_cv(&[1.0, -1.0]), None);
         assert_eq!(pooled_cv(&[], &[]), None);
     }
 
