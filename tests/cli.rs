@@ -434,7 +434,8 @@ fn concurrency_and_poisson_rate_shape_the_warm_phase() {
     let warm = &r.cases[0].phases[&PhaseName::Warm];
     assert_eq!(r.cases[0].request_rate, Some(20.0));
     let starts: Vec<f64> = warm.requests.iter().map(|q| q.start_ms).collect();
-    assert!(starts.windows(2).all(|w| w[1] >= w[0]), "{starts:?}");
+    // Arrival order, give or take the scheduling of the spawned requests.
+    assert!(starts.windows(2).all(|w| w[1] >= w[0] - 2.0), "{starts:?}");
     // Poisson arrivals at 20/s: the six starts spread over tens of ms, not all at once.
     assert!(starts[5] - starts[0] > 20.0, "{starts:?}");
 }

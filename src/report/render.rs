@@ -822,7 +822,7 @@ mod tests {
     use crate::gate::{CaseComparison, Counts, Level, Mismatch, SCHEMA, Verdict};
 
     const ACCEPT: &str =
-        "infergate baseline update --profile h100-vllm --results .infergate/results/run-20250611-1422.json";
+        "infergate baseline update --results infergate-out/results.json --baseline baselines/h100-vllm.toml";
 
     // --- a small builder for hand-made comparisons -------------------------
 
