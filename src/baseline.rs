@@ -176,8 +176,15 @@ pub fn round4(x: f64) -> f64 {
         return x;
     }
     let digits = x.abs().log10().floor() as i32;
-    let scale = 10f64.powi(3 - digits);
-    (x * scale).round() / scale
+    // Divide by an exact power of ten (never multiply by an inexact 0.1), so
+    // the result prints as the short decimal it is.
+    if digits >= 3 {
+        let unit = 10f64.powi(digits - 3);
+        (x / unit).round() * unit
+    } else {
+        let scale = 10f64.powi(3 - digits);
+        (x * scale).round() / scale
+    }
 }
 
 impl Baseline {
@@ -430,6 +437,9 @@ mod tests {
         assert_eq!(round4(-2.5), -2.5);
         assert_eq!(round4(0.0), 0.0);
         assert_eq!(format!("{}", round4(12.3456)), "12.35");
+        for (x, printed) in [(98765.4, "98770"), (1234567.0, "1235000"), (0.000123456, "0.0001235"), (999.95, "1000")] {
+            assert_eq!(format!("{}", round4(x)), printed);
+        }
     }
 
     #[test]
@@ -474,6 +484,34 @@ mod tests {
         // One sample each: untestable, so only a large change counts.
         assert!(within_noise(&[100.0], &[105.0], 0.01));
         assert!(!within_noise(&[100.0], &[130.0], 0.01));
+    }
+
+    #[test]
+    fn file_round_trips_byte_for_byte() {
+        let r = crate::gate::compare::tests::results(&["a/1", "b/2"], 3, 10, 1.0, 0.03);
+        let b = Baseline::from_results(&r, "p");
+        let text = b.to_toml().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, &text).unwrap();
+        let back = Baseline::load(&path).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(back.to_toml().unwrap(), text);
+        // Every number has at most 4 significant digits.
+        for v in b.cases["a/1"].warm.as_ref().unwrap().samples.values().flatten() {
+            assert_eq!(*v, round4(*v));
+        }
+    }
+
+    #[test]
+    fn corrupt_files_name_the_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "schema = \"infergate.baseline.v1\"\nprofile = 3\n").unwrap();
+        let err = format!("{:#}", Baseline::load(&path).unwrap_err());
+        assert!(err.contains("bad.toml:2") && err.contains("profile"), "{err}");
+        std::fs::write(&path, "schema = \"other\"\n").unwrap();
+        assert!(format!("{:#}", Baseline::load(&path).unwrap_err()).contains("missing field"));
     }
 
     #[test]

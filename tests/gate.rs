@@ -229,6 +229,7 @@ fn demo_passes_and_a_ten_percent_slowdown_fails_with_throughput_regressed() {
     assert!(regressed.iter().filter(|m| **m == "tokens_per_second").count() == 8, "{regressed:?}");
     let md = std::fs::read_to_string(d.join("infergate-out/report.md")).unwrap();
     assert!(md.contains("infergate baseline update --results"), "{md}");
+    assert!(md.contains("Preview of the baseline change") && md.contains("+++ b/baselines/sim-demo.toml"), "{md}");
 }
 
 #[test]

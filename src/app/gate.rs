@@ -55,7 +55,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
     let rules = load_rules(args.config.as_deref())?;
     let results = Results::load(&args.results).map_err(Failure::invalid)?;
     let (base, base_path) = load_baseline(&args.baseline)?;
-    let cmp = compare(&CompareInput {
+    let mut cmp = compare(&CompareInput {
         results: &results,
         results_path: &args.results.display().to_string(),
         baseline: &base,
@@ -63,6 +63,9 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
         rules: &rules,
         allow_mismatch: args.allow_mismatch,
     });
+    if cmp.verdict != Verdict::Refused {
+        cmp.accept_diff = accept_preview(&results, &base, &base_path, &rules);
+    }
     save_comparison(&cmp, &comparison_path(&args.comparison, &args.results))?;
     emit_report(&cmp, &args.report)?;
     Ok(cmp.verdict.exit_code())
@@ -72,6 +75,37 @@ fn save_comparison(cmp: &Comparison, path: &Path) -> Result<(), Failure> {
     let mut json = serde_json::to_vec_pretty(cmp).context("cannot serialize the comparison").map_err(Failure::run)?;
     json.push(b'\n');
     crate::fsutil::write_output(path, &json).map_err(Failure::run)
+}
+
+/// Most lines of the baseline diff preview in a report.
+const PREVIEW_LINES: usize = 120;
+
+/// What `baseline update --only-changed` would change in the baseline file,
+/// shortened for a report; `None` when nothing would change.
+pub fn accept_preview(results: &Results, baseline: &Baseline, baseline_path: &Path, rules: &Rules) -> Option<String> {
+    let old_text = baseline.to_toml().ok()?;
+    let new = baseline::merge(
+        Some(baseline),
+        Baseline::from_results(results, &baseline.profile),
+        &UpdateOptions {
+            only_changed: true,
+            cases: None,
+            significance: rules.significance,
+            min_similarity: rules.drift_min_similarity,
+        },
+    );
+    let name = baseline_path.display().to_string();
+    let diff = baseline::unified_diff(&old_text, &new.to_toml().ok()?, &format!("a/{name}"), &format!("b/{name}"));
+    if diff.is_empty() {
+        return None;
+    }
+    let lines: Vec<&str> = diff.lines().collect();
+    if lines.len() <= PREVIEW_LINES {
+        return Some(diff);
+    }
+    let mut short = lines[..PREVIEW_LINES].join("\n");
+    short.push_str(&format!("\n... {} more lines: run the command to see them all\n", lines.len() - PREVIEW_LINES));
+    Some(short)
 }
 
 /// Prints the report on stdout and writes the Markdown file when asked.
@@ -220,6 +254,9 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<i32, Failure> {
         ));
         results.save(s.output).map_err(Failure::run)?;
         cmp = judge(&results);
+    }
+    if cmp.verdict != Verdict::Refused {
+        cmp.accept_diff = accept_preview(&results, s.baseline, s.baseline_path, s.rules);
     }
     save_comparison(&cmp, &s.comparison_path)?;
     let md = render::render(&cmp, Format::Markdown, &RenderOptions { color: false, template: None })

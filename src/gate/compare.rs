@@ -132,6 +132,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
             shell_quote(input.results_path),
             shell_quote(input.baseline_path)
         ),
+        accept_diff: None,
     }
 }
 

@@ -185,6 +185,9 @@ pub struct Comparison {
     pub notes: Vec<String>,
     /// The command that accepts the current results as the new baseline.
     pub accept_command: String,
+    /// A preview of what that command would change in the baseline file (a
+    /// unified diff, possibly shortened); `None` when not computed.
+    pub accept_diff: Option<String>,
 }
 
 /// Counts of cases by verdict.

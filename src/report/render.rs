@@ -895,6 +895,7 @@ mod tests {
             cases,
             notes: Vec::new(),
             accept_command: ACCEPT.into(),
+            accept_diff: None,
         }
     }
 
