@@ -16,6 +16,7 @@ use anyhow::{Context as _, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::gate::metrics::{CATALOGUE, Series};
+use crate::gate::rules::Rules;
 use crate::results::{PhaseName, PhaseResult, Results};
 use crate::stats::significance;
 
@@ -268,10 +269,8 @@ pub struct UpdateOptions {
     pub only_changed: bool,
     /// Only these cases (comma-separated globs); the rest keep their old values.
     pub cases: Option<String>,
-    /// Significance level for "within noise".
-    pub significance: f64,
-    /// Output similarity at or above which the old output text is kept.
-    pub min_similarity: f64,
+    /// The gate's rules: a change the gate would not report is noise.
+    pub rules: Rules,
 }
 
 /// Merges `new` into `old` per the options.
@@ -287,16 +286,19 @@ pub fn merge(old: Option<&Baseline>, mut new: Baseline, opts: &UpdateOptions) ->
             cases.insert(id.clone(), case.clone());
         }
     }
+    // The same per-case level as the gate (Bonferroni over the cases).
+    let alpha = opts.rules.significance / new.cases.len().max(1) as f64;
     for (id, mut case) in std::mem::take(&mut new.cases) {
         if !selected(&id) {
             continue;
         }
         if opts.only_changed {
             if let Some(prev) = old.cases.get(&id).filter(|p| p.template_fingerprint == case.template_fingerprint) {
-                case.cold = keep_within_noise(prev.cold.as_ref(), case.cold, opts.significance);
-                case.warm = keep_within_noise(prev.warm.as_ref(), case.warm, opts.significance);
+                let noise = Noise { rules: &opts.rules, case: &id, alpha };
+                case.cold = noise.keep(prev.cold.as_ref(), case.cold);
+                case.warm = noise.keep(prev.warm.as_ref(), case.warm);
                 if let (Some(a), Some(b)) = (&prev.output_text, &case.output_text) {
-                    if similarity(a, b) >= opts.min_similarity {
+                    if similarity(a, b) >= opts.rules.drift_min_similarity {
                         case.output_text = Some(a.clone());
                     }
                 }
@@ -312,38 +314,48 @@ pub fn merge(old: Option<&Baseline>, mut new: Baseline, opts: &UpdateOptions) ->
     new
 }
 
-/// Relative change of the median below which a series that cannot be tested
-/// (too few samples, e.g. one cold request) counts as unchanged.
-const UNTESTABLE_CHANGE: f64 = 0.10;
-/// A significant change smaller than this is still within noise for the file.
-const MATERIAL_CHANGE: f64 = 0.01;
-
-fn keep_within_noise(old: Option<&BaselinePhase>, new: Option<BaselinePhase>, alpha: f64) -> Option<BaselinePhase> {
-    let (Some(old), Some(mut new)) = (old, new.clone()) else { return new };
-    if old.requests != new.requests || old.errors != new.errors {
-        return Some(new);
-    }
-    for (series, values) in new.samples.iter_mut() {
-        let Some(prev) = old.samples.get(series) else { continue };
-        if within_noise(prev, values, alpha) {
-            values.clone_from(prev);
-        }
-    }
-    new.recompute_stats();
-    Some(new)
+/// "Within noise" for `--only-changed`: a change the gate would not report.
+struct Noise<'a> {
+    rules: &'a Rules,
+    case: &'a str,
+    alpha: f64,
 }
 
-fn within_noise(old: &[f64], new: &[f64], alpha: f64) -> bool {
-    let (Some(a), Some(b)) = (crate::stats::summarize(old), crate::stats::summarize(new)) else { return false };
-    if a.median == 0.0 {
-        return b.median == 0.0;
+impl Noise<'_> {
+    /// The new phase, with every series whose change is noise replaced by the old one.
+    fn keep(&self, old: Option<&BaselinePhase>, new: Option<BaselinePhase>) -> Option<BaselinePhase> {
+        let (Some(old), Some(mut new)) = (old, new.clone()) else { return new };
+        if old.requests != new.requests || old.errors != new.errors {
+            return Some(new);
+        }
+        for series in Series::ALL {
+            let (Some(prev), Some(values)) = (old.samples.get(series.key()), new.samples.get_mut(series.key())) else {
+                continue;
+            };
+            if self.within_noise(series, prev, values) {
+                values.clone_from(prev);
+            }
+        }
+        new.recompute_stats();
+        Some(new)
     }
-    let change = ((b.median - a.median) / a.median).abs();
-    if significance::min_p_value(old.len(), new.len()) > alpha {
-        return change < UNTESTABLE_CHANGE;
+
+    /// True when no metric computed from `series` changes beyond its
+    /// tolerance and floor with a significant (or, for series too short to
+    /// test, any) shift.
+    fn within_noise(&self, series: Series, old: &[f64], new: &[f64]) -> bool {
+        let testable = significance::min_p_value(old.len(), new.len()) <= self.alpha;
+        let significant = testable && significance::mann_whitney_u(old, new).is_some_and(|t| t.p_value < self.alpha);
+        CATALOGUE.iter().filter(|m| m.series == series).all(|m| {
+            let rule = self.rules.rule_for(self.case, m);
+            let (Some(b), Some(c)) = (m.statistic.of(old), m.statistic.of(new)) else { return false };
+            if b == 0.0 {
+                return c == 0.0;
+            }
+            let beyond = ((c - b) / b).abs() > rule.tolerance && (c - b).abs() >= rule.floor;
+            !beyond || (testable && !significant)
+        })
     }
-    let significant = significance::mann_whitney_u(old, new).is_some_and(|t| t.p_value < alpha);
-    !significant || change < MATERIAL_CHANGE
 }
 
 /// Character-level similarity ratio (0..1) of two texts.
@@ -476,14 +488,22 @@ mod tests {
 
     #[test]
     fn noise_keeps_old_values_and_real_change_replaces_them() {
+        let rules = Rules::default();
+        let noise = Noise { rules: &rules, case: "a/1", alpha: 0.01 };
         let old = vec![100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9, 100.3];
         let same: Vec<f64> = old.iter().map(|v| v + 0.05).collect();
         let slower: Vec<f64> = old.iter().map(|v| v * 1.2).collect();
-        assert!(within_noise(&old, &same, 0.01));
-        assert!(!within_noise(&old, &slower, 0.01));
-        // One sample each: untestable, so only a large change counts.
-        assert!(within_noise(&[100.0], &[105.0], 0.01));
-        assert!(!within_noise(&[100.0], &[130.0], 0.01));
+        let within_tolerance: Vec<f64> = old.iter().map(|v| v * 1.04).collect();
+        assert!(noise.within_noise(Series::E2eMs, &old, &same));
+        assert!(!noise.within_noise(Series::E2eMs, &old, &slower));
+        // Significant but inside the 10% E2E tolerance: the gate would not report it.
+        assert!(noise.within_noise(Series::E2eMs, &old, &within_tolerance));
+        // The same 4% on throughput is inside 5% too; 8% is not.
+        let faster: Vec<f64> = old.iter().map(|v| v * 0.92).collect();
+        assert!(!noise.within_noise(Series::TokensPerSecond, &old, &faster));
+        // One sample each (cold): only a change beyond tolerance and floor counts.
+        assert!(noise.within_noise(Series::TtftMs, &[27.0], &[31.0]), "+15% but 4 ms, under the 20 ms floor");
+        assert!(!noise.within_noise(Series::TtftMs, &[270.0], &[350.0]));
     }
 
     #[test]

@@ -87,12 +87,7 @@ pub fn accept_preview(results: &Results, baseline: &Baseline, baseline_path: &Pa
     let new = baseline::merge(
         Some(baseline),
         Baseline::from_results(results, &baseline.profile),
-        &UpdateOptions {
-            only_changed: true,
-            cases: None,
-            significance: rules.significance,
-            min_similarity: rules.drift_min_similarity,
-        },
+        &UpdateOptions { only_changed: true, cases: None, rules: rules.clone() },
     );
     let name = baseline_path.display().to_string();
     let diff = baseline::unified_diff(&old_text, &new.to_toml().ok()?, &format!("a/{name}"), &format!("b/{name}"));
@@ -347,12 +342,7 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
     let merged = baseline::merge(
         old.as_ref(),
         new.clone(),
-        &UpdateOptions {
-            only_changed: args.only_changed,
-            cases: args.cases.clone(),
-            significance: rules.significance,
-            min_similarity: rules.drift_min_similarity,
-        },
+        &UpdateOptions { only_changed: args.only_changed, cases: args.cases.clone(), rules: rules.clone() },
     );
     new = merged;
     let text = new.to_toml().map_err(Failure::run)?;
