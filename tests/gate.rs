@@ -286,3 +286,37 @@ fn user_template_overrides_the_report_and_a_broken_one_is_exit_2() {
         .code(exit::INVALID_INPUT)
         .stderr(predicate::str::contains("line 2"));
 }
+
+#[test]
+fn calibrate_suggests_settings_from_aa_runs() {
+    let sim = Sim::start(SimConfig { itl_ms: 1.0, request_cv: 0.03, ..SimConfig::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    infergate(d)
+        .args([
+            "-q",
+            "calibrate",
+            "--base-url",
+            &sim.url(),
+            "--model",
+            "sim",
+            "--suite",
+            "quick",
+            "--cases",
+            "debugging/256",
+        ])
+        .args(["--repetitions", "8", "--runs", "2", "--out", "cal/results.json"])
+        .assert()
+        .code(exit::PASS)
+        .stdout(
+            predicate::str::contains("tokens_per_second")
+                .and(predicate::str::contains("[run]\nrepetitions = "))
+                .and(predicate::str::contains("A/A check: ")),
+        );
+    let cal: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("cal/calibration.json")).unwrap()).unwrap();
+    assert_eq!(cal["runs"], 2);
+    let tps = cal["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == "tokens_per_second").unwrap();
+    let cv = tps["within_run_cv"].as_f64().unwrap();
+    assert!(cv > 0.01 && cv < 0.1, "within-run CV {cv} for a 3% per-request variation");
+}
