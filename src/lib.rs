@@ -21,3 +21,4 @@ pub mod runner;
 pub mod sim;
 pub mod stats;
 pub mod suite;
+pub mod telemetry;
