@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{Context as _, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
-use crate::gate::metrics::{CATALOGUE, Series};
+use crate::gate::metrics::{CATALOGUE, Series, Source};
 use crate::gate::rules::Rules;
 use crate::results::{PhaseName, PhaseResult, Results};
 use crate::stats::significance;
@@ -87,10 +87,17 @@ impl Fingerprint {
             api: s.api.clone(),
             engine: s.owned_by.clone(),
             server_version: s.reported_version.clone(),
-            gpu_name: None,
-            gpu_driver: None,
+            gpu_name: gpu_name(&results.environment.gpu),
+            gpu_driver: results.environment.gpu.driver_version.clone(),
         }
     }
+}
+
+/// The GPU model(s) of a run: distinct device names joined with ` + `.
+fn gpu_name(gpu: &crate::telemetry::GpuInfo) -> Option<String> {
+    let mut names: Vec<&str> = gpu.devices.iter().filter_map(|d| d.name.as_deref()).collect();
+    names.dedup();
+    (!names.is_empty()).then(|| names.join(" + "))
 }
 
 /// One case of a baseline.
@@ -154,15 +161,15 @@ impl BaselinePhase {
         phase
     }
 
-    /// Recomputes `stats` from `samples`.
+    /// Recomputes the per-request statistics in `stats` from `samples` (GPU figures stay).
     fn recompute_stats(&mut self) {
-        self.stats = CATALOGUE
-            .iter()
-            .filter_map(|m| {
-                let samples = self.samples.get(m.series.key())?;
-                m.statistic.of(samples).map(|v| (m.name.to_string(), round4(v)))
-            })
-            .collect();
+        for m in CATALOGUE {
+            let Some((series, statistic)) = m.request_source() else { continue };
+            match self.samples.get(series.key()).and_then(|s| statistic.of(s)) {
+                Some(v) => self.stats.insert(m.name.to_string(), round4(v)),
+                None => self.stats.remove(m.name),
+            };
+        }
     }
 
     /// Samples of a series (empty when absent).
@@ -336,6 +343,15 @@ impl Noise<'_> {
                 values.clone_from(prev);
             }
         }
+        // GPU figures: keep the old value unless it moved beyond tolerance and floor.
+        for m in CATALOGUE.iter().filter(|m| matches!(m.source, Source::Gpu(_))) {
+            let (Some(b), Some(c)) = (old.stats.get(m.name), new.stats.get(m.name).copied()) else { continue };
+            let rule = self.rules.rule_for(self.case, m);
+            let change = if *b == 0.0 { f64::INFINITY } else { ((c - b) / b).abs() };
+            if !(change > rule.tolerance && (c - b).abs() >= rule.floor) {
+                new.stats.insert(m.name.to_string(), *b);
+            }
+        }
         new.recompute_stats();
         Some(new)
     }
@@ -346,9 +362,10 @@ impl Noise<'_> {
     fn within_noise(&self, series: Series, old: &[f64], new: &[f64]) -> bool {
         let testable = significance::min_p_value(old.len(), new.len()) <= self.alpha;
         let significant = testable && significance::mann_whitney_u(old, new).is_some_and(|t| t.p_value < self.alpha);
-        CATALOGUE.iter().filter(|m| m.series == series).all(|m| {
+        CATALOGUE.iter().filter(|m| m.request_source().is_some_and(|(s, _)| s == series)).all(|m| {
             let rule = self.rules.rule_for(self.case, m);
-            let (Some(b), Some(c)) = (m.statistic.of(old), m.statistic.of(new)) else { return false };
+            let Some((_, statistic)) = m.request_source() else { return true };
+            let (Some(b), Some(c)) = (statistic.of(old), statistic.of(new)) else { return false };
             if b == 0.0 {
                 return c == 0.0;
             }

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::{Api, ClientConfig, Secret};
 use crate::config::{BaseUrl, HumanDuration, LoadedConfig, Toggle};
 use crate::exit::Failure;
-use crate::runner::{CacheReset, RunPlan};
+use crate::runner::{CacheReset, GpuPlan, RunPlan};
 use crate::suite::{CaseSettings, Suite};
 
 /// infergate: stop LLM-serving performance regressions before they merge.
@@ -245,6 +245,9 @@ pub struct RunArgs {
     /// Ask for per-chunk usage, vLLM's continuous_usage_stats ([server] continuous_usage) [default: false].
     #[arg(long, value_name = "BOOL")]
     pub continuous_usage: Option<bool>,
+    /// GPU telemetry through NVML: auto, require (exit 3 without it), off ([gpu] mode) [default: auto].
+    #[arg(long, value_enum)]
+    pub gpu: Option<crate::config::GpuMode>,
 }
 
 /// `infergate sim`: every parameter of the performance model.
@@ -384,6 +387,24 @@ pub fn client_config(args: &ServerArgs, loaded: &LoadedConfig) -> Result<ClientC
     })
 }
 
+/// Environment variable naming the NVML library (beats `[gpu] nvml_library`).
+pub const NVML_LIBRARY_ENV: &str = "INFERGATE_NVML_LIBRARY";
+
+/// The GPU part of a plan: flag, then `[gpu]`, then defaults.
+pub fn gpu_plan(flag: Option<crate::config::GpuMode>, c: &crate::config::GpuConfig) -> GpuPlan {
+    GpuPlan {
+        mode: flag.or(c.mode).unwrap_or_default(),
+        interval: c.interval.map_or(std::time::Duration::from_millis(100), |d| d.0),
+        nvml: crate::telemetry::nvml::NvmlOptions {
+            library: std::env::var_os(NVML_LIBRARY_ENV)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| c.nvml_library.clone()),
+            devices: c.devices.as_ref().map(|d| d.iter().map(|x| x.0.clone()).collect()),
+        },
+    }
+}
+
 /// The validated plan of `infergate run`, and its output path.
 pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
     let loaded = LoadedConfig::load(args.server.config.as_deref()).map_err(|e| Failure::invalid(anyhow!(e)))?;
@@ -435,6 +456,8 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
         continuous_usage: args.continuous_usage.or(server.continuous_usage).unwrap_or(false),
         cache_reset,
         use_tokenize: server.tokenize.unwrap_or(Toggle::Auto) == Toggle::Auto,
+        gpu: gpu_plan(args.gpu, &loaded.config.gpu),
+        server_metrics: server.metrics.unwrap_or(Toggle::Auto) == Toggle::Auto,
     };
     Ok((plan, output))
 }

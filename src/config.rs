@@ -30,6 +30,58 @@ pub struct Config {
     /// Tolerance rules of the gate.
     #[serde(default)]
     pub gate: crate::gate::rules::GateConfig,
+    /// GPU telemetry.
+    #[serde(default)]
+    pub gpu: GpuConfig,
+}
+
+/// `[gpu]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuConfig {
+    /// `auto` (default), `require` or `off`.
+    pub mode: Option<GpuMode>,
+    /// Devices by NVML index or UUID; default: `CUDA_VISIBLE_DEVICES`, else all.
+    pub devices: Option<Vec<DeviceId>>,
+    /// Sampling interval (default `"100ms"`).
+    pub interval: Option<HumanDuration>,
+    /// NVML library file instead of the system's `libnvidia-ml.so.1`.
+    pub nvml_library: Option<PathBuf>,
+}
+
+/// What to do about GPU telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuMode {
+    /// Sample when NVML works; otherwise record why not and carry on.
+    #[default]
+    Auto,
+    /// Fail (exit 3) when NVML does not work.
+    Require,
+    /// Do not sample.
+    Off,
+}
+
+/// A GPU by NVML index (`0`) or UUID (`"GPU-..."`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceId(pub String);
+
+impl<'de> Deserialize<'de> for DeviceId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Index(u32),
+            Uuid(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Index(i) => Ok(DeviceId(i.to_string())),
+            Raw::Uuid(u) if u.starts_with("GPU-") || u.starts_with("MIG-") => Ok(DeviceId(u)),
+            Raw::Uuid(u) => Err(serde::de::Error::custom(format!(
+                "`{u}` is neither a GPU index (0, 1, ...) nor a UUID (\"GPU-...\")"
+            ))),
+        }
+    }
 }
 
 /// `[server]`.
@@ -58,6 +110,8 @@ pub struct ServerConfig {
     pub cache_reset: Option<String>,
     /// Prompt sizing with the server's `/tokenize`: `auto` or `off`.
     pub tokenize: Option<Toggle>,
+    /// Scrape the server's Prometheus `/metrics`: `auto` or `off`.
+    pub metrics: Option<Toggle>,
 }
 
 /// `[run]`.

@@ -61,6 +61,9 @@ pub struct Environment {
     pub cpus: usize,
     /// The server that was measured.
     pub server: ServerInfo,
+    /// GPU telemetry: status, driver, devices and their fingerprints.
+    #[serde(default)]
+    pub gpu: crate::telemetry::GpuInfo,
 }
 
 /// What is known about the server.
@@ -183,6 +186,12 @@ impl PhaseName {
 pub struct PhaseResult {
     /// Statistics over the phase's requests.
     pub summary: PhaseSummary,
+    /// What the GPUs did during the phase (absent without telemetry).
+    #[serde(default)]
+    pub gpu: Option<crate::telemetry::GpuPhase>,
+    /// The server's own metrics during the phase (absent without `/metrics`).
+    #[serde(default)]
+    pub server_metrics: Option<crate::telemetry::prometheus::ServerPhase>,
     /// Every request, in start order.
     pub requests: Vec<RequestRecord>,
 }

@@ -82,6 +82,9 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         continuous_usage: true,
         cache_reset: CacheReset::Auto,
         use_tokenize: true,
+        // The built-in baseline has no GPU figures: the demo is about the loop.
+        gpu: crate::runner::GpuPlan::off(),
+        server_metrics: true,
     };
     let report = crate::cli::ReportArgs {
         format: crate::cli::ReportFormat::Terminal,

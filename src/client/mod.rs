@@ -167,6 +167,25 @@ impl Client {
         json_response(resp).await
     }
 
+    /// GET `path` as text (e.g. Prometheus `/metrics`), within the idle timeout.
+    pub async fn get_text(&self, path: &str) -> Result<String, RequestError> {
+        let mut req = self.http.get(self.url(path)).timeout(self.config.idle_timeout);
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        let resp = req.send().await.map_err(classify_reqwest)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(classify_reqwest)?;
+        if !status.is_success() {
+            return Err(RequestError {
+                class: ErrorClass::HttpStatus,
+                status: Some(status.as_u16()),
+                message: format!("HTTP {status}: {}", excerpt(&bytes)),
+            });
+        }
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     /// POST a JSON body to `path` and parse the JSON answer, within the request timeout.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, RequestError> {
         let bytes = Bytes::from(body.to_string());

@@ -75,6 +75,8 @@ pub fn calibrate(runs: &[Results], rules: &Rules) -> Calibration {
     let repetitions = first.cases.first().map_or(0, |c| c.repetitions);
     let mut metrics = Vec::new();
     for def in CATALOGUE {
+        // GPU figures are one value per phase: nothing to calibrate a test on.
+        let Some((series, statistic)) = def.request_source() else { continue };
         let mut tolerance = def.tolerance;
         let mut level = def.level;
         // Per case: within-run CV pooled over the runs, the spread of the
@@ -89,13 +91,13 @@ pub fn calibrate(runs: &[Results], rules: &Rules) -> Calibration {
             for run in runs {
                 let Some(c) = run.cases.get(ci).filter(|c| c.id == case.id) else { continue };
                 for phase in rules.phases.iter().filter_map(|p| c.phases.get(p)) {
-                    let samples = def.series.samples(&phase.requests);
+                    let samples = series.samples(&phase.requests);
                     if let Some(cv) = significance::sample_cv(&samples) {
                         squares += cv * cv;
                         n_cv += 1;
                         n_samples = n_samples.max(samples.len());
                     }
-                    values.extend(def.statistic.of(&samples));
+                    values.extend(statistic.of(&samples));
                 }
             }
             if n_cv == 0 {

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use super::metrics::{CATALOGUE, MetricDef};
+use super::metrics::{CATALOGUE, MetricDef, Source};
 use super::rules::{OnImprovement, Rules};
 use super::{
     CaseComparison, CaseVerdict, Comparison, Counts, Direction, Level, MetricComparison, MetricStatus, Mismatch,
@@ -156,12 +156,14 @@ pub fn mismatches(results: &Results, baseline: &Baseline) -> Vec<Mismatch> {
     if base.engine.is_some() || cur.engine.is_some() {
         differ("server engine", &opt(&base.engine), &opt(&cur.engine));
     }
-    if base.gpu_name.is_some() || cur.gpu_name.is_some() {
-        differ("GPU", &opt(&base.gpu_name), &opt(&cur.gpu_name));
+    // GPU facts are compared where both sides know them: a run without
+    // telemetry says so in its own notes.
+    if let (Some(b), Some(c)) = (&base.gpu_name, &cur.gpu_name) {
+        differ("GPU", b, c);
     }
-    let major = |v: &Option<String>| v.as_deref().and_then(|d| d.split('.').next()).unwrap_or("unknown").to_string();
-    if base.gpu_driver.is_some() || cur.gpu_driver.is_some() {
-        differ("GPU driver major version", &major(&base.gpu_driver), &major(&cur.gpu_driver));
+    let major = |v: &str| v.split('.').next().unwrap_or(v).to_string();
+    if let (Some(b), Some(c)) = (&base.gpu_driver, &cur.gpu_driver) {
+        differ("GPU driver major version", &major(b), &major(c));
     }
     for case in &results.cases {
         let Some(b) = baseline.cases.get(&case.id) else { continue };
@@ -225,11 +227,18 @@ fn compare_case(case: &CaseResult, base: &BaselineCase, rules: &Rules, alpha: f6
             if rule.level == Level::Off {
                 continue;
             }
-            let current = def.series.samples(&cur.requests);
-            let base_samples = bp.series(def.series);
-            if let Some(row) = compare_metric(def, rule, phase.as_str(), base_samples, &current, alpha) {
-                metrics.push(row);
-            }
+            let row = match def.source {
+                Source::Requests { series, .. } => {
+                    let current = series.samples(&cur.requests);
+                    compare_metric(def, rule, phase.as_str(), bp.series(series), &current, alpha)
+                }
+                Source::Gpu(stat) => {
+                    let current = cur.gpu.as_ref().and_then(|g| stat.of(g));
+                    let base = bp.stats.get(def.name).copied();
+                    base.zip(current).and_then(|(b, c)| compare_scalar(def, rule, phase.as_str(), b, c))
+                }
+            };
+            metrics.extend(row);
         }
     }
     let output_similarity = match (&base.output_text, first_output(case)) {
@@ -280,8 +289,9 @@ pub fn compare_metric(
     current: &[f64],
     alpha: f64,
 ) -> Option<MetricComparison> {
-    let b = def.statistic.of(base)?;
-    let c = def.statistic.of(current)?;
+    let (_, statistic) = def.request_source()?;
+    let b = statistic.of(base)?;
+    let c = statistic.of(current)?;
     if b == 0.0 {
         return None;
     }
@@ -307,7 +317,9 @@ pub fn compare_metric(
     } else {
         None
     };
-    let status = if !testable {
+    let status = if rule.level == Level::Info {
+        MetricStatus::Pass
+    } else if !testable {
         MetricStatus::CannotJudge
     } else if worse && significant {
         if rule.level == Level::Fail { MetricStatus::Regressed } else { MetricStatus::Warn }
@@ -333,6 +345,51 @@ pub fn compare_metric(
         samples: [n1, n2],
         min_detectable_change: mdc,
         repetitions_needed,
+        status,
+    })
+}
+
+/// Compares a GPU figure (one value per phase): tolerance and floor alone.
+pub fn compare_scalar(
+    def: &MetricDef,
+    rule: super::rules::Rule,
+    phase: &str,
+    b: f64,
+    c: f64,
+) -> Option<MetricComparison> {
+    if !(b.is_finite() && c.is_finite()) {
+        return None;
+    }
+    let change = if b == 0.0 { if c == 0.0 { 0.0 } else { f64::INFINITY.copysign(c) } } else { (c - b) / b };
+    let bad = match def.direction {
+        Direction::HigherIsBetter => -change,
+        Direction::LowerIsBetter => change,
+    };
+    let material = (c - b).abs() >= rule.floor;
+    let status = if rule.level == Level::Info {
+        MetricStatus::Pass
+    } else if bad > rule.tolerance && material {
+        if rule.level == Level::Fail { MetricStatus::Regressed } else { MetricStatus::Warn }
+    } else if -bad > rule.tolerance && material {
+        MetricStatus::Improved
+    } else {
+        MetricStatus::Pass
+    };
+    Some(MetricComparison {
+        metric: def.name.into(),
+        phase: phase.into(),
+        unit: def.unit.into(),
+        direction: def.direction,
+        level: rule.level,
+        baseline: b,
+        current: c,
+        change: if change.is_finite() { change } else { 0.0 },
+        tolerance: rule.tolerance,
+        floor: rule.floor,
+        p_value: None,
+        samples: [1, 1],
+        min_detectable_change: None,
+        repetitions_needed: None,
         status,
     })
 }
@@ -503,7 +560,12 @@ pub(crate) mod tests {
                 record(i, ttft, e2e, 100)
             })
             .collect();
-        PhaseResult { summary: PhaseSummary::from_records(&requests, 10.0, 100), requests }
+        PhaseResult {
+            summary: PhaseSummary::from_records(&requests, 10.0, 100),
+            gpu: None,
+            server_metrics: None,
+            requests,
+        }
     }
 
     pub(crate) fn results(cases: &[&str], seed: u64, n: u32, scale: f64, cv: f64) -> Results {
@@ -765,6 +827,30 @@ pub(crate) mod tests {
         assert_eq!(c.verdict, Verdict::Warn);
         assert_eq!(c.verdict.exit_code(), crate::exit::PASS);
         assert!(c.headline.starts_with("Warning:"), "{}", c.headline);
+    }
+
+    #[test]
+    fn gpu_figures_are_judged_on_tolerance_and_floor() {
+        let r = Rules::default();
+        let m = |name: &str| crate::gate::metrics::find(name).unwrap();
+        let status = |name: &str, b: f64, c: f64| {
+            compare_scalar(m(name), r.rule_for("x", m(name)), "warm", b, c).unwrap().status
+        };
+        // +2.5% and +2000 MiB: beyond +2% and the 256 MiB floor.
+        assert_eq!(status("gpu_memory_peak_mib", 80_000.0, 82_000.0), MetricStatus::Regressed);
+        // +2.5% of a small footprint is under the floor.
+        assert_eq!(status("gpu_memory_peak_mib", 8_000.0, 8_200.0), MetricStatus::Pass);
+        assert_eq!(status("gpu_memory_peak_mib", 80_000.0, 76_000.0), MetricStatus::Improved);
+        // Memory utilisation: +2 points fail, +1.5 points pass.
+        assert_eq!(status("gpu_memory_util_pct", 90.0, 92.5), MetricStatus::Regressed);
+        assert_eq!(status("gpu_memory_util_pct", 90.0, 91.5), MetricStatus::Pass);
+        // Energy per token warns; GPU utilisation is informational.
+        assert_eq!(status("energy_per_token_j", 1.0, 1.2), MetricStatus::Warn);
+        assert_eq!(status("gpu_util_pct", 90.0, 40.0), MetricStatus::Pass);
+        let row =
+            compare_scalar(m("gpu_memory_peak_mib"), r.rule_for("x", m("gpu_memory_peak_mib")), "warm", 100.0, 110.0)
+                .unwrap();
+        assert_eq!((row.p_value, row.min_detectable_change), (None, None));
     }
 
     #[test]

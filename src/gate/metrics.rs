@@ -74,6 +74,56 @@ impl Statistic {
     }
 }
 
+/// Where a metric's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A statistic of a per-request series: compared with a significance test.
+    Requests {
+        /// The series.
+        series: Series,
+        /// The statistic taken.
+        statistic: Statistic,
+    },
+    /// One GPU figure per phase: compared against tolerance and floor alone
+    /// (memory does not jitter like latency; the floor absorbs what does).
+    Gpu(GpuStat),
+}
+
+/// A GPU figure of a phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuStat {
+    /// Highest memory in use on any device, MiB.
+    MemoryPeakMib,
+    /// Highest mean memory use of any device, % of total.
+    MemoryUsedPct,
+    /// Energy of all devices per output token, J.
+    EnergyPerTokenJ,
+    /// Mean GPU utilisation, %.
+    GpuUtilPct,
+}
+
+impl GpuStat {
+    /// The value in a phase's GPU figures.
+    pub fn of(self, gpu: &crate::telemetry::GpuPhase) -> Option<f64> {
+        match self {
+            GpuStat::MemoryPeakMib => gpu.memory_peak_mib,
+            GpuStat::MemoryUsedPct => gpu.memory_used_pct,
+            GpuStat::EnergyPerTokenJ => gpu.energy_per_token_j,
+            GpuStat::GpuUtilPct => gpu.gpu_util_pct,
+        }
+    }
+}
+
+impl MetricDef {
+    /// Series and statistic of a per-request metric; `None` for GPU figures.
+    pub fn request_source(&self) -> Option<(Series, Statistic)> {
+        match self.source {
+            Source::Requests { series, statistic } => Some((series, statistic)),
+            Source::Gpu(_) => None,
+        }
+    }
+}
+
 /// A metric and its default rule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricDef {
@@ -81,10 +131,8 @@ pub struct MetricDef {
     pub name: &'static str,
     /// What it means, for `baseline show` and the README.
     pub description: &'static str,
-    /// The series it is computed from.
-    pub series: Series,
-    /// The statistic taken.
-    pub statistic: Statistic,
+    /// Where its value comes from.
+    pub source: Source,
     /// Which way is better.
     pub direction: Direction,
     /// Display unit.
@@ -103,8 +151,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "tokens_per_second",
         description: "median of output tokens / E2E per request",
-        series: Series::TokensPerSecond,
-        statistic: Statistic::Median,
+        source: Source::Requests { series: Series::TokensPerSecond, statistic: Statistic::Median },
         direction: Direction::HigherIsBetter,
         unit: "tok/s",
         tolerance: 0.05,
@@ -114,8 +161,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "decode_tokens_per_second",
         description: "median of (output tokens - 1) / (E2E - TTFT) per request",
-        series: Series::DecodeTokensPerSecond,
-        statistic: Statistic::Median,
+        source: Source::Requests { series: Series::DecodeTokensPerSecond, statistic: Statistic::Median },
         direction: Direction::HigherIsBetter,
         unit: "tok/s",
         tolerance: 0.05,
@@ -125,8 +171,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "ttft_median",
         description: "median time to first token",
-        series: Series::TtftMs,
-        statistic: Statistic::Median,
+        source: Source::Requests { series: Series::TtftMs, statistic: Statistic::Median },
         direction: Direction::LowerIsBetter,
         unit: "ms",
         tolerance: 0.10,
@@ -136,8 +181,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "ttft_p99",
         description: "99th percentile of time to first token",
-        series: Series::TtftMs,
-        statistic: Statistic::P99,
+        source: Source::Requests { series: Series::TtftMs, statistic: Statistic::P99 },
         direction: Direction::LowerIsBetter,
         unit: "ms",
         tolerance: 0.20,
@@ -147,8 +191,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "tpot_median",
         description: "median time per output token",
-        series: Series::TpotMs,
-        statistic: Statistic::Median,
+        source: Source::Requests { series: Series::TpotMs, statistic: Statistic::Median },
         direction: Direction::LowerIsBetter,
         unit: "ms",
         tolerance: 0.10,
@@ -158,8 +201,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "tpot_p99",
         description: "99th percentile of time per output token",
-        series: Series::TpotMs,
-        statistic: Statistic::P99,
+        source: Source::Requests { series: Series::TpotMs, statistic: Statistic::P99 },
         direction: Direction::LowerIsBetter,
         unit: "ms",
         tolerance: 0.20,
@@ -169,8 +211,7 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "e2e_median",
         description: "median end-to-end latency (total_time)",
-        series: Series::E2eMs,
-        statistic: Statistic::Median,
+        source: Source::Requests { series: Series::E2eMs, statistic: Statistic::Median },
         direction: Direction::LowerIsBetter,
         unit: "ms",
         tolerance: 0.10,
@@ -180,13 +221,52 @@ pub const CATALOGUE: &[MetricDef] = &[
     MetricDef {
         name: "e2e_p99",
         description: "99th percentile of end-to-end latency",
-        series: Series::E2eMs,
-        statistic: Statistic::P99,
+        source: Source::Requests { series: Series::E2eMs, statistic: Statistic::P99 },
         direction: Direction::LowerIsBetter,
         unit: "ms",
         tolerance: 0.20,
         floor: 0.0,
         level: Level::Warn,
+    },
+    MetricDef {
+        name: "gpu_memory_peak_mib",
+        description: "highest GPU memory in use during the phase (any device)",
+        source: Source::Gpu(GpuStat::MemoryPeakMib),
+        direction: Direction::LowerIsBetter,
+        unit: "MiB",
+        tolerance: 0.02,
+        floor: 256.0,
+        level: Level::Fail,
+    },
+    MetricDef {
+        name: "gpu_memory_util_pct",
+        description: "mean GPU memory in use, % of total (the report's gpu_memory_util); +2 points fail",
+        source: Source::Gpu(GpuStat::MemoryUsedPct),
+        direction: Direction::LowerIsBetter,
+        unit: "%",
+        tolerance: 0.0,
+        floor: 2.0,
+        level: Level::Fail,
+    },
+    MetricDef {
+        name: "energy_per_token_j",
+        description: "GPU energy per output token (all devices)",
+        source: Source::Gpu(GpuStat::EnergyPerTokenJ),
+        direction: Direction::LowerIsBetter,
+        unit: "J",
+        tolerance: 0.10,
+        floor: 0.0,
+        level: Level::Warn,
+    },
+    MetricDef {
+        name: "gpu_util_pct",
+        description: "mean GPU utilisation (informational)",
+        source: Source::Gpu(GpuStat::GpuUtilPct),
+        direction: Direction::HigherIsBetter,
+        unit: "%",
+        tolerance: 0.10,
+        floor: 0.0,
+        level: Level::Info,
     },
 ];
 

@@ -145,6 +145,8 @@ pub enum Direction {
 pub enum Level {
     /// Not checked.
     Off,
+    /// Compared and shown; never a warning or a failure.
+    Info,
     /// Reported as a warning; never fails the job.
     Warn,
     /// Fails the job (exit 1).

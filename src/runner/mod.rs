@@ -5,6 +5,7 @@
 //! (terminal, tests) and returns [`Results`]. It never prints.
 
 pub mod probe;
+pub mod probes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -62,6 +63,32 @@ pub struct RunPlan {
     pub cache_reset: CacheReset,
     /// Whether to try the server's `/tokenize` for sizing.
     pub use_tokenize: bool,
+    /// GPU telemetry.
+    pub gpu: GpuPlan,
+    /// Whether to scrape the server's Prometheus `/metrics`.
+    pub server_metrics: bool,
+}
+
+/// GPU telemetry settings.
+#[derive(Debug, Clone)]
+pub struct GpuPlan {
+    /// auto, require or off.
+    pub mode: crate::config::GpuMode,
+    /// Sampling interval.
+    pub interval: Duration,
+    /// How to open NVML.
+    pub nvml: crate::telemetry::nvml::NvmlOptions,
+}
+
+impl GpuPlan {
+    /// No GPU telemetry.
+    pub fn off() -> GpuPlan {
+        GpuPlan {
+            mode: crate::config::GpuMode::Off,
+            interval: Duration::from_millis(100),
+            nvml: crate::telemetry::nvml::NvmlOptions::default(),
+        }
+    }
 }
 
 impl RunPlan {
@@ -224,6 +251,11 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
         }
     }
 
+    let epoch = Instant::now();
+    let (probes, gpu_info) = probes::Probes::start(plan, &client, epoch, &mut warnings).await?;
+    for w in &warnings {
+        reporter.event(&RunEvent::Warning(w.clone()));
+    }
     let sizer = choose_sizer(plan, &client, &run_id, &mut warnings).await?;
     server.prompt_sizing = match sizer {
         Sizer::Tokenize { .. } => "tokenize".into(),
@@ -298,15 +330,17 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
             }
         }
         let cold_req = client.prepare(&prompt::with_salt(&prepared.cold_salt, &prepared.body), generation);
-        let epoch = Instant::now();
+        let from = probes.mark().await;
+        let phase_start = Instant::now();
         let cold = tokio::select! {
-            r = client.measure(&cold_req, epoch) => r,
+            r = client.measure(&cold_req, phase_start) => r,
             _ = stop.stopped() => { complete = false; break 'cases; }
         };
-        let cold_duration = epoch.elapsed().as_secs_f64();
+        let cold_duration = phase_start.elapsed().as_secs_f64();
+        let to = probes.mark().await;
         reporter.event(&RunEvent::RequestDone { ok: cold.ok });
         let mut phases = BTreeMap::new();
-        let cold_phase = finish_phase(vec![cold], cold_duration, case.output_tokens);
+        let cold_phase = finish_phase(vec![cold], cold_duration, case.output_tokens, &probes, (from, to));
         reporter.event(&RunEvent::PhaseDone {
             case: case.id.clone(),
             phase: PhaseName::Cold,
@@ -337,8 +371,10 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
                 warnings.push(w);
             }
         }
+        let from = probes.mark().await;
         let (records, duration, stopped) = run_warm(&client, &warm_req, &settings, case, reporter, &mut stop).await;
-        let warm_phase = finish_phase(records, duration, case.output_tokens);
+        let to = probes.mark().await;
+        let warm_phase = finish_phase(records, duration, case.output_tokens, &probes, (from, to));
         reporter.event(&RunEvent::PhaseDone {
             case: case.id.clone(),
             phase: PhaseName::Warm,
@@ -397,7 +433,7 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
         complete,
         started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
         finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        environment: Environment { server, ..environment() },
+        environment: Environment { server, gpu: gpu_info, ..environment() },
         suite: SuiteInfo {
             name: plan.suite.name.clone(),
             source: plan.suite.source.clone(),
@@ -448,7 +484,13 @@ fn case_result(
 }
 
 /// Summarises a phase and keeps the output text of its first good request only.
-fn finish_phase(mut records: Vec<RequestRecord>, duration_s: f64, asked: u32) -> PhaseResult {
+fn finish_phase(
+    mut records: Vec<RequestRecord>,
+    duration_s: f64,
+    asked: u32,
+    probes: &probes::Probes,
+    window: (Instant, Instant),
+) -> PhaseResult {
     records.sort_by_key(|r| r.index);
     let mut kept = false;
     for r in &mut records {
@@ -459,7 +501,8 @@ fn finish_phase(mut records: Vec<RequestRecord>, duration_s: f64, asked: u32) ->
         }
     }
     let summary = PhaseSummary::from_records(&records, duration_s, asked);
-    PhaseResult { summary, requests: records }
+    let (gpu, server_metrics) = probes.phase(window.0, window.1, summary.total_output_tokens);
+    PhaseResult { summary, gpu, server_metrics, requests: records }
 }
 
 /// The warm phase: `repetitions` requests, at most `concurrency` in flight,
@@ -656,5 +699,6 @@ pub fn environment() -> Environment {
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_string()),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         server: ServerInfo::default(),
+        gpu: crate::telemetry::GpuInfo::default(),
     }
 }

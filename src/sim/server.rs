@@ -53,6 +53,8 @@ pub(super) struct Shared {
     next_request: AtomicU64,
     /// Generation requests in flight.
     active: AtomicU64,
+    /// Tokens held in the (simulated) KV cache by requests in flight.
+    kv_tokens: AtomicU64,
     /// Chained hashes of the prompt blocks seen so far.
     prefix_cache: Mutex<HashSet<u64>>,
     /// Whether `truth` keeps records (a long-running server only logs them).
@@ -86,6 +88,7 @@ impl Shared {
             model_json,
             next_request: AtomicU64::new(1),
             active: AtomicU64::new(0),
+            kv_tokens: AtomicU64::new(0),
             prefix_cache: Mutex::new(HashSet::new()),
             keep_truth,
             truth: Mutex::new(Vec::new()),
@@ -137,12 +140,41 @@ pub(super) fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/models", get(models))
         .route("/tokenize", post(tokenize))
         .route("/reset_prefix_cache", post(reset_prefix_cache))
+        .route("/metrics", get(metrics))
         .route("/v1/chat/completions", post(chat_completions))
         .route("/v1/completions", post(completions))
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(shared)
+}
+
+/// KV-cache capacity of the simulated server, in multiples of the context length.
+const KV_CAPACITY_CONTEXTS: u64 = 4;
+
+/// `GET /metrics`: Prometheus text in vLLM's names, from the model's state:
+/// requests in flight, and a KV-cache usage that grows with their prompt and
+/// generated tokens.
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    let running = shared.active.load(Ordering::Relaxed);
+    let capacity = (u64::from(shared.config.max_model_len) * KV_CAPACITY_CONTEXTS).max(1);
+    let usage = (shared.kv_tokens.load(Ordering::Relaxed) as f64 / capacity as f64).min(1.0);
+    let model = &shared.model_json;
+    let body = format!(
+        "# HELP vllm:num_requests_running Number of requests in model execution batches.\n\
+         # TYPE vllm:num_requests_running gauge\n\
+         vllm:num_requests_running{{model_name={model}}} {running}\n\
+         # HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n\
+         # TYPE vllm:num_requests_waiting gauge\n\
+         vllm:num_requests_waiting{{model_name={model}}} 0\n\
+         # HELP vllm:kv_cache_usage_perc KV-cache usage. 1 means 100 percent usage.\n\
+         # TYPE vllm:kv_cache_usage_perc gauge\n\
+         vllm:kv_cache_usage_perc{{model_name={model}}} {usage}\n\
+         # HELP vllm:num_preemptions_total Cumulative number of preemptions.\n\
+         # TYPE vllm:num_preemptions_total counter\n\
+         vllm:num_preemptions_total{{model_name={model}}} 0\n"
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// An OpenAI-style error response.
@@ -350,6 +382,7 @@ impl Recorder {
     /// Counts the request as in flight until the recorder finishes.
     fn new(shared: Arc<Shared>, receipt: Instant, record: TruthRecord) -> Self {
         shared.active.fetch_add(1, Ordering::Relaxed);
+        shared.kv_tokens.fetch_add(u64::from(record.prompt_tokens), Ordering::Relaxed);
         Self { shared, receipt, record: Some(record) }
     }
 
@@ -358,6 +391,7 @@ impl Recorder {
     }
 
     fn push(&mut self, at_ms: f64, tokens: u32) {
+        self.shared.kv_tokens.fetch_add(u64::from(tokens), Ordering::Relaxed);
         if let Some(r) = &mut self.record {
             r.emit_ms.push(at_ms);
             r.chunk_tokens.push(tokens);
@@ -373,6 +407,9 @@ impl Recorder {
         r.ttft_ms = r.emit_ms.first().copied().unwrap_or(0.0);
         r.e2e_ms = r.emit_ms.last().copied().unwrap_or(0.0);
         self.shared.active.fetch_sub(1, Ordering::Relaxed);
+        let held = u64::from(r.prompt_tokens) + u64::from(r.output_tokens);
+        let _ =
+            self.shared.kv_tokens.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(held)));
         self.shared.record(r);
     }
 }

@@ -33,7 +33,12 @@ pub fn run(config: &SimConfig, suite: &Suite, repetitions: u32, run: u64) -> Res
             let warm: Vec<RequestRecord> = (0..repetitions).map(|i| request(config, case, i, true, next())).collect();
             let phase = |requests: Vec<RequestRecord>| {
                 let duration: f64 = requests.iter().filter_map(|r| r.e2e_ms).sum::<f64>() / 1000.0;
-                PhaseResult { summary: PhaseSummary::from_records(&requests, duration, case.output_tokens), requests }
+                PhaseResult {
+                    summary: PhaseSummary::from_records(&requests, duration, case.output_tokens),
+                    gpu: None,
+                    server_metrics: None,
+                    requests,
+                }
             };
             let fp = prompt::template_fingerprint(suite.seed, &case.scenario, &case.instruction, case.context_tokens);
             CaseResult {
