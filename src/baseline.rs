@@ -155,8 +155,17 @@ impl BaselinePhase {
             .map(|s| (s.key().to_string(), s.samples(&p.requests).into_iter().map(round4).collect::<Vec<_>>()))
             .filter(|(_, v)| !v.is_empty())
             .collect();
-        let mut phase =
-            BaselinePhase { requests: p.summary.requests, errors: p.summary.errors, stats: BTreeMap::new(), samples };
+        let mut stats = BTreeMap::new();
+        if let Some(gpu) = &p.gpu {
+            for m in CATALOGUE {
+                if let Source::Gpu(g) = m.source {
+                    if let Some(v) = g.of(gpu) {
+                        stats.insert(m.name.to_string(), round4(v));
+                    }
+                }
+            }
+        }
+        let mut phase = BaselinePhase { requests: p.summary.requests, errors: p.summary.errors, stats, samples };
         phase.recompute_stats();
         phase
     }

@@ -331,6 +331,9 @@ pub struct DemoArgs {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub server: ServerArgs,
+    /// Check only the GPU side (NVML), without a server.
+    #[arg(long)]
+    pub gpu_only: bool,
 }
 
 /// Default request timeout.

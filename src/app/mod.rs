@@ -243,6 +243,62 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
     Ok(exit::PASS)
 }
 
+/// The GPU lines of `doctor`; returns 3 when `[gpu] mode = "require"` cannot be met.
+fn doctor_gpu(loaded: &LoadedConfig, out: &mut String) -> i32 {
+    let plan = crate::cli::gpu_plan(None, &loaded.config.gpu);
+    if plan.mode == crate::config::GpuMode::Off {
+        out.push_str("info  gpu: telemetry is off ([gpu] mode = \"off\")\n");
+        return exit::PASS;
+    }
+    let opts = plan.nvml.clone();
+    let opened = crate::telemetry::Recorder::start(
+        move || crate::telemetry::nvml::open(&opts),
+        std::time::Duration::from_secs(3600),
+        std::time::Instant::now(),
+    );
+    match opened {
+        Ok((_recorder, info)) => {
+            out.push_str(&format!(
+                "ok    gpu: NVML works (driver {}, CUDA {}), {} device(s) selected\n",
+                info.driver_version.as_deref().unwrap_or("unknown"),
+                info.cuda_driver_version.as_deref().unwrap_or("unknown"),
+                info.devices.len()
+            ));
+            for d in &info.devices {
+                let flag = |v: Option<bool>| v.map_or("unknown", |b| if b { "on" } else { "off" });
+                out.push_str(&format!(
+                    "      GPU {}: {} {} | {} MiB | power limit {} | persistence {} | MIG {} | ECC {} | clocks locked {}\n",
+                    d.index,
+                    d.name.as_deref().unwrap_or("unknown"),
+                    d.uuid.as_deref().unwrap_or(""),
+                    d.memory_total_mib.map_or("?".into(), |m| format!("{m:.0}")),
+                    d.power_limit_w.map_or("unknown".into(), |w| format!("{w:.0} W")),
+                    flag(d.persistence_mode),
+                    flag(d.mig_mode),
+                    flag(d.ecc),
+                    flag(d.clocks_locked),
+                ));
+                out.push_str(&format!(
+                    "      sampler reads: {}\n",
+                    if d.readable.is_empty() { "nothing".into() } else { d.readable.join(", ") }
+                ));
+            }
+            if info.devices.is_empty() {
+                out.push_str("warn  gpu: no device selected (CUDA_VISIBLE_DEVICES or [gpu] devices)\n");
+            }
+            exit::PASS
+        }
+        Err(reason) if plan.mode == crate::config::GpuMode::Require => {
+            out.push_str(&format!("FAIL  gpu: {reason} ([gpu] mode = \"require\")\n"));
+            exit::RUN_FAILED
+        }
+        Err(reason) => {
+            out.push_str(&format!("info  gpu: telemetry unavailable: {reason}; runs record this and carry on\n"));
+            exit::PASS
+        }
+    }
+}
+
 /// `infergate doctor`: what works here.
 pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
     let mut out = String::new();
@@ -261,6 +317,11 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
             return Ok(exit::INVALID_INPUT);
         }
     };
+    let gpu_code = doctor_gpu(&loaded, &mut out);
+    if args.gpu_only {
+        print_stdout(&out);
+        return Ok(gpu_code);
+    }
     let client_config = match crate::cli::client_config(&args.server, &loaded) {
         Ok(c) => c,
         Err(e) => {
@@ -297,7 +358,6 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
             code = e.code();
         }
     }
-    out.push_str("info  gpu: GPU telemetry is not part of this version\n");
     print_stdout(&out);
     Ok(code)
 }
