@@ -4,6 +4,8 @@
 //! ground truth; the binary under test is a separate process, exactly as a
 //! user runs it.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
@@ -11,38 +13,9 @@ use std::time::Duration;
 use assert_cmd::Command;
 use infergate::exit;
 use infergate::results::{PhaseName, Results};
-use infergate::sim::{self, SimConfig, SimServer};
+use infergate::sim::SimConfig;
 use predicates::prelude::*;
-
-/// A simulator on its own runtime; dropped with the test.
-struct Sim {
-    server: Option<SimServer>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Sim {
-    fn start(config: SimConfig) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let server = runtime.block_on(sim::start(config, ([127, 0, 0, 1], 0).into())).unwrap();
-        Sim { server: Some(server), runtime }
-    }
-
-    fn url(&self) -> String {
-        self.server.as_ref().unwrap().base_url()
-    }
-
-    fn truth(&self) -> Vec<sim::TruthRecord> {
-        self.server.as_ref().unwrap().truth()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.runtime.block_on(s.shutdown());
-        }
-    }
-}
+use support::Sim;
 
 /// A simulator that streams without pauses, for tests about structure, not timing.
 fn fast_sim() -> Sim {

@@ -1,38 +1,16 @@
 //! End-to-end tests of the gate: baselines, compare, check, demo.
 
+mod support;
+
 use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
 use infergate::exit;
 use infergate::gate::{Comparison, Verdict};
-use infergate::sim::{self, SimConfig, SimServer};
+use infergate::sim::SimConfig;
 use predicates::prelude::*;
-
-struct Sim {
-    server: Option<SimServer>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Sim {
-    fn start(config: SimConfig) -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let server = runtime.block_on(sim::start(config, ([127, 0, 0, 1], 0).into())).unwrap();
-        Sim { server: Some(server), runtime }
-    }
-
-    fn url(&self) -> String {
-        self.server.as_ref().unwrap().base_url()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.runtime.block_on(s.shutdown());
-        }
-    }
-}
+use support::Sim;
 
 fn infergate(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("infergate").unwrap();

@@ -9,34 +9,9 @@ use std::time::Duration;
 use assert_cmd::Command;
 use infergate::exit;
 use infergate::results::{PhaseName, Results};
-use infergate::sim::{self, SimConfig, SimServer};
+use infergate::sim::SimConfig;
 use predicates::prelude::*;
-
-struct Sim {
-    server: Option<SimServer>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Sim {
-    fn start() -> Sim {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        let config = SimConfig { itl_ms: 3.0, ..SimConfig::default() };
-        let server = runtime.block_on(sim::start(config, ([127, 0, 0, 1], 0).into())).unwrap();
-        Sim { server: Some(server), runtime }
-    }
-
-    fn url(&self) -> String {
-        self.server.as_ref().unwrap().base_url()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.runtime.block_on(s.shutdown());
-        }
-    }
-}
+use support::Sim;
 
 const TWO_GPUS: &str = "
 driver_version = 550.54.15
@@ -94,7 +69,7 @@ fn run_args(sim: &Sim, out: &str) -> Vec<String> {
 
 #[test]
 fn run_records_the_scripted_gpu_figures() {
-    let sim = Sim::start();
+    let sim = Sim::start(SimConfig { itl_ms: 3.0, ..SimConfig::default() });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     infergate(d, TWO_GPUS).args(run_args(&sim, "r.json")).assert().code(exit::PASS);
@@ -156,7 +131,7 @@ fn run_records_the_scripted_gpu_figures() {
 
 #[test]
 fn failing_nvml_init_with_require_exits_3_and_auto_records_unavailable() {
-    let sim = Sim::start();
+    let sim = Sim::start(SimConfig { itl_ms: 3.0, ..SimConfig::default() });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     infergate(d, "init = driver_not_loaded\n").args(run_args(&sim, "r.json")).assert().code(exit::RUN_FAILED).stderr(
@@ -181,7 +156,7 @@ fn failing_nvml_init_with_require_exits_3_and_auto_records_unavailable() {
 
 #[test]
 fn injected_memory_regression_fails_check_naming_the_metric() {
-    let sim = Sim::start();
+    let sim = Sim::start(SimConfig { itl_ms: 3.0, ..SimConfig::default() });
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let steady = TWO_GPUS.replace("gpu0.memory_ramp_mib_per_s = 1000", "gpu0.memory_ramp_mib_per_s = 0");

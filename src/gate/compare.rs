@@ -418,22 +418,30 @@ fn headline(verdict: Verdict, mismatches: &[Mismatch], cases: &[CaseComparison],
     let worst = |status: MetricStatus| {
         cases.iter().flat_map(|c| c.metrics.iter().map(move |m| (c, m))).filter(|(_, m)| m.status == status).max_by(
             |(_, a), (_, b)| {
-                let score = |m: &MetricComparison| m.change.abs() / m.tolerance.max(1e-9);
+                // How far past its limit each change is (the limit being the
+                // larger of the tolerance and the floor relative to the baseline).
+                let score = |m: &MetricComparison| {
+                    m.change.abs() / m.tolerance.max(m.floor / m.baseline.abs().max(f64::MIN_POSITIVE)).max(1e-9)
+                };
                 score(a).total_cmp(&score(b))
             },
         )
     };
     let describe = |c: &CaseComparison, m: &MetricComparison| {
+        let limit = if m.tolerance > 0.0 {
+            format!("the {}% tolerance", fmt_value(m.tolerance * 100.0))
+        } else {
+            format!("the {} {} limit", fmt_value(m.floor), m.unit)
+        };
         format!(
-            "{} of {} ({}) changed {} ({} → {} {}), beyond the {:.0}% tolerance",
+            "{} of {} ({}) changed {} ({} → {} {}), beyond {limit}",
             m.metric,
             c.id,
             m.phase,
             pct(m.change),
             fmt_value(m.baseline),
             fmt_value(m.current),
-            m.unit,
-            m.tolerance * 100.0
+            m.unit
         )
     };
     match verdict {

@@ -595,7 +595,9 @@ fn median(values: &mut [f64]) -> Option<f64> {
 /// gives one line per metric rather than fifty.
 fn power<'a>(rows: &[Row<'a>]) -> Vec<Power<'a>> {
     let mut groups: BTreeMap<&'a str, Vec<&Row<'a>>> = BTreeMap::new();
-    for row in rows {
+    // Only rows with a significance test have a detectable change: GPU
+    // figures (one value per phase, no p-value) are judged on tolerance alone.
+    for row in rows.iter().filter(|r| r.metric.p_value.is_some() || r.metric.status == MetricStatus::CannotJudge) {
         groups.entry(row.metric.metric.as_str()).or_default().push(row);
     }
     // Rows are per phase; people count cases.

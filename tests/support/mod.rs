@@ -129,3 +129,45 @@ pub fn fake_nvml_calls(library: &Path) -> Option<u64> {
         calls
     }
 }
+
+/// The built-in simulator on its own runtime, stopped when dropped; tests can
+/// read its ground truth.
+#[allow(dead_code, reason = "not every test binary uses the simulator")]
+pub struct Sim {
+    server: Option<infergate::sim::SimServer>,
+    runtime: tokio::runtime::Runtime,
+}
+
+#[allow(dead_code, reason = "not every test binary uses every method")]
+impl Sim {
+    /// Starts a simulator with `config` on a free loopback port.
+    pub fn start(config: infergate::sim::SimConfig) -> Sim {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime for the simulator");
+        let server = runtime
+            .block_on(infergate::sim::start(config, ([127, 0, 0, 1], 0).into()))
+            .expect("the simulator starts on a free port");
+        Sim { server: Some(server), runtime }
+    }
+
+    /// Its base URL.
+    pub fn url(&self) -> String {
+        self.server.as_ref().map(|s| s.base_url()).unwrap_or_default()
+    }
+
+    /// The ground truth of the requests it finished.
+    pub fn truth(&self) -> Vec<infergate::sim::TruthRecord> {
+        self.server.as_ref().map(|s| s.truth()).unwrap_or_default()
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.runtime.block_on(s.shutdown());
+        }
+    }
+}
