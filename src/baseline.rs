@@ -76,12 +76,32 @@ pub struct Fingerprint {
     pub gpu_name: Option<String>,
     /// GPU driver version, when known (its major version must match).
     pub gpu_driver: Option<String>,
+    /// Number of GPUs sampled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_count: Option<u32>,
+    /// Memory of the first GPU, MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_mib: Option<u64>,
+    /// Enforced power limit of the first GPU, W.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_power_limit_w: Option<u32>,
+    /// MIG mode of the first GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_mig: Option<bool>,
+    /// ECC of the first GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_ecc: Option<bool>,
+    /// Whether application clocks differ from the default on the first GPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_clocks_locked: Option<bool>,
 }
 
 impl Fingerprint {
     /// The fingerprint of a results file.
     pub fn of(results: &Results) -> Fingerprint {
         let s = &results.environment.server;
+        let gpu = &results.environment.gpu;
+        let first = gpu.devices.first();
         Fingerprint {
             model: s.model.clone(),
             api: s.api.clone(),
@@ -89,6 +109,12 @@ impl Fingerprint {
             server_version: s.reported_version.clone(),
             gpu_name: gpu_name(&results.environment.gpu),
             gpu_driver: results.environment.gpu.driver_version.clone(),
+            gpu_count: (!gpu.devices.is_empty()).then_some(gpu.devices.len() as u32),
+            gpu_memory_mib: first.and_then(|d| d.memory_total_mib).map(|m| m.round() as u64),
+            gpu_power_limit_w: first.and_then(|d| d.power_limit_w).map(|w| w.round() as u32),
+            gpu_mig: first.and_then(|d| d.mig_mode),
+            gpu_ecc: first.and_then(|d| d.ecc),
+            gpu_clocks_locked: first.and_then(|d| d.clocks_locked),
         }
     }
 }

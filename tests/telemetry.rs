@@ -185,6 +185,9 @@ fn injected_memory_regression_fails_check_naming_the_metric() {
     // A different GPU is refused.
     let other = steady.replace("NVIDIA H200", "NVIDIA H100 80GB HBM3");
     check(&other, "other.json").code(exit::RUN_FAILED).stdout(predicate::str::contains("GPU"));
+    // So is the same GPU with another power limit.
+    let capped = steady.replace("gpu0.power_limit_mw = 700000", "gpu0.power_limit_mw = 600000");
+    check(&capped, "capped.json").code(exit::RUN_FAILED).stdout(predicate::str::contains("GPU power limit"));
 }
 
 #[test]

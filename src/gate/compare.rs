@@ -165,6 +165,19 @@ pub fn mismatches(results: &Results, baseline: &Baseline) -> Vec<Mismatch> {
     if let (Some(b), Some(c)) = (&base.gpu_driver, &cur.gpu_driver) {
         differ("GPU driver major version", &major(b), &major(c));
     }
+    let gpu_settings = [
+        ("GPU count", text(base.gpu_count), text(cur.gpu_count)),
+        ("GPU memory (MiB)", text(base.gpu_memory_mib), text(cur.gpu_memory_mib)),
+        ("GPU power limit (W)", text(base.gpu_power_limit_w), text(cur.gpu_power_limit_w)),
+        ("GPU MIG mode", text(base.gpu_mig), text(cur.gpu_mig)),
+        ("GPU ECC", text(base.gpu_ecc), text(cur.gpu_ecc)),
+        ("GPU application clocks changed", text(base.gpu_clocks_locked), text(cur.gpu_clocks_locked)),
+    ];
+    for (what, b, c) in gpu_settings {
+        if let (Some(b), Some(c)) = (b, c) {
+            differ(what, &b, &c);
+        }
+    }
     for case in &results.cases {
         let Some(b) = baseline.cases.get(&case.id) else { continue };
         differ(
@@ -180,6 +193,10 @@ pub fn mismatches(results: &Results, baseline: &Baseline) -> Vec<Mismatch> {
         differ(&format!("output tokens of {}", case.id), &b.output_tokens.to_string(), &case.output_tokens.to_string());
     }
     out
+}
+
+fn text<T: ToString>(v: Option<T>) -> Option<String> {
+    v.map(|x| x.to_string())
 }
 
 fn short(fp: &str) -> String {
