@@ -176,7 +176,12 @@ fn injected_memory_regression_fails_check_naming_the_metric() {
     check(&steady, "same.json").code(exit::PASS);
     // 2.5 GB more memory on GPU 0: +3.1%, beyond +2% and the 256 MiB floor.
     let bigger = steady.replace("gpu0.memory_used_mib = 80000", "gpu0.memory_used_mib = 82500");
-    check(&bigger, "cur.json").code(exit::REGRESSION).stdout(predicate::str::contains("gpu_memory_peak_mib"));
+    check(&bigger, "cur.json")
+        .code(exit::REGRESSION)
+        .stdout(predicate::str::contains("gpu_memory_peak_mib").and(predicate::str::contains("GPU per phase:")));
+    // The Markdown report shows the GPU figures per phase too.
+    let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+    assert!(md.contains("GPU per phase") && md.contains("| debugging/256 | warm | 82500 MiB |"), "{md}");
     let c: infergate::gate::Comparison =
         serde_json::from_str(&std::fs::read_to_string(d.join("comparison.json")).unwrap()).unwrap();
     let row = c.cases[0].metrics.iter().find(|m| m.metric == "gpu_memory_peak_mib").unwrap();

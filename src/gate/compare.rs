@@ -15,7 +15,7 @@ use super::metrics::{CATALOGUE, MetricDef, Source};
 use super::rules::{OnImprovement, Rules};
 use super::{
     CaseComparison, CaseVerdict, Comparison, Counts, Direction, Level, MetricComparison, MetricStatus, Mismatch,
-    SCHEMA, Verdict,
+    PhaseGpu, SCHEMA, Verdict,
 };
 use crate::baseline::{self, Baseline, BaselineCase, Fingerprint};
 use crate::results::{CaseResult, Results};
@@ -65,6 +65,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
                     metrics: Vec::new(),
                     output_similarity: None,
                     notes: vec!["not in the baseline: record it with `infergate baseline update`".into()],
+                    gpu: PhaseGpu::of(case),
                 },
             });
         }
@@ -86,6 +87,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
                     } else {
                         "not reached before the run stopped".into()
                     }],
+                    gpu: Vec::new(),
                 });
             }
         }
@@ -289,7 +291,7 @@ fn compare_case(case: &CaseResult, base: &BaselineCase, rules: &Rules, alpha: f6
     } else {
         CaseVerdict::Pass
     };
-    CaseComparison { id: case.id.clone(), verdict, metrics, output_similarity, notes }
+    CaseComparison { id: case.id.clone(), verdict, metrics, output_similarity, notes, gpu: PhaseGpu::of(case) }
 }
 
 fn first_output(case: &CaseResult) -> Option<&str> {

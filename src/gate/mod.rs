@@ -238,6 +238,48 @@ pub struct CaseComparison {
     pub output_similarity: Option<f64>,
     /// Why the case is invalid, drifted, new or missing.
     pub notes: Vec<String>,
+    /// The run's GPU figures per phase (empty without telemetry).
+    #[serde(default)]
+    pub gpu: Vec<PhaseGpu>,
+}
+
+/// The GPU figures of one phase of the current run, for the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseGpu {
+    /// `cold` or `warm`.
+    pub phase: String,
+    /// Highest memory in use on any device, MiB.
+    pub memory_peak_mib: Option<f64>,
+    /// Highest mean memory in use, % of total.
+    pub memory_used_pct: Option<f64>,
+    /// Mean GPU utilisation, %.
+    pub gpu_util_pct: Option<f64>,
+    /// Mean power of all devices together, W.
+    pub power_w: Option<f64>,
+    /// Energy per output token, J.
+    pub energy_per_token_j: Option<f64>,
+}
+
+impl PhaseGpu {
+    /// The figures of every phase of `case` that has GPU samples.
+    pub fn of(case: &crate::results::CaseResult) -> Vec<PhaseGpu> {
+        case.phases
+            .iter()
+            .filter_map(|(name, p)| {
+                let g = p.gpu.as_ref()?;
+                let powers: Vec<f64> = g.devices.iter().filter_map(|d| d.power_w.map(|s| s.mean)).collect();
+                Some(PhaseGpu {
+                    phase: name.as_str().into(),
+                    memory_peak_mib: g.memory_peak_mib,
+                    memory_used_pct: g.memory_used_pct,
+                    gpu_util_pct: g.gpu_util_pct,
+                    power_w: (!powers.is_empty()).then(|| powers.iter().sum()),
+                    energy_per_token_j: g.energy_per_token_j,
+                })
+            })
+            .collect()
+    }
 }
 
 /// One metric of one phase of one case.

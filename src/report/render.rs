@@ -864,7 +864,14 @@ mod tests {
     }
 
     fn case(id: &str, verdict: CaseVerdict, metrics: Vec<MetricComparison>) -> CaseComparison {
-        CaseComparison { id: id.into(), verdict, metrics, output_similarity: Some(1.0), notes: Vec::new() }
+        CaseComparison {
+            id: id.into(),
+            verdict,
+            metrics,
+            output_similarity: Some(1.0),
+            notes: Vec::new(),
+            gpu: Vec::new(),
+        }
     }
 
     fn comparison(verdict: Verdict, headline: &str, cases: Vec<CaseComparison>) -> Comparison {
