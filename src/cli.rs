@@ -50,6 +50,10 @@ pub enum Command {
     Baseline(BaselineCommand),
     /// Run the suite several times against an unchanged server and suggest repetitions and tolerances.
     Calibrate(CalibrateArgs),
+    /// Post the sticky pull-request comment from comparison file(s).
+    Comment(CommentArgs),
+    /// Fold the comparisons of several matrix jobs into one report and verdict.
+    Merge(MergeArgs),
 }
 
 /// How the comparison is reported.
@@ -132,6 +136,79 @@ pub struct CheckArgs {
     pub comparison: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportArgs,
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+/// Where the verdict goes besides the terminal: the PR comment, the exit code.
+#[derive(Debug, Clone, Args)]
+pub struct PublishArgs {
+    /// Post (or update) the sticky comment on the pull request.
+    #[arg(long, conflicts_with = "no_comment")]
+    pub comment: bool,
+    /// Do not comment; print exactly the Markdown the pull request would get.
+    #[arg(long)]
+    pub no_comment: bool,
+    /// A comment that cannot be posted is an error (exit 3) instead of a warning.
+    #[arg(long)]
+    pub comment_required: bool,
+    /// Which verdicts fail the job: regression (default), warning (also warnings), never.
+    #[arg(long, value_enum, default_value = "regression")]
+    pub fail_on: FailOn,
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+/// Which verdicts fail the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Regressions exit 1.
+    Regression,
+    /// Regressions and warnings exit 1.
+    Warning,
+    /// Regressions and warnings exit 0 (a run that could not be trusted still exits 3).
+    Never,
+}
+
+/// Which pull request, and the token.
+#[derive(Debug, Clone, Args)]
+pub struct GithubArgs {
+    /// Repository `owner/name` [default: GITHUB_REPOSITORY].
+    #[arg(long, value_name = "OWNER/NAME")]
+    pub repo: Option<String>,
+    /// Pull request number [default: from the Actions event].
+    #[arg(long, value_name = "N")]
+    pub pr: Option<u64>,
+    /// Environment variable holding the GitHub token.
+    #[arg(long, value_name = "VAR", default_value = "GITHUB_TOKEN")]
+    pub token_env: String,
+}
+
+/// `infergate comment`.
+#[derive(Debug, Clone, Args)]
+pub struct CommentArgs {
+    /// Comparison JSON file(s); several (a matrix) make one comment with a section per profile.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub comparison: Vec<PathBuf>,
+    /// Name in the comment's hidden marker [default: the comparison's profile, or the profiles joined].
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// A comment that cannot be posted is only a warning (exit 0) instead of an error (exit 3).
+    #[arg(long)]
+    pub comment_optional: bool,
+    #[command(flatten)]
+    pub github: GithubArgs,
+}
+
+/// `infergate merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Comparison JSON files of the matrix jobs.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub comparison: Vec<PathBuf>,
+    /// Write the combined Markdown here as well.
+    #[arg(long, value_name = "PATH")]
+    pub markdown: Option<PathBuf>,
 }
 
 /// `infergate baseline ...`.

@@ -6,12 +6,14 @@
 
 pub mod app;
 pub mod baseline;
+pub mod ci;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod exit;
 pub mod fsutil;
 pub mod gate;
+pub mod github;
 pub mod http;
 pub mod progress;
 pub mod report;

@@ -27,6 +27,8 @@ fn main() {
             Command::Baseline(BaselineCommand::Update(args)) => infergate::app::gate::baseline_update(args),
             Command::Baseline(BaselineCommand::Show(args)) => infergate::app::gate::baseline_show(args),
             Command::Calibrate(args) => infergate::app::gate::calibrate(args, verbosity).await,
+            Command::Comment(args) => infergate::app::publish::comment(args).await,
+            Command::Merge(args) => infergate::app::publish::merge(args),
         }
     });
     // Don't wait for stray tasks (e.g. a request still draining) on the way out.

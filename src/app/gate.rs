@@ -148,7 +148,8 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
     let (plan, output) = crate::cli::run_plan(&args.run)?;
     let rules = load_rules(args.run.server.config.as_deref())?;
     let (base, base_path) = load_baseline(&args.baseline)?;
-    run_check(CheckSetup {
+    let comparison_path = comparison_path(&args.comparison, &output);
+    let checked = run_check(CheckSetup {
         plan: &plan,
         output: &output,
         rules: &rules,
@@ -156,10 +157,19 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
         baseline_path: &base_path,
         allow_mismatch: args.allow_mismatch,
         confirm: args.confirm,
-        comparison_path: comparison_path(&args.comparison, &output),
+        comparison_path: comparison_path.clone(),
         report: &args.report,
         verbosity,
+        markdown_on_stdout: args.publish.no_comment,
     })
+    .await?;
+    super::publish::publish(
+        &checked.comparison,
+        &checked.markdown,
+        (&output, &comparison_path),
+        &args.publish,
+        &crate::ci::ActionsContext::current(),
+    )
     .await
 }
 
@@ -185,10 +195,12 @@ pub struct CheckSetup<'a> {
     pub report: &'a ReportArgs,
     /// Progress output.
     pub verbosity: Verbosity,
+    /// Leave stdout to the caller (it prints the PR comment's Markdown instead).
+    pub markdown_on_stdout: bool,
 }
 
 /// Runs the plan, compares, confirms flagged cases, reports; returns the exit code.
-pub async fn run_check(s: CheckSetup<'_>) -> Result<i32, Failure> {
+pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
     let plan = s.plan;
     // Refuse before spending GPU time when the run cannot be compared anyway.
     if !s.allow_mismatch {
@@ -257,7 +269,9 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<i32, Failure> {
     let md = render::render(&cmp, Format::Markdown, &RenderOptions { color: false, template: None })
         .map_err(Failure::run)?;
     crate::fsutil::write_output(&sibling(s.output, "report.md"), md.as_bytes()).map_err(Failure::run)?;
-    emit_report(&cmp, s.report)?;
+    if !s.markdown_on_stdout {
+        emit_report(&cmp, s.report)?;
+    }
     if s.verbosity != Verbosity::Quiet {
         eprintln!(
             "results: {}  comparison: {}  report: {}",
@@ -266,7 +280,15 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<i32, Failure> {
             sibling(s.output, "report.md").display()
         );
     }
-    Ok(cmp.verdict.exit_code())
+    Ok(Checked { comparison: cmp, markdown: md })
+}
+
+/// What `run_check` produced.
+pub struct Checked {
+    /// The comparison (already written).
+    pub comparison: Comparison,
+    /// Its Markdown report (already written as report.md).
+    pub markdown: String,
 }
 
 /// Appends the requests of `extra` to the matching cases and phases of `results`.

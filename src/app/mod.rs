@@ -2,6 +2,7 @@
 //! an exit code. `main` only parses and calls these.
 
 pub mod gate;
+pub mod publish;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -103,10 +104,11 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         comparison_path: args.out.join("comparison.json"),
         report: &report,
         verbosity,
+        markdown_on_stdout: false,
     })
     .await;
     sim.shutdown().await;
-    let code = code?;
+    let code = code?.comparison.verdict.exit_code();
     if verbosity != Verbosity::Quiet {
         if code == exit::PASS && args.slowdown == 1.0 {
             eprintln!(

@@ -1,0 +1,244 @@
+//! Publishing a verdict: the job summary, annotations, step outputs, the
+//! sticky pull-request comment, the matrix merge, and the exit code.
+//!
+//! A comment that fails never hides the verdict: the exit code is the gate's,
+//! and the failure is a warning unless the comment was required.
+
+use std::path::Path;
+
+use anyhow::{Context as _, anyhow};
+
+use crate::ci::{self, ActionsContext};
+use crate::cli::{CommentArgs, FailOn, GithubArgs, MergeArgs, PublishArgs};
+use crate::exit::{self, Failure};
+use crate::gate::{Comparison, Verdict};
+use crate::github::{self, CommentOutcome, PostOptions, Target, Token};
+use crate::report::render::{self, Format, RenderOptions};
+
+/// After a comparison: summary, annotations, comment, outputs; returns the exit code.
+pub async fn publish(
+    cmp: &Comparison,
+    markdown: &str,
+    (results, comparison): (&Path, &Path),
+    args: &PublishArgs,
+    ctx: &ActionsContext,
+) -> Result<i32, Failure> {
+    if args.no_comment {
+        super::print_stdout(&comment_body(&cmp.profile, markdown));
+    }
+    if let Some(summary) = &ctx.step_summary {
+        if let Err(e) = ci::append_summary(summary, markdown) {
+            eprintln!("warning: {e:#}");
+        }
+    }
+    if ctx.in_actions {
+        let lines = ci::annotations(cmp);
+        if !lines.is_empty() {
+            super::print_stdout(&(lines.join("\n") + "\n"));
+        }
+    }
+    let mut comment_url = String::new();
+    if args.comment {
+        match post(&cmp.profile, markdown, &args.github, ctx).await {
+            Ok(Some(outcome)) => {
+                let (what, url) = match &outcome {
+                    CommentOutcome::Created { url } => ("created", url),
+                    CommentOutcome::Updated { url } => ("updated", url),
+                    CommentOutcome::Unchanged { url } => ("unchanged", url),
+                };
+                eprintln!("pull-request comment {what}: {url}");
+                comment_url = url.clone();
+            }
+            Ok(None) => {}
+            Err(e) if args.comment_required => {
+                write_outputs(ctx, cmp, results, comparison, "");
+                return Err(Failure::run(anyhow!("the pull-request comment failed (--comment-required): {e}")));
+            }
+            Err(e) => {
+                eprintln!("warning: the pull-request comment was not posted: {e}");
+                if ctx.in_actions {
+                    super::print_stdout(&format!("::warning title=infergate comment::{}\n", one_line(&e.to_string())));
+                }
+            }
+        }
+    }
+    write_outputs(ctx, cmp, results, comparison, &comment_url);
+    Ok(exit_code(cmp.verdict, args.fail_on))
+}
+
+fn one_line(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn write_outputs(ctx: &ActionsContext, cmp: &Comparison, results: &Path, comparison: &Path, comment_url: &str) {
+    let Some(path) = &ctx.output else { return };
+    let outputs = [
+        ("verdict", cmp.verdict.as_str().to_string()),
+        ("regressions", ci::regressions(cmp).to_string()),
+        ("comment-url", comment_url.to_string()),
+        ("results", results.display().to_string()),
+        ("comparison", comparison.display().to_string()),
+    ];
+    if let Err(e) = ci::write_outputs(path, &outputs) {
+        eprintln!("warning: {e:#}");
+    }
+}
+
+/// The exit code for a verdict under `--fail-on`. A run that could not be
+/// trusted (invalid, refused) exits 3 whatever `--fail-on` says.
+pub fn exit_code(verdict: Verdict, fail_on: FailOn) -> i32 {
+    match (verdict, fail_on) {
+        (Verdict::Refused | Verdict::Invalid, _) => exit::RUN_FAILED,
+        (_, FailOn::Never) => exit::PASS,
+        (Verdict::Warn, FailOn::Warning) => exit::REGRESSION,
+        (v, _) => v.exit_code(),
+    }
+}
+
+/// The body of the sticky comment: the hidden marker, then the report.
+pub fn comment_body(profile: &str, markdown: &str) -> String {
+    format!("{}\n{markdown}", github::marker(profile))
+}
+
+/// Posts the sticky comment; `Ok(None)` when there is deliberately nothing
+/// to do (a fork's read-only token).
+async fn post(
+    profile: &str,
+    markdown: &str,
+    args: &GithubArgs,
+    ctx: &ActionsContext,
+) -> Result<Option<CommentOutcome>, anyhow::Error> {
+    if ctx.from_fork && args.pr.is_none() {
+        let note = "this pull request comes from a fork, whose token cannot comment: the comparison is kept as an \
+                    artifact and the perf-gate-fork-comment workflow (workflow_run) posts it";
+        eprintln!("notice: {note}");
+        if ctx.in_actions {
+            super::print_stdout(&format!("::notice title=infergate comment skipped::{}\n", one_line(note)));
+        }
+        return Ok(None);
+    }
+    let repo = args
+        .repo
+        .clone()
+        .or_else(|| ctx.repository.clone())
+        .ok_or_else(|| anyhow!("no repository: pass --repo OWNER/NAME (GITHUB_REPOSITORY is not set)"))?;
+    let (owner, name) = github::parse_repo(&repo).map_err(|e| anyhow!("--repo: {e}"))?;
+    let pr =
+        args.pr.or(ctx.pr).ok_or_else(|| anyhow!("no pull request: pass --pr N (this is not a pull_request event)"))?;
+    let token = std::env::var(&args.token_env).ok().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+        anyhow!("no token: the variable {} is not set (set it, or name another with --token-env)", args.token_env)
+    })?;
+    let target = Target { api_url: ctx.api_url.clone(), owner, repo: name, pr };
+    let opts = PostOptions { run_url: ctx.run_url.clone(), ..PostOptions::default() };
+    let outcome = github::post_sticky_comment(&target, &Token::new(token), profile, markdown, &opts).await?;
+    Ok(Some(outcome))
+}
+
+fn load_comparison(path: &Path) -> Result<Comparison, Failure> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the comparison {}", path.display()))
+        .map_err(Failure::invalid)?;
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    let cmp: Comparison = serde_path_to_error::deserialize(de).map_err(|e| {
+        Failure::invalid(anyhow!("{}: invalid comparison at `{}`: {}", path.display(), e.path(), e.inner()))
+    })?;
+    if cmp.schema != crate::gate::SCHEMA {
+        return Err(Failure::invalid(anyhow!(
+            "{}: schema is `{}`, this infergate reads `{}`",
+            path.display(),
+            cmp.schema,
+            crate::gate::SCHEMA
+        )));
+    }
+    Ok(cmp)
+}
+
+/// Several comparisons as one Markdown document and one verdict (the worst).
+pub fn merged(comparisons: &[Comparison]) -> Result<(String, Verdict, String), Failure> {
+    let render = |c: &Comparison| {
+        render::render(c, Format::Markdown, &RenderOptions { color: false, template: None }).map_err(Failure::invalid)
+    };
+    if let [only] = comparisons {
+        return Ok((render(only)?, only.verdict, only.profile.clone()));
+    }
+    let verdict = comparisons.iter().map(|c| c.verdict).min().unwrap_or(Verdict::Pass);
+    let mut profiles: Vec<&str> = comparisons.iter().map(|c| c.profile.as_str()).collect();
+    profiles.sort_unstable();
+    let mut md = format!(
+        "### infergate: {} across {} profiles\n\n| Profile | Verdict | Headline |\n|:--|:--|:--|\n",
+        verdict.as_str().to_uppercase(),
+        comparisons.len()
+    );
+    for c in comparisons {
+        md.push_str(&format!(
+            "| {} | {} | {} |\n",
+            render::md_escape(&c.profile),
+            c.verdict.as_str(),
+            render::md_escape(&c.headline)
+        ));
+    }
+    for c in comparisons {
+        md.push_str(&format!("\n---\n\n#### Profile {}\n\n", render::md_escape(&c.profile)));
+        md.push_str(&render(c)?);
+        md.push('\n');
+    }
+    Ok((md, verdict, profiles.join("+")))
+}
+
+/// `infergate merge`: one report and verdict for a matrix of jobs.
+pub fn merge(args: &MergeArgs) -> Result<i32, Failure> {
+    let comparisons = args.comparison.iter().map(|p| load_comparison(p)).collect::<Result<Vec<_>, _>>()?;
+    let (md, verdict, _) = merged(&comparisons)?;
+    super::print_stdout(&md);
+    if let Some(path) = &args.markdown {
+        crate::fsutil::write_output(path, md.as_bytes()).map_err(Failure::run)?;
+    }
+    Ok(verdict.exit_code())
+}
+
+/// `infergate comment`: post the sticky comment from comparison file(s).
+pub async fn comment(args: &CommentArgs) -> Result<i32, Failure> {
+    let comparisons = args.comparison.iter().map(|p| load_comparison(p)).collect::<Result<Vec<_>, _>>()?;
+    let (md, _, profiles) = merged(&comparisons)?;
+    let profile = args.profile.clone().unwrap_or(profiles);
+    let ctx = ActionsContext::current();
+    // An explicit --pr is the workflow_run path: a fork's PR posted from the base repository.
+    match post(&profile, &md, &args.github, &ctx).await {
+        Ok(Some(outcome)) => {
+            let url = match outcome {
+                CommentOutcome::Created { url }
+                | CommentOutcome::Updated { url }
+                | CommentOutcome::Unchanged { url } => url,
+            };
+            eprintln!("pull-request comment: {url}");
+            if let Some(out) = &ctx.output {
+                let _ = ci::write_outputs(out, &[("comment-url", url)]);
+            }
+            Ok(exit::PASS)
+        }
+        Ok(None) => Ok(exit::PASS),
+        Err(e) if args.comment_optional => {
+            eprintln!("warning: the pull-request comment was not posted: {e}");
+            Ok(exit::PASS)
+        }
+        Err(e) => Err(Failure::run(anyhow!("the pull-request comment was not posted: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_on_maps_verdicts() {
+        use Verdict::*;
+        assert_eq!(exit_code(Regressed, FailOn::Regression), exit::REGRESSION);
+        assert_eq!(exit_code(Warn, FailOn::Regression), exit::PASS);
+        assert_eq!(exit_code(Warn, FailOn::Warning), exit::REGRESSION);
+        assert_eq!(exit_code(Regressed, FailOn::Never), exit::PASS);
+        assert_eq!(exit_code(Invalid, FailOn::Never), exit::RUN_FAILED);
+        assert_eq!(exit_code(Refused, FailOn::Never), exit::RUN_FAILED);
+        assert_eq!(exit_code(UpdateRequired, FailOn::Regression), exit::REGRESSION);
+        assert_eq!(exit_code(Pass, FailOn::Warning), exit::PASS);
+    }
+}

@@ -1,0 +1,277 @@
+//! GitHub Actions: the run's context, the job summary, annotations and
+//! step outputs.
+//!
+//! Actions talks to a step through environment variables and files:
+//! `GITHUB_EVENT_PATH` (the event payload), `GITHUB_STEP_SUMMARY` (Markdown
+//! appended to the job page), `GITHUB_OUTPUT` (step outputs), and workflow
+//! commands printed on stdout (`::error ...::`). Everything here reads or
+//! writes exactly those, so it is tested by pointing them at temporary files.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::gate::{Comparison, MetricStatus};
+
+/// What a run knows about where it runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ActionsContext {
+    /// `GITHUB_ACTIONS == "true"`.
+    pub in_actions: bool,
+    /// `owner/name` (`GITHUB_REPOSITORY`).
+    pub repository: Option<String>,
+    /// The pull request number, from the event payload.
+    pub pr: Option<u64>,
+    /// The event name (`GITHUB_EVENT_NAME`).
+    pub event_name: Option<String>,
+    /// The pull request comes from a fork (its token is read-only).
+    pub from_fork: bool,
+    /// `GITHUB_API_URL` (GitHub Enterprise: `https://HOST/api/v3`).
+    pub api_url: String,
+    /// Link to this run, for truncated comments.
+    pub run_url: Option<String>,
+    /// `GITHUB_STEP_SUMMARY`.
+    pub step_summary: Option<PathBuf>,
+    /// `GITHUB_OUTPUT`.
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    #[serde(default)]
+    pull_request: Option<PullRequest>,
+    #[serde(default)]
+    number: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    number: u64,
+    #[serde(default)]
+    head: Option<Side>,
+    #[serde(default)]
+    base: Option<Side>,
+}
+
+#[derive(Deserialize)]
+struct Side {
+    #[serde(default)]
+    repo: Option<Repo>,
+}
+
+#[derive(Deserialize)]
+struct Repo {
+    full_name: String,
+}
+
+impl ActionsContext {
+    /// Reads the Actions environment through `var` (so tests can supply it).
+    /// A missing or unreadable event payload leaves the PR unknown: the caller
+    /// then needs `--pr`.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> ActionsContext {
+        let get = |k: &str| var(k).filter(|v| !v.is_empty());
+        let mut ctx = ActionsContext {
+            in_actions: get("GITHUB_ACTIONS").as_deref() == Some("true"),
+            repository: get("GITHUB_REPOSITORY"),
+            event_name: get("GITHUB_EVENT_NAME"),
+            api_url: get("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into()),
+            step_summary: get("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+            output: get("GITHUB_OUTPUT").map(PathBuf::from),
+            ..ActionsContext::default()
+        };
+        if let (Some(server), Some(repo), Some(run)) = (get("GITHUB_SERVER_URL"), &ctx.repository, get("GITHUB_RUN_ID"))
+        {
+            ctx.run_url = Some(format!("{}/{repo}/actions/runs/{run}", server.trim_end_matches('/')));
+        }
+        if let Some(event) = get("GITHUB_EVENT_PATH").and_then(|p| std::fs::read_to_string(p).ok()) {
+            if let Ok(e) = serde_json::from_str::<Event>(&event) {
+                if let Some(pr) = e.pull_request {
+                    ctx.pr = Some(pr.number);
+                    let name = |s: &Option<Side>| s.as_ref().and_then(|s| s.repo.as_ref()).map(|r| r.full_name.clone());
+                    let (head, base) = (name(&pr.head), name(&pr.base));
+                    ctx.from_fork = head.is_some() && base.is_some() && head != base;
+                } else {
+                    // issue_comment events on PRs carry the number at the top.
+                    ctx.pr = e.number;
+                }
+            }
+        }
+        ctx
+    }
+
+    /// From the process environment.
+    pub fn current() -> ActionsContext {
+        ActionsContext::from_env(|k| std::env::var(k).ok())
+    }
+}
+
+/// Appends Markdown to the job summary (`GITHUB_STEP_SUMMARY`).
+pub fn append_summary(path: &Path, markdown: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the job summary {}", path.display()))?;
+    f.write_all(markdown.as_bytes())?;
+    if !markdown.ends_with('\n') {
+        f.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+/// Writes step outputs to `GITHUB_OUTPUT` (multi-line values with a delimiter).
+pub fn write_outputs(path: &Path, outputs: &[(&str, String)]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for (name, value) in outputs {
+        if value.contains('\n') || value.contains('\r') {
+            let mut delim = "INFERGATE_EOF".to_string();
+            while value.contains(&delim) {
+                delim.push('_');
+            }
+            text.push_str(&format!("{name}<<{delim}\n{value}\n{delim}\n"));
+        } else {
+            text.push_str(&format!("{name}={value}\n"));
+        }
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the step outputs {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Escapes the message of a workflow command.
+fn escape_data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+/// Escapes a property (`title=`) of a workflow command.
+fn escape_property(s: &str) -> String {
+    escape_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// One `::error` per regression and one `::warning` per warning of the comparison.
+pub fn annotations(cmp: &Comparison) -> Vec<String> {
+    let mut out = Vec::new();
+    let profile = &cmp.profile;
+    for case in &cmp.cases {
+        for m in &case.metrics {
+            let kind = match m.status {
+                MetricStatus::Regressed => "error",
+                MetricStatus::Warn | MetricStatus::CannotJudge => "warning",
+                _ => continue,
+            };
+            let what = if m.status == MetricStatus::CannotJudge {
+                format!("cannot judge {} with {} samples", m.metric, m.samples[1])
+            } else {
+                format!(
+                    "{} {:+.1}% ({} -> {} {}), limit {:.0}%",
+                    m.metric,
+                    m.change * 100.0,
+                    crate::baseline::round4(m.baseline),
+                    crate::baseline::round4(m.current),
+                    m.unit,
+                    m.tolerance * 100.0
+                )
+            };
+            out.push(format!(
+                "::{kind} title={}::{}",
+                escape_property(&format!("infergate {profile}: {} ({})", case.id, m.phase)),
+                escape_data(&what)
+            ));
+        }
+        if matches!(case.verdict, crate::gate::CaseVerdict::Invalid) {
+            for n in &case.notes {
+                out.push(format!(
+                    "::error title={}::{}",
+                    escape_property(&format!("infergate {profile}: {} is invalid", case.id)),
+                    escape_data(n)
+                ));
+            }
+        }
+    }
+    for m in &cmp.mismatches {
+        out.push(format!(
+            "::{} title={}::{}",
+            if cmp.mismatch_allowed { "warning" } else { "error" },
+            escape_property(&format!("infergate {profile}: not comparable")),
+            escape_data(&format!("{} differs: {} -> {}", m.what, m.baseline, m.current))
+        ));
+    }
+    out
+}
+
+/// Number of regressed metrics.
+pub fn regressions(cmp: &Comparison) -> usize {
+    cmp.cases.iter().flat_map(|c| &c.metrics).filter(|m| m.status == MetricStatus::Regressed).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn ctx(vars: &[(&str, &str)]) -> ActionsContext {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ActionsContext::from_env(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn pull_request_event_and_fork_detection() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = dir.path().join("event.json");
+        std::fs::write(
+            &event,
+            r#"{"pull_request":{"number":42,"head":{"repo":{"full_name":"someone/fork"}},"base":{"repo":{"full_name":"org/repo"}}}}"#,
+        )
+        .unwrap();
+        let c = ctx(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REPOSITORY", "org/repo"),
+            ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+            ("GITHUB_SERVER_URL", "https://github.com"),
+            ("GITHUB_RUN_ID", "99"),
+            ("GITHUB_API_URL", "https://ghe.example.com/api/v3"),
+        ]);
+        assert!(c.in_actions);
+        assert_eq!(c.pr, Some(42));
+        assert!(c.from_fork);
+        assert_eq!(c.api_url, "https://ghe.example.com/api/v3");
+        assert_eq!(c.run_url.as_deref(), Some("https://github.com/org/repo/actions/runs/99"));
+        std::fs::write(
+            &event,
+            r#"{"pull_request":{"number":7,"head":{"repo":{"full_name":"org/repo"}},"base":{"repo":{"full_name":"org/repo"}}}}"#,
+        )
+        .unwrap();
+        let c = ctx(&[("GITHUB_EVENT_PATH", event.to_str().unwrap())]);
+        assert_eq!((c.pr, c.from_fork, c.in_actions), (Some(7), false, false));
+        assert_eq!(c.api_url, "https://api.github.com");
+        // A broken payload leaves the PR unknown rather than failing.
+        std::fs::write(&event, "{not json").unwrap();
+        assert_eq!(ctx(&[("GITHUB_EVENT_PATH", event.to_str().unwrap())]).pr, None);
+    }
+
+    #[test]
+    fn outputs_and_summary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        write_outputs(&out, &[("verdict", "regressed".into()), ("report", "line 1\nline 2".into())]).unwrap();
+        write_outputs(&out, &[("regressions", "3".into())]).unwrap();
+        let text = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(text, "verdict=regressed\nreport<<INFERGATE_EOF\nline 1\nline 2\nINFERGATE_EOF\nregressions=3\n");
+        let sum = dir.path().join("summary.md");
+        append_summary(&sum, "# one").unwrap();
+        append_summary(&sum, "# two\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&sum).unwrap(), "# one\n# two\n");
+    }
+
+    #[test]
+    fn workflow_command_escaping() {
+        assert_eq!(escape_data("a%b\nc\r"), "a%25b%0Ac%0D");
+        assert_eq!(escape_property("x: y, z"), "x%3A y%2C z");
+    }
+}

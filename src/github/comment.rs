@@ -1,0 +1,254 @@
+//! The sticky comment: one per profile, found again by its marker and author.
+
+use serde::Deserialize;
+
+use super::{Api, Attempt, GithubError, Method, PostOptions, Target, Token};
+use crate::report::render::truncate_markdown;
+
+/// GitHub's limit on a comment body, in characters.
+pub const MAX_COMMENT_CHARS: usize = 65_536;
+
+/// Who posts when `GET /user` is closed to the token (the Actions `GITHUB_TOKEN`).
+const FALLBACK_LOGIN: &str = "github-actions[bot]";
+
+/// GitHub's largest page of issue comments.
+const PER_PAGE: usize = 100;
+
+/// A bound on the pages read (100,000 comments), so a misbehaving server cannot loop us.
+const MAX_PAGES: u32 = 1_000;
+
+/// What posting did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommentOutcome {
+    /// No comment of ours existed; one was created.
+    Created {
+        /// Link to the comment.
+        url: String,
+    },
+    /// Our comment existed with another body; it was edited in place.
+    Updated {
+        /// Link to the comment.
+        url: String,
+    },
+    /// Our comment already had this body; nothing was written.
+    Unchanged {
+        /// Link to the comment.
+        url: String,
+    },
+}
+
+/// The hidden marker of a profile's comment: `<!-- infergate:profile=NAME -->`.
+pub fn marker(profile: &str) -> String {
+    format!("<!-- infergate:profile={profile} -->")
+}
+
+/// The fields of an issue comment this module reads. Lenient on purpose: a
+/// comment by a deleted account (`user: null`) or without a body must not
+/// stop the search.
+#[derive(Debug, Deserialize)]
+struct IssueComment {
+    /// Comment id, used in the update path.
+    id: u64,
+    /// Link shown to the user.
+    html_url: String,
+    /// Markdown body.
+    #[serde(default)]
+    body: Option<String>,
+    /// Author.
+    #[serde(default)]
+    user: Option<User>,
+}
+
+/// An account, as much as is needed.
+#[derive(Debug, Deserialize)]
+struct User {
+    /// Login, e.g. `octocat` or `github-actions[bot]`.
+    login: String,
+}
+
+/// Creates or updates the sticky comment for `profile` on the pull request.
+///
+/// Our comment is the first one that carries [`marker`] and is authored by
+/// the token's identity (`GET /user`; when that is 403 or 404, as for the
+/// Actions `GITHUB_TOKEN`, `github-actions[bot]`), searched across every
+/// page of the PR's comments. It is edited (`PATCH`) when the body changed
+/// and left alone when it is the same; a comment is created (`POST`) only
+/// when none exists. Marked comments by anyone else are never touched.
+///
+/// The body is the marker, a newline and `markdown`, cut below
+/// [`MAX_COMMENT_CHARS`] with a note that links `run_url` when given.
+/// 5xx, rate limits and network errors are retried up to `max_retries`
+/// times; a create that failed with a 5xx or a network error is retried
+/// only after searching again, since GitHub may have stored it anyway.
+pub async fn post_sticky_comment(
+    target: &Target,
+    token: &Token,
+    profile: &str,
+    markdown: &str,
+    opts: &PostOptions,
+) -> Result<CommentOutcome, GithubError> {
+    let api = Api::new(target, token, opts)?;
+    let mark = marker(profile);
+    let body = comment_body(&mark, markdown, opts.run_url.as_deref());
+    let login = identity(&api).await?;
+    let comments = format!("/repos/{}/{}/issues/{}/comments", target.owner, target.repo, target.pr);
+    let payload = serde_json::json!({ "body": body });
+
+    let mut retry = 0;
+    let mut tried_create = false;
+    let mut found = find_own(&api, &comments, &mark, &login).await?;
+    loop {
+        if let Some(existing) = found {
+            if same_body(existing.body.as_deref().unwrap_or(""), &body) {
+                // Found after a failed create: that create went through.
+                let url = existing.html_url;
+                return Ok(if tried_create {
+                    CommentOutcome::Created { url }
+                } else {
+                    CommentOutcome::Unchanged { url }
+                });
+            }
+            let path = format!("/repos/{}/{}/issues/comments/{}", target.owner, target.repo, existing.id);
+            let reply = api.send(Method::Patch, &path, Some(&payload)).await?;
+            // The edit is done; a reply we cannot read must not fail the job.
+            let url = html_url(&reply).unwrap_or(existing.html_url);
+            tracing::info!("updated the infergate comment for profile `{profile}`: {url}");
+            return Ok(CommentOutcome::Updated { url });
+        }
+        tried_create = true;
+        match api.attempt(Method::Post, &comments, Some(&payload), retry).await {
+            Attempt::Done(reply) => {
+                let url = html_url(&reply).ok_or_else(|| {
+                    GithubError::Other(format!(
+                        "GitHub created the comment on PR #{} but its reply had no `html_url`",
+                        target.pr
+                    ))
+                })?;
+                tracing::info!("created the infergate comment for profile `{profile}`: {url}");
+                return Ok(CommentOutcome::Created { url });
+            }
+            Attempt::Fatal(error) => return Err(error),
+            Attempt::Retry { wait, error } => {
+                if retry >= opts.max_retries {
+                    return Err(error);
+                }
+                retry += 1;
+                tracing::warn!("{error}; retry {retry} of {} in {} ms", opts.max_retries, wait.as_millis());
+                tokio::time::sleep(wait).await;
+                // A rate-limited create was refused; after a 5xx or a lost
+                // connection GitHub may have stored it, so look before posting again.
+                found = match error {
+                    GithubError::RateLimited { .. } => None,
+                    _ => find_own(&api, &comments, &mark, &login).await?,
+                };
+            }
+        }
+    }
+}
+
+/// The login comments of ours are authored by.
+async fn identity(api: &Api<'_>) -> Result<String, GithubError> {
+    match api.send(Method::Get, "/user", None).await {
+        Ok(reply) => serde_json::from_str::<User>(&reply)
+            .map(|u| u.login)
+            .map_err(|e| GithubError::Other(format!("GitHub's reply to GET /user has no readable `login`: {e}"))),
+        Err(GithubError::Forbidden { .. } | GithubError::NotFound { .. }) => {
+            tracing::debug!("GET /user is closed to this token; assuming it posts as {FALLBACK_LOGIN}");
+            Ok(FALLBACK_LOGIN.to_string())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The first comment on the PR with `mark` and by `login`, reading pages
+/// until a short one.
+async fn find_own(api: &Api<'_>, comments: &str, mark: &str, login: &str) -> Result<Option<IssueComment>, GithubError> {
+    for page in 1..=MAX_PAGES {
+        let reply = api.send(Method::Get, &format!("{comments}?per_page={PER_PAGE}&page={page}"), None).await?;
+        let de = &mut serde_json::Deserializer::from_str(&reply);
+        let list: Vec<IssueComment> = serde_path_to_error::deserialize(de).map_err(|e| {
+            GithubError::Other(format!("could not read page {page} of the PR's comments from GitHub: {e}"))
+        })?;
+        let count = list.len();
+        let mine = list.into_iter().find(|c| {
+            c.user.as_ref().is_some_and(|u| u.login.eq_ignore_ascii_case(login))
+                && c.body.as_deref().is_some_and(|b| b.contains(mark))
+        });
+        if mine.is_some() || count < PER_PAGE {
+            return Ok(mine);
+        }
+    }
+    Ok(None)
+}
+
+/// `html_url` of a comment in a reply.
+fn html_url(reply: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(reply).ok()?.get("html_url")?.as_str().map(str::to_string)
+}
+
+/// The body to post: the marker, a newline, the Markdown cut to fit.
+fn comment_body(mark: &str, markdown: &str, run_url: Option<&str>) -> String {
+    let room = MAX_COMMENT_CHARS.saturating_sub(mark.chars().count() + 1);
+    let note = match run_url {
+        Some(url) => format!(
+            "_The report was cut to fit GitHub's comment limit; the full report is in the \
+             [workflow run]({url}) (job summary and artifacts)._"
+        ),
+        None => "_The report was cut to fit GitHub's comment limit; the full report is in the \
+                 job summary and artifacts of the workflow run._"
+            .to_string(),
+    };
+    format!("{mark}\n{}", truncate_markdown(markdown, room, &note))
+}
+
+/// Equal bodies, up to the line endings and trailing whitespace GitHub may normalise.
+fn same_body(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.replace("\r\n", "\n").trim_end().to_string();
+    norm(a) == norm(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marker_names_the_profile() {
+        assert_eq!(marker("h100-vllm"), "<!-- infergate:profile=h100-vllm -->");
+        // A profile that is a prefix of another has a different marker, not a substring.
+        assert!(!marker("h100-vllm-fp8").contains(&marker("h100-vllm")));
+    }
+
+    #[test]
+    fn short_body_is_marker_then_markdown() {
+        let body = comment_body(&marker("p"), "## ✅ Passed\n", None);
+        assert_eq!(body, "<!-- infergate:profile=p -->\n## ✅ Passed\n");
+    }
+
+    #[test]
+    fn long_body_is_cut_below_the_limit_with_the_note() {
+        let md = format!("## ❌ Regression\n{}", "| row | 1 |\n".repeat(20_000));
+        let body = comment_body(&marker("p"), &md, Some("https://github.com/o/r/actions/runs/1"));
+        assert!(body.chars().count() <= MAX_COMMENT_CHARS);
+        assert!(body.starts_with("<!-- infergate:profile=p -->\n## ❌ Regression\n"));
+        assert!(body.contains("[workflow run](https://github.com/o/r/actions/runs/1)"));
+        let without = comment_body(&marker("p"), &md, None);
+        assert!(without.contains("job summary"));
+    }
+
+    #[test]
+    fn bodies_compare_modulo_line_endings() {
+        assert!(same_body("a\r\nb\n", "a\nb"));
+        assert!(!same_body("a\nb", "a\nc"));
+    }
+
+    #[test]
+    fn lenient_comment_decoding() {
+        let list: Vec<IssueComment> = serde_json::from_str(
+            r#"[{"id":1,"html_url":"u","body":null,"user":null},{"id":2,"html_url":"v","user":{"login":"x"},"extra":1}]"#,
+        )
+        .unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list[0].user.is_none());
+        assert_eq!(list[1].user.as_ref().unwrap().login, "x");
+    }
+}

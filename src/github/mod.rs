@@ -1,0 +1,432 @@
+//! Posting the report to a pull request on GitHub (or GitHub Enterprise).
+//!
+//! One sticky comment per profile: found by a hidden marker and by its
+//! author, updated in place, never duplicated (see [`post_sticky_comment`]).
+//! octocrab is the client: it carries the token, the base URI (which keeps a
+//! GHES path prefix such as `/api/v3`) and the TLS setup. Requests go through
+//! its raw methods so that the status and headers of a failure stay visible:
+//! retrying honours `Retry-After` and `x-ratelimit-reset`, which octocrab's
+//! typed errors drop.
+
+mod comment;
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use octocrab::Octocrab;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+
+pub use comment::{CommentOutcome, MAX_COMMENT_CHARS, marker, post_sticky_comment};
+
+/// Where to comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// REST API root: `https://api.github.com`, or `https://HOST/api/v3` on GHES (`GITHUB_API_URL`).
+    pub api_url: String,
+    /// Owner of the repository (user or organisation).
+    pub owner: String,
+    /// Name of the repository.
+    pub repo: String,
+    /// Number of the pull request.
+    pub pr: u64,
+}
+
+/// A GitHub token that never appears in Debug output, Display, logs or error messages.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// Wraps a token; surrounding whitespace (a newline from a file or a
+    /// secret) is dropped, since it would make the header invalid.
+    pub fn new(value: String) -> Token {
+        Token(value.trim().to_string())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the token can be sent in an HTTP header at all (octocrab
+    /// panics on one that cannot).
+    fn is_header_safe(&self) -> bool {
+        !self.0.is_empty() && self.0.bytes().all(|b| b.is_ascii_graphic())
+    }
+
+    /// `text` with every occurrence of the token blanked out.
+    fn redact(&self, text: &str) -> String {
+        if self.0.is_empty() { text.to_string() } else { text.replace(&self.0, "<redacted>") }
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// The permissions block a workflow needs to comment on pull requests.
+pub const PERMISSIONS_HINT: &str = "permissions:\n  pull-requests: write";
+
+/// What went wrong talking to GitHub; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum GithubError {
+    /// 403: the token may not write the comment.
+    #[error(
+        "GitHub refused the request (403 Forbidden: {detail}). The token needs write access to pull requests; \
+         add this to the workflow or job:\n\n{permissions_hint}\n\n(`issues: write` also allows PR comments.) \
+         Pull requests from forks only get a read-only token: post the comment from a `workflow_run` workflow."
+    )]
+    Forbidden {
+        /// The YAML block to add to the workflow.
+        permissions_hint: String,
+        /// The request and GitHub's message.
+        detail: String,
+    },
+    /// 404: the repository or pull request does not exist, or the token cannot see it.
+    #[error(
+        "GitHub found no such repository or pull request ({detail}). Check the owner/name and the PR number; \
+         for a private repository the token must have access to it."
+    )]
+    NotFound {
+        /// The request and GitHub's message.
+        detail: String,
+    },
+    /// Still rate limited after the bounded retries, or asked to wait longer than allowed.
+    #[error("GitHub's rate limit was hit ({detail}). Retry later, or allow a longer wait.")]
+    RateLimited {
+        /// The request, the limit and how long GitHub asked to wait.
+        detail: String,
+    },
+    /// 5xx after the retries.
+    #[error("GitHub failed with {status} after retries ({detail}). GitHub may be degraded: rerun the job later.")]
+    Server {
+        /// The last status code.
+        status: u16,
+        /// The request and GitHub's message.
+        detail: String,
+    },
+    /// Anything else: bad credentials, an unreachable host, an unexpected reply.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Options of the poster.
+#[derive(Debug, Clone)]
+pub struct PostOptions {
+    /// Retries after the first attempt, for 5xx, rate limits and network errors.
+    pub max_retries: u32,
+    /// Longest single wait honoured for `Retry-After` or a rate-limit reset; a longer one fails at once.
+    pub max_wait: Duration,
+    /// First delay of the exponential backoff when GitHub names none.
+    pub base_delay: Duration,
+    /// The workflow run, linked from the note when the body must be truncated.
+    pub run_url: Option<String>,
+}
+
+impl Default for PostOptions {
+    fn default() -> Self {
+        Self { max_retries: 3, max_wait: Duration::from_secs(60), base_delay: Duration::from_secs(1), run_url: None }
+    }
+}
+
+/// Splits `owner/name` (as in `GITHUB_REPOSITORY`) into its two parts.
+pub fn parse_repo(s: &str) -> Result<(String, String), String> {
+    let bad = || format!("expected a repository as OWNER/NAME (e.g. `octo-org/serving`), got `{s}`");
+    let (owner, name) = s.trim().split_once('/').ok_or_else(bad)?;
+    if !valid_name(owner) || !valid_name(name) {
+        return Err(bad());
+    }
+    Ok((owner.to_string(), name.to_string()))
+}
+
+/// GitHub's owner and repository names: letters, digits, `-`, `_`, `.`.
+/// Checked before they become part of a request path.
+fn valid_name(s: &str) -> bool {
+    !s.is_empty() && s != "." && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// One request to make: the retry loop needs to send it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Patch,
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Patch => "PATCH",
+        })
+    }
+}
+
+/// The outcome of one attempt.
+enum Attempt {
+    /// 2xx, with the body.
+    Done(String),
+    /// Not worth retrying.
+    Fatal(GithubError),
+    /// Worth retrying after `wait`; `error` is what to report if no retry is left.
+    Retry { wait: Duration, error: GithubError },
+}
+
+/// octocrab plus the retry policy and the token (for scrubbing messages).
+struct Api<'a> {
+    crab: Octocrab,
+    token: &'a Token,
+    opts: &'a PostOptions,
+    api_url: &'a str,
+}
+
+impl<'a> Api<'a> {
+    fn new(target: &'a Target, token: &'a Token, opts: &'a PostOptions) -> Result<Self, GithubError> {
+        if !valid_name(&target.owner) || !valid_name(&target.repo) {
+            return Err(GithubError::Other(format!(
+                "`{}/{}` is not a valid GitHub repository name (expected OWNER/NAME of letters, digits, `-`, `_`, `.`)",
+                target.owner, target.repo
+            )));
+        }
+        if !token.is_header_safe() {
+            return Err(GithubError::Other(
+                "the GitHub token is empty or contains characters a token cannot have; check GITHUB_TOKEN".into(),
+            ));
+        }
+        // octocrab falls back to its own ring provider when none is installed;
+        // installing ours keeps one provider for the whole process.
+        crate::http::install_crypto_provider();
+        let base = target.api_url.trim_end_matches('/');
+        let crab = Octocrab::builder()
+            .base_uri(base)
+            .map_err(|e| {
+                GithubError::Other(format!(
+                    "invalid GitHub API URL `{base}` ({e}); expected e.g. https://api.github.com or https://HOST/api/v3"
+                ))
+            })?
+            .personal_token(token.expose().to_string())
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| GithubError::Other(token.redact(&format!("could not build the GitHub client: {e}"))))?;
+        Ok(Self { crab, token, opts, api_url: base })
+    }
+
+    /// Sends the request, retrying 5xx, rate limits and network errors.
+    /// Only for idempotent requests: a create goes through [`Api::attempt`].
+    async fn send(&self, method: Method, path: &str, body: Option<&serde_json::Value>) -> Result<String, GithubError> {
+        let mut retry = 0;
+        loop {
+            match self.attempt(method, path, body, retry).await {
+                Attempt::Done(text) => return Ok(text),
+                Attempt::Fatal(error) => return Err(error),
+                Attempt::Retry { wait, error } => {
+                    if retry >= self.opts.max_retries {
+                        return Err(error);
+                    }
+                    retry += 1;
+                    tracing::warn!("{error}; retry {retry} of {} in {} ms", self.opts.max_retries, wait.as_millis());
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One try of the request; `retry` (0 for the first) sizes the backoff.
+    async fn attempt(&self, method: Method, path: &str, body: Option<&serde_json::Value>, retry: u32) -> Attempt {
+        let what = format!("{method} {path}");
+        tracing::debug!("GitHub: {what}");
+        let sent = match method {
+            Method::Get => self.crab._get(path).await,
+            Method::Post => self.crab._post(path, body).await,
+            Method::Patch => self.crab._patch(path, body).await,
+        };
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => {
+                let error = GithubError::Other(
+                    self.token.redact(&format!("could not reach GitHub at {} ({what}): {e}", self.api_url)),
+                );
+                return Attempt::Retry { wait: self.backoff(retry), error };
+            }
+        };
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = match self.crab.body_to_string(response).await {
+            Ok(text) => text,
+            Err(e) => {
+                let error = GithubError::Other(self.token.redact(&format!("reading GitHub's reply to {what}: {e}")));
+                return Attempt::Retry { wait: self.backoff(retry), error };
+            }
+        };
+        if (200..300).contains(&status) {
+            return Attempt::Done(text);
+        }
+        let detail = self.token.redact(&format!("{what}: {}", error_message(&text, status)));
+        if is_rate_limited(status, &headers, &text) {
+            return match rate_limit_wait(&headers, SystemTime::now()) {
+                Some(wait) if wait > self.opts.max_wait => Attempt::Fatal(GithubError::RateLimited {
+                    detail: format!(
+                        "{detail}; GitHub asks to wait {} s, longer than the {} s allowed",
+                        wait.as_secs(),
+                        self.opts.max_wait.as_secs()
+                    ),
+                }),
+                Some(wait) => Attempt::Retry { wait, error: GithubError::RateLimited { detail } },
+                None => Attempt::Retry { wait: self.backoff(retry), error: GithubError::RateLimited { detail } },
+            };
+        }
+        match status {
+            401 => Attempt::Fatal(GithubError::Other(format!(
+                "GitHub rejected the token (401 Unauthorized, {detail}); check that GITHUB_TOKEN is set and not expired"
+            ))),
+            403 => Attempt::Fatal(GithubError::Forbidden { permissions_hint: PERMISSIONS_HINT.to_string(), detail }),
+            404 => Attempt::Fatal(GithubError::NotFound { detail }),
+            500..=599 => {
+                let wait = retry_after(&headers).map_or_else(|| self.backoff(retry), |w| w.min(self.opts.max_wait));
+                Attempt::Retry { wait, error: GithubError::Server { status, detail } }
+            }
+            _ => Attempt::Fatal(GithubError::Other(format!("GitHub answered {status} to {detail}"))),
+        }
+    }
+
+    /// `base_delay * 2^retry`, never above `max_wait`.
+    fn backoff(&self, retry: u32) -> Duration {
+        self.opts.base_delay.saturating_mul(1u32 << retry.min(16)).min(self.opts.max_wait)
+    }
+}
+
+/// GitHub's error body: `{"message": ..., "documentation_url": ...}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    message: Option<String>,
+}
+
+/// The message of an error reply, short enough for one line.
+fn error_message(text: &str, status: u16) -> String {
+    let full = serde_json::from_str::<ErrorBody>(text).ok().and_then(|b| b.message).unwrap_or_else(|| {
+        let trimmed = text.trim();
+        if trimmed.is_empty() { format!("HTTP {status}") } else { trimmed.to_string() }
+    });
+    let mut message: String = full.chars().take(300).collect();
+    if full.chars().count() > 300 {
+        message.push('…');
+    }
+    message
+}
+
+/// 429, or a 403 that is a primary (`x-ratelimit-remaining: 0`) or secondary
+/// (`Retry-After`, "secondary rate limit") rate limit rather than a permission problem.
+fn is_rate_limited(status: u16, headers: &HeaderMap, text: &str) -> bool {
+    match status {
+        429 => true,
+        403 => {
+            header_str(headers, "x-ratelimit-remaining").is_some_and(|v| v.trim() == "0")
+                || headers.contains_key("retry-after")
+                || text.to_ascii_lowercase().contains("rate limit")
+        }
+        _ => false,
+    }
+}
+
+/// How long GitHub asks to wait: `Retry-After` (seconds), else the time until
+/// `x-ratelimit-reset` (epoch seconds) when the limit is used up.
+fn rate_limit_wait(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    if let Some(wait) = retry_after(headers) {
+        return Some(wait);
+    }
+    let exhausted = header_str(headers, "x-ratelimit-remaining").is_some_and(|v| v.trim() == "0");
+    let reset: u64 = header_str(headers, "x-ratelimit-reset")?.trim().parse().ok()?;
+    if !exhausted {
+        return None;
+    }
+    let now = now.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    Some(Duration::from_secs(reset.saturating_sub(now)))
+}
+
+/// `Retry-After` in seconds (GitHub never sends the HTTP-date form).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    header_str(headers, "retry-after")?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name)?.to_str().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn parse_repo_accepts_owner_slash_name_only() {
+        assert_eq!(parse_repo("octo-org/serving.rs"), Ok(("octo-org".into(), "serving.rs".into())));
+        assert_eq!(parse_repo(" a/b \n"), Ok(("a".into(), "b".into())));
+        for bad in ["", "a", "a/", "/b", "a/b/c", "a b/c", "../x", "a/..", "a/b?x=1"] {
+            let err = parse_repo(bad).unwrap_err();
+            assert!(err.contains("OWNER/NAME"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn token_is_trimmed_redacted_and_checked() {
+        let t = Token::new("ghp_secret123\n".into());
+        assert_eq!(t.expose(), "ghp_secret123");
+        assert_eq!(format!("{t:?}"), "Token(<redacted>)");
+        assert_eq!(t.redact("x ghp_secret123 y"), "x <redacted> y");
+        assert!(t.is_header_safe());
+        assert!(!Token::new("a\nb".into()).is_header_safe());
+        assert!(!Token::new("  ".into()).is_header_safe());
+        assert!(!Token::new("tøken".into()).is_header_safe());
+    }
+
+    #[test]
+    fn rate_limits_are_told_from_permission_errors() {
+        assert!(is_rate_limited(429, &HeaderMap::new(), ""));
+        assert!(is_rate_limited(403, &headers(&[("x-ratelimit-remaining", "0")]), ""));
+        assert!(is_rate_limited(403, &headers(&[("retry-after", "5")]), ""));
+        assert!(is_rate_limited(403, &HeaderMap::new(), r#"{"message":"You have exceeded a secondary rate limit"}"#));
+        assert!(!is_rate_limited(403, &headers(&[("x-ratelimit-remaining", "4999")]), r#"{"message":"nope"}"#));
+        assert!(!is_rate_limited(500, &headers(&[("retry-after", "5")]), ""));
+    }
+
+    #[test]
+    fn waits_come_from_retry_after_then_reset() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(rate_limit_wait(&headers(&[("retry-after", "7")]), now), Some(Duration::from_secs(7)));
+        let reset = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1030")]);
+        assert_eq!(rate_limit_wait(&reset, now), Some(Duration::from_secs(30)));
+        let past = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "900")]);
+        assert_eq!(rate_limit_wait(&past, now), Some(Duration::ZERO));
+        let not_exhausted = headers(&[("x-ratelimit-remaining", "3"), ("x-ratelimit-reset", "1030")]);
+        assert_eq!(rate_limit_wait(&not_exhausted, now), None);
+        assert_eq!(rate_limit_wait(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]), now), None);
+    }
+
+    #[test]
+    fn error_message_prefers_githubs_message() {
+        assert_eq!(error_message(r#"{"message":"Not Found","documentation_url":"x"}"#, 404), "Not Found");
+        assert_eq!(error_message("", 502), "HTTP 502");
+        assert_eq!(error_message("<html>bad gateway</html>", 502), "<html>bad gateway</html>");
+        assert_eq!(error_message(&"x".repeat(1000), 500).chars().count(), 301);
+    }
+
+    #[test]
+    fn forbidden_message_prints_the_permissions_block() {
+        let e = GithubError::Forbidden { permissions_hint: PERMISSIONS_HINT.into(), detail: "POST /x: no".into() };
+        let msg = e.to_string();
+        assert!(msg.contains("\n\npermissions:\n  pull-requests: write\n\n"), "{msg}");
+        assert!(msg.contains("issues: write"));
+    }
+}

@@ -1,0 +1,269 @@
+//! `infergate check` inside GitHub Actions: job summary, annotations, step
+//! outputs, the sticky comment against a local mock of GitHub's REST API,
+//! forks, failures that must not hide the verdict, and the token.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use infergate::exit;
+use infergate::sim::SimConfig;
+use serde_json::{Value, json};
+use support::Sim;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const TOKEN: &str = "ghs_SecretActionsToken0123456789abcdefXYZ";
+const COMMENTS: &str = "/repos/org/repo/issues/5/comments";
+
+fn user(login: &str) -> Value {
+    let api = format!("https://api.github.com/users/{login}");
+    json!({
+        "login": login, "id": 41898282, "node_id": "MDM6Qm90NDE4OTgyODI=",
+        "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4", "gravatar_id": "",
+        "url": api, "html_url": format!("https://github.com/{login}"),
+        "followers_url": format!("{api}/followers"), "following_url": format!("{api}/following{{/other_user}}"),
+        "gists_url": format!("{api}/gists{{/gist_id}}"), "starred_url": format!("{api}/starred{{/owner}}{{/repo}}"),
+        "subscriptions_url": format!("{api}/subscriptions"), "organizations_url": format!("{api}/orgs"),
+        "repos_url": format!("{api}/repos"), "events_url": format!("{api}/events{{/privacy}}"),
+        "received_events_url": format!("{api}/received_events"), "type": "Bot", "site_admin": false
+    })
+}
+
+fn comment(id: u64, body: &str) -> Value {
+    json!({
+        "url": format!("https://api.github.com/repos/org/repo/issues/comments/{id}"),
+        "html_url": format!("https://github.com/org/repo/pull/5#issuecomment-{id}"),
+        "issue_url": "https://api.github.com/repos/org/repo/issues/5",
+        "id": id, "node_id": "IC_x", "user": user("github-actions[bot]"),
+        "created_at": "2026-11-20T10:00:00Z", "updated_at": "2026-11-20T10:00:00Z",
+        "author_association": "NONE", "body": body
+    })
+}
+
+/// A mock GitHub where the Actions token cannot read /user and the PR has no comment yet.
+async fn github(create_status: u16) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/user"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(&server)
+        .await;
+    let reply = if create_status == 201 {
+        ResponseTemplate::new(201).set_body_json(comment(77, "created"))
+    } else {
+        ResponseTemplate::new(create_status)
+            .set_body_json(json!({"message": "Resource not accessible by integration", "documentation_url": "https://docs.github.com"}))
+    };
+    Mock::given(method("POST")).and(path(COMMENTS)).respond_with(reply).mount(&server).await;
+    server
+}
+
+/// Records a baseline `p` from the fast simulator into `dir`.
+fn record(dir: &Path, sim: &Sim) {
+    let run =
+        |args: &[&str]| Command::cargo_bin("infergate").unwrap().current_dir(dir).args(args).assert().code(exit::PASS);
+    run(&[
+        "-q",
+        "run",
+        "--base-url",
+        &sim.url(),
+        "--model",
+        "sim",
+        "--suite",
+        "quick",
+        "--cases",
+        "debugging/*",
+        "--repetitions",
+        "8",
+        "--gpu",
+        "off",
+        "--out",
+        "base.json",
+    ]);
+    run(&["baseline", "update", "--results", "base.json", "--baseline", "p"]);
+}
+
+/// Writes an Actions environment into `dir` (event payload, summary, outputs).
+fn actions_env(cmd: &mut Command, dir: &Path, api: &str, fork: bool) {
+    let head = if fork { "someone/fork" } else { "org/repo" };
+    let event = dir.join("event.json");
+    std::fs::write(
+        &event,
+        json!({"pull_request": {"number": 5, "head": {"repo": {"full_name": head}}, "base": {"repo": {"full_name": "org/repo"}}}})
+            .to_string(),
+    )
+    .unwrap();
+    cmd.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REPOSITORY", "org/repo")
+        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_API_URL", api)
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_RUN_ID", "1234")
+        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
+        .env("GITHUB_OUTPUT", dir.join("outputs.txt"))
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("NO_COLOR", "1");
+}
+
+fn check(dir: &Path, sim: &Sim, extra: &[&str]) -> Command {
+    let mut cmd = Command::cargo_bin("infergate").unwrap();
+    cmd.current_dir(dir)
+        .timeout(Duration::from_secs(120))
+        .args(["check", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick", "--cases", "debugging/*"])
+        .args(["--repetitions", "8", "--gpu", "off", "--baseline", "p", "--out", "cur.json"])
+        .args(extra);
+    cmd
+}
+
+fn no_token(out: &std::process::Output) {
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(TOKEN), "the token leaked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_in_actions_writes_summary_annotations_outputs_and_the_comment() {
+    let gh = github(201).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let api = gh.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        // The simulators have runtimes of their own: start and stop them off the async threads.
+        let fast = Sim::start(SimConfig { itl_ms: 2.0, ..SimConfig::default() });
+        let slow = Sim::start(SimConfig { itl_ms: 2.0, slowdown: 1.4, ..SimConfig::default() });
+        record(&d, &fast);
+        let mut cmd = check(&d, &slow, &["--comment"]);
+        actions_env(&mut cmd, &d, &api, false);
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::REGRESSION), "{stdout}\n{stderr}");
+    no_token(&out);
+    assert!(stdout.contains("::error title=infergate p%3A debugging/256 (warm)::tokens_per_second"), "{stdout}");
+    let d = dir.path();
+    let summary = std::fs::read_to_string(d.join("summary.md")).unwrap();
+    assert!(summary.contains("### infergate: ❌ REGRESSED"), "{summary}");
+    let outputs = std::fs::read_to_string(d.join("outputs.txt")).unwrap();
+    for line in [
+        "verdict=regressed",
+        "comment-url=https://github.com/org/repo/pull/5#issuecomment-77",
+        "results=cur.json",
+        "comparison=comparison.json",
+    ] {
+        assert!(outputs.lines().any(|l| l == line), "{line} not in\n{outputs}");
+    }
+    assert!(outputs.lines().any(|l| l.starts_with("regressions=") && l != "regressions=0"), "{outputs}");
+    // The comment carries the marker and the report, and the token as a header only.
+    let posted: Vec<_> =
+        gh.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "POST").collect();
+    assert_eq!(posted.len(), 1);
+    let body: Value = serde_json::from_slice(&posted[0].body).unwrap();
+    let text = body["body"].as_str().unwrap();
+    assert!(text.starts_with("<!-- infergate:profile=p -->\n### infergate: ❌ REGRESSED"), "{text}");
+    assert!(!text.contains(TOKEN));
+    let auth = posted[0].headers.get("authorization").unwrap().to_str().unwrap().to_string();
+    assert!(auth.ends_with(TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_comment_never_hides_the_verdict() {
+    let gh = github(403).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let api = gh.uri();
+    let (optional, required) = tokio::task::spawn_blocking(move || {
+        let sim = Sim::start(SimConfig { itl_ms: 2.0, ..SimConfig::default() });
+        record(&d, &sim);
+        let mut cmd = check(&d, &sim, &["--comment"]);
+        actions_env(&mut cmd, &d, &api, false);
+        let optional = cmd.output().unwrap();
+        let mut cmd = check(&d, &sim, &["--comment", "--comment-required"]);
+        actions_env(&mut cmd, &d, &api, false);
+        (optional, cmd.output().unwrap())
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&optional.stderr);
+    // The gate passed; the comment failure is a warning with the permissions to add.
+    assert_eq!(optional.status.code(), Some(exit::PASS), "{stderr}");
+    assert!(
+        stderr.contains("warning: the pull-request comment was not posted") && stderr.contains("pull-requests: write"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&optional.stdout).contains("::warning title=infergate comment::"));
+    no_token(&optional);
+    assert_eq!(required.status.code(), Some(exit::RUN_FAILED));
+    no_token(&required);
+    // The summary was written both times, comment or not.
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert_eq!(summary.matches("### infergate: ").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forks_skip_the_comment_with_a_notice() {
+    let gh = MockServer::start().await;
+    Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(500)).expect(0).mount(&gh).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let api = gh.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        let sim = Sim::start(SimConfig { itl_ms: 2.0, ..SimConfig::default() });
+        record(&d, &sim);
+        let mut cmd = check(&d, &sim, &["--comment"]);
+        actions_env(&mut cmd, &d, &api, true);
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(exit::PASS));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("::notice title=infergate comment skipped::"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("comes from a fork"));
+    gh.verify().await;
+}
+
+#[test]
+fn no_comment_prints_exactly_the_comment_body_and_merge_takes_the_worst() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fast = Sim::start(SimConfig { itl_ms: 2.0, ..SimConfig::default() });
+    record(d, &fast);
+    let out = check(d, &fast, &["--no-comment", "-q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::PASS));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("<!-- infergate:profile=p -->\n### infergate: "), "{stdout}");
+    assert_eq!(
+        stdout.trim_end(),
+        format!("<!-- infergate:profile=p -->\n{}", std::fs::read_to_string(d.join("report.md")).unwrap()).trim_end()
+    );
+    std::fs::copy(d.join("comparison.json"), d.join("a.json")).unwrap();
+    let slow = Sim::start(SimConfig { itl_ms: 2.0, slowdown: 1.4, ..SimConfig::default() });
+    check(d, &slow, &["-q"]).assert().code(exit::REGRESSION);
+    std::fs::copy(d.join("comparison.json"), d.join("b.json")).unwrap();
+    let out = Command::cargo_bin("infergate")
+        .unwrap()
+        .current_dir(d)
+        .args(["merge", "--comparison", "a.json", "--comparison", "b.json", "--markdown", "merged.md"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::REGRESSION));
+    let md = std::fs::read_to_string(d.join("merged.md")).unwrap();
+    assert!(md.starts_with("### infergate: REGRESSED across 2 profiles"), "{md}");
+    assert_eq!(md.matches("#### Profile p").count(), 2);
+    // Warnings fail only when asked.
+    let w = check(d, &fast, &["-q", "--fail-on", "never"]).output().unwrap();
+    assert_eq!(w.status.code(), Some(exit::PASS));
+}
