@@ -54,6 +54,25 @@ pub enum Command {
     Comment(CommentArgs),
     /// Fold the comparisons of several matrix jobs into one report and verdict.
     Merge(MergeArgs),
+    /// Write the full report (Korean or English) with plots from results file(s).
+    Report(ReportCmdArgs),
+}
+
+/// `infergate report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportCmdArgs {
+    /// Results file(s): different models (one row each) or repeated runs of one model.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub results: Vec<PathBuf>,
+    /// Language of the report.
+    #[arg(long, value_enum, default_value = "en")]
+    pub lang: crate::report::full::Lang,
+    /// Output folder: report.md, report.json and plots/.
+    #[arg(long, default_value = "infergate-out")]
+    pub out: PathBuf,
+    /// A minijinja template replacing the built-in one for --lang.
+    #[arg(long, value_name = "FILE")]
+    pub template: Option<PathBuf>,
 }
 
 /// How the comparison is reported.
@@ -401,6 +420,9 @@ pub struct DemoArgs {
     /// Baseline to check against [default: the built-in sim-demo baseline].
     #[arg(long, value_name = "PROFILE|PATH")]
     pub baseline: Option<String>,
+    /// Language of the full report written beside the results.
+    #[arg(long, value_enum, default_value = "en")]
+    pub lang: crate::report::full::Lang,
 }
 
 /// `infergate doctor`.

@@ -29,6 +29,7 @@ fn main() {
             Command::Calibrate(args) => infergate::app::gate::calibrate(args, verbosity).await,
             Command::Comment(args) => infergate::app::publish::comment(args).await,
             Command::Merge(args) => infergate::app::publish::merge(args),
+            Command::Report(args) => infergate::app::report::report(args),
         }
     });
     // Don't wait for stray tasks (e.g. a request still draining) on the way out.

@@ -247,7 +247,8 @@ fn no_comment_prints_exactly_the_comment_body_and_merge_takes_the_worst() {
     assert!(stdout.starts_with("<!-- infergate:profile=p -->\n### infergate: "), "{stdout}");
     assert_eq!(
         stdout.trim_end(),
-        format!("<!-- infergate:profile=p -->\n{}", std::fs::read_to_string(d.join("report.md")).unwrap()).trim_end()
+        format!("<!-- infergate:profile=p -->\n{}", std::fs::read_to_string(d.join("comparison.md")).unwrap())
+            .trim_end()
     );
     std::fs::copy(d.join("comparison.json"), d.join("a.json")).unwrap();
     let slow = Sim::start(SimConfig { itl_ms: 2.0, slowdown: 1.4, ..SimConfig::default() });

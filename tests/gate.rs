@@ -205,9 +205,13 @@ fn demo_passes_and_a_ten_percent_slowdown_fails_with_throughput_regressed() {
         .map(|m| m.metric.as_str())
         .collect();
     assert!(regressed.iter().filter(|m| **m == "tokens_per_second").count() == 8, "{regressed:?}");
-    let md = std::fs::read_to_string(d.join("infergate-out/report.md")).unwrap();
+    let md = std::fs::read_to_string(d.join("infergate-out/comparison.md")).unwrap();
     assert!(md.contains("infergate baseline update --results"), "{md}");
     assert!(md.contains("Preview of the baseline change") && md.contains("+++ b/baselines/sim-demo.toml"), "{md}");
+    // The demo also writes the full report with its plots.
+    let full = std::fs::read_to_string(d.join("infergate-out/report.md")).unwrap();
+    assert!(full.contains("## 1. Test environment") && full.contains("plots/tokens_per_second_comparison.png"));
+    assert!(d.join("infergate-out/plots/response_time_comparison.svg").exists());
 }
 
 #[test]

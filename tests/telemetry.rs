@@ -180,7 +180,7 @@ fn injected_memory_regression_fails_check_naming_the_metric() {
         .code(exit::REGRESSION)
         .stdout(predicate::str::contains("gpu_memory_peak_mib").and(predicate::str::contains("GPU per phase:")));
     // The Markdown report shows the GPU figures per phase too.
-    let md = std::fs::read_to_string(d.join("report.md")).unwrap();
+    let md = std::fs::read_to_string(d.join("comparison.md")).unwrap();
     assert!(md.contains("GPU per phase") && md.contains("| debugging/256 | warm | 82500 MiB |"), "{md}");
     let c: infergate::gate::Comparison =
         serde_json::from_str(&std::fs::read_to_string(d.join("comparison.json")).unwrap()).unwrap();

@@ -268,7 +268,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
     save_comparison(&cmp, &s.comparison_path)?;
     let md = render::render(&cmp, Format::Markdown, &RenderOptions { color: false, template: None })
         .map_err(Failure::run)?;
-    crate::fsutil::write_output(&sibling(s.output, "report.md"), md.as_bytes()).map_err(Failure::run)?;
+    crate::fsutil::write_output(&sibling(s.output, "comparison.md"), md.as_bytes()).map_err(Failure::run)?;
     if !s.markdown_on_stdout {
         emit_report(&cmp, s.report)?;
     }
@@ -277,7 +277,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
             "results: {}  comparison: {}  report: {}",
             s.output.display(),
             s.comparison_path.display(),
-            sibling(s.output, "report.md").display()
+            sibling(s.output, "comparison.md").display()
         );
     }
     Ok(Checked { comparison: cmp, markdown: md })
@@ -287,7 +287,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
 pub struct Checked {
     /// The comparison (already written).
     pub comparison: Comparison,
-    /// Its Markdown report (already written as report.md).
+    /// Its Markdown report (already written as comparison.md).
     pub markdown: String,
 }
 

@@ -3,6 +3,7 @@
 
 pub mod gate;
 pub mod publish;
+pub mod report;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -109,6 +110,11 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
     .await;
     sim.shutdown().await;
     let code = code?.comparison.verdict.exit_code();
+    let results = Results::load(&output).map_err(Failure::run)?;
+    let written = report::write_full_report(&[(output.clone(), results)], args.lang, None, &args.out)?;
+    if verbosity != Verbosity::Quiet {
+        eprintln!("full report: {}", written.display());
+    }
     if verbosity != Verbosity::Quiet {
         if code == exit::PASS && args.slowdown == 1.0 {
             eprintln!(

@@ -1,4 +1,6 @@
 //! Rendering results for people. For now: the terminal summary table.
 
+pub mod full;
+pub mod plots;
 pub mod render;
 pub mod table;

@@ -1,0 +1,58 @@
+//! `infergate report`: the user's report, in Korean or English, with plots.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+use crate::cli::ReportCmdArgs;
+use crate::exit::{self, Failure, ResultExt as _};
+use crate::report::full::{self, Lang};
+use crate::report::plots::{self, PlotFile};
+use crate::results::Results;
+
+/// `infergate report`.
+pub fn report(args: &ReportCmdArgs) -> Result<i32, Failure> {
+    let mut all = Vec::new();
+    for path in &args.results {
+        all.push((path.clone(), Results::load(path).map_err(Failure::invalid)?));
+    }
+    let template = match &args.template {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("cannot read the template {} (from --template)", p.display()))
+                .map_err(Failure::invalid)?,
+        ),
+        None => None,
+    };
+    let written = write_full_report(&all, args.lang, template.as_deref(), &args.out)?;
+    super::print_stdout(&format!("{}\n", written.display()));
+    Ok(exit::PASS)
+}
+
+/// Builds the report, renders its plots into `dir/plots/` and writes
+/// `dir/report.md` and `dir/report.json`; returns the Markdown's path.
+pub fn write_full_report(
+    results: &[(PathBuf, Results)],
+    lang: Lang,
+    template: Option<&str>,
+    dir: &Path,
+) -> Result<PathBuf, Failure> {
+    let report = full::build(results);
+    let written = plots::render_all(&full::charts(&report), &dir.join("plots")).run_failed()?;
+    // The report links its plots relative to its own folder.
+    let relative: Vec<PlotFile> = written
+        .into_iter()
+        .map(|p| PlotFile {
+            svg: p.svg.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(p.svg.clone()),
+            png: p.png.strip_prefix(dir).map(Path::to_path_buf).unwrap_or(p.png.clone()),
+            ..p
+        })
+        .collect();
+    let md = full::render(&report, lang, template, &relative).map_err(Failure::invalid)?;
+    let md_path = dir.join("report.md");
+    crate::fsutil::write_atomic(&md_path, md.as_bytes()).map_err(Failure::run)?;
+    let mut json = serde_json::to_vec_pretty(&report).context("cannot serialize the report").map_err(Failure::run)?;
+    json.push(b'\n');
+    crate::fsutil::write_atomic(&dir.join("report.json"), &json).map_err(Failure::run)?;
+    Ok(md_path)
+}
