@@ -344,6 +344,12 @@ pub struct RunArgs {
     /// GPU telemetry through NVML: auto, require (exit 3 without it), off ([gpu] mode) [default: auto].
     #[arg(long, value_enum)]
     pub gpu: Option<crate::config::GpuMode>,
+    /// Start the server with this shell command, wait until ready, stop it at the end ([server] command).
+    #[arg(long, value_name = "COMMAND")]
+    pub server_command: Option<String>,
+    /// Longest wait for the started server to be ready ([server] ready_timeout) [default: 600s].
+    #[arg(long, value_name = "DURATION")]
+    pub ready_timeout: Option<String>,
 }
 
 /// `infergate sim`: every parameter of the performance model.
@@ -524,6 +530,8 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
     if let Some(filter) = &cases_filter {
         suite.select(filter).map_err(Failure::invalid)?;
     }
+    let output =
+        args.out.clone().or_else(|| run.output.clone()).unwrap_or_else(|| PathBuf::from("infergate-out/results.json"));
     let cache_reset = match server.cache_reset.as_deref() {
         None | Some("auto") => CacheReset::Auto,
         Some("off") => CacheReset::Off,
@@ -535,8 +543,6 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
             )));
         }
     };
-    let output =
-        args.out.clone().or_else(|| run.output.clone()).unwrap_or_else(|| PathBuf::from("infergate-out/results.json"));
     let plan = RunPlan {
         client,
         suite,
@@ -560,6 +566,20 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
         use_tokenize: server.tokenize.unwrap_or(Toggle::Auto) == Toggle::Auto,
         gpu: gpu_plan(args.gpu, &loaded.config.gpu),
         server_metrics: server.metrics.unwrap_or(Toggle::Auto) == Toggle::Auto,
+        launch: match args.server_command.clone().or_else(|| server.command.clone()).filter(|c| !c.trim().is_empty()) {
+            None => None,
+            Some(command) => Some(crate::server::Launch {
+                command,
+                ready_timeout: flag_duration("--ready-timeout", &args.ready_timeout)?
+                    .or(server.ready_timeout.map(|d| d.0))
+                    .unwrap_or(std::time::Duration::from_secs(600)),
+                stop_grace: server.stop_grace.map_or(std::time::Duration::from_secs(10), |d| d.0),
+                log: match output.parent().filter(|p| !p.as_os_str().is_empty() && output.as_os_str() != "-") {
+                    Some(dir) => dir.join("server.log"),
+                    None => PathBuf::from("server.log"),
+                },
+            }),
+        },
     };
     Ok((plan, output))
 }

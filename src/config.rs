@@ -112,6 +112,12 @@ pub struct ServerConfig {
     pub tokenize: Option<Toggle>,
     /// Scrape the server's Prometheus `/metrics`: `auto` or `off`.
     pub metrics: Option<Toggle>,
+    /// Start the server with this shell command (and stop it at the end).
+    pub command: Option<String>,
+    /// Longest wait for a started server to be ready (default `"600s"`).
+    pub ready_timeout: Option<HumanDuration>,
+    /// Wait between SIGTERM and SIGKILL when stopping it (default `"10s"`).
+    pub stop_grace: Option<HumanDuration>,
 }
 
 /// `[run]`.

@@ -20,6 +20,7 @@ pub mod report;
 pub mod results;
 pub mod rng;
 pub mod runner;
+pub mod server;
 pub mod sim;
 pub mod stats;
 pub mod suite;

@@ -87,6 +87,9 @@ pub struct ServerInfo {
     pub prompt_sizing: String,
     /// The prefix-cache reset endpoint used before cold requests, if any.
     pub cache_reset: Option<String>,
+    /// The server infergate started itself, with its time to ready.
+    #[serde(default)]
+    pub launched: Option<crate::server::LaunchInfo>,
 }
 
 /// The suite that was run.

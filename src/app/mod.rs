@@ -87,6 +87,7 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         // The built-in baseline has no GPU figures: the demo is about the loop.
         gpu: crate::runner::GpuPlan::off(),
         server_metrics: true,
+        launch: None,
     };
     let report = crate::cli::ReportArgs {
         format: crate::cli::ReportFormat::Terminal,

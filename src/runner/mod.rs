@@ -67,6 +67,8 @@ pub struct RunPlan {
     pub gpu: GpuPlan,
     /// Whether to scrape the server's Prometheus `/metrics`.
     pub server_metrics: bool,
+    /// Start the server first (and stop it at the end).
+    pub launch: Option<crate::server::Launch>,
 }
 
 /// GPU telemetry settings.
@@ -220,9 +222,40 @@ const MAX_CONSECUTIVE_CONNECT_ERRORS: u32 = 3;
 /// Runs the plan. Returns the results, complete or not; an `Err` only when
 /// nothing meaningful could be measured (server unreachable, bad model).
 pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSignal) -> Result<Results, Failure> {
+    let client = Client::new(plan.client.clone()).map_err(Failure::run)?;
+    let Some(launch) = &plan.launch else {
+        return run_with(plan, reporter, stop, &client, None).await;
+    };
+    let started = tokio::select! {
+        s = crate::server::start(launch, &client) => s?,
+        // Dropping the start kills whatever it had started.
+        _ = stop.stopped() => return Err(Failure::run(anyhow!("interrupted while the server was starting"))),
+    };
+    let mut server = started;
+    let info = crate::server::LaunchInfo {
+        command: launch.command.clone(),
+        time_to_ready_s: server.time_to_ready.as_secs_f64(),
+        log: launch.log.display().to_string(),
+    };
+    reporter.event(&RunEvent::Warning(format!(
+        "the server started by infergate was ready after {:.1} s (log: {})",
+        info.time_to_ready_s, info.log
+    )));
+    let result = run_with(plan, reporter, stop, &client, Some(info)).await;
+    server.stop().await;
+    result
+}
+
+async fn run_with(
+    plan: &RunPlan,
+    reporter: &mut dyn Reporter,
+    mut stop: StopSignal,
+    client: &Client,
+    launched: Option<crate::server::LaunchInfo>,
+) -> Result<Results, Failure> {
     let started_at = SystemTime::now();
     let run_id = new_run_id();
-    let client = Client::new(plan.client.clone()).map_err(Failure::run)?;
+    let client = client.clone();
     let facts = probe::preflight(&client).await?;
     let mut warnings = Vec::new();
 
@@ -235,6 +268,7 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
         max_model_len: facts.max_model_len,
         prompt_sizing: String::new(),
         cache_reset: None,
+        launched,
     };
     if let Some(max) = facts.max_model_len {
         for case in &plan.suite.cases {

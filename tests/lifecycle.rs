@@ -1,0 +1,104 @@
+//! Server lifecycle: infergate starts the server, waits until it is ready,
+//! records the time that took, and leaves no process behind, whatever the
+//! server does.
+
+#![cfg(unix)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use infergate::exit;
+use infergate::results::Results;
+use predicates::prelude::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn bin() -> String {
+    assert_cmd::cargo::cargo_bin("infergate").display().to_string()
+}
+
+/// Processes whose command line contains `marker`.
+fn processes_with(marker: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+            if cmd.contains(marker) && !cmd.contains("cargo") && !cmd.contains("lifecycle-") {
+                found.push(cmd);
+            }
+        }
+    }
+    found
+}
+
+/// Waits (bounded) until no process carries `marker`.
+fn assert_gone(marker: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !processes_with(marker).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(processes_with(marker).is_empty(), "left behind: {:?}", processes_with(marker));
+}
+
+fn run(dir: &Path, port: u16, command: &str, extra: &[&str]) -> Command {
+    let mut cmd = Command::cargo_bin("infergate").unwrap();
+    cmd.current_dir(dir)
+        .timeout(Duration::from_secs(60))
+        .args(["run", "--base-url", &format!("http://127.0.0.1:{port}"), "--model", "sim", "--suite", "quick"])
+        .args(["--cases", "debugging/256", "--repetitions", "2", "--gpu", "off", "--server-command", command])
+        .args(extra);
+    cmd
+}
+
+#[test]
+fn started_server_is_timed_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let command = format!("{} sim --port {port} --itl-ms 1", bin());
+    run(dir.path(), port, &command, &["--out", "out/r.json"]).assert().code(exit::PASS);
+    let r = Results::load(&dir.path().join("out/r.json")).unwrap();
+    let launched = r.environment.server.launched.expect("the launch is recorded");
+    assert_eq!(launched.command, command);
+    assert!(launched.time_to_ready_s > 0.0 && launched.time_to_ready_s < 30.0, "{launched:?}");
+    assert!(launched.log.ends_with("out/server.log"));
+    assert!(std::fs::read_to_string(dir.path().join("out/server.log")).unwrap().contains("listening on"));
+    assert_gone(&format!("--port {port}"));
+}
+
+#[test]
+fn a_server_that_exits_at_once_is_exit_3_with_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    run(dir.path(), port, "echo model file not found: boom-marker >&2; exit 7", &[])
+        .assert()
+        .code(exit::RUN_FAILED)
+        .stderr(predicate::str::contains("exited").and(predicate::str::contains("boom-marker")));
+}
+
+#[test]
+fn a_server_that_never_becomes_ready_is_stopped_and_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    run(dir.path(), port, "echo loading weights; sleep 4242.5", &["--ready-timeout", "2s"])
+        .assert()
+        .code(exit::RUN_FAILED)
+        .stderr(predicate::str::contains("not ready within").and(predicate::str::contains("loading weights")));
+    assert_gone("sleep 4242.5");
+}
+
+#[test]
+fn a_server_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("infergate.toml"), "[server]\nstop_grace = \"1s\"\n").unwrap();
+    let port = free_port();
+    // The shell and its `sleep` ignore SIGTERM; only SIGKILL ends them.
+    let command = format!("trap '' TERM; {} sim --port {port} --itl-ms 1 & sleep 4343.5", bin());
+    let started = Instant::now();
+    run(dir.path(), port, &command, &[]).assert().code(exit::PASS);
+    assert!(started.elapsed() >= Duration::from_secs(1), "the grace period was honoured");
+    assert_gone("sleep 4343.5");
+    assert_gone(&format!("--port {port}"));
+}
