@@ -1092,6 +1092,7 @@ mod tests {
                     max_model_len: Some(131_072),
                     prompt_sizing: "tokenize".into(),
                     cache_reset: None,
+                    launched: None,
                 },
                 gpu,
                 ..Environment::default()

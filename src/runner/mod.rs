@@ -125,7 +125,7 @@ pub enum RunEvent {
     /// The server answered; `total_requests` recorded requests will be sent.
     Started {
         /// Server facts.
-        server: ServerInfo,
+        server: Box<ServerInfo>,
         /// Number of cases.
         cases: usize,
         /// Recorded requests in the whole run.
@@ -312,7 +312,11 @@ async fn run_with(
     server.cache_reset = cache_reset_path.clone();
 
     let total_requests: u64 = plan.suite.cases.iter().map(|c| 1 + u64::from(plan.settings_for(c).repetitions)).sum();
-    reporter.event(&RunEvent::Started { server: server.clone(), cases: plan.suite.cases.len(), total_requests });
+    reporter.event(&RunEvent::Started {
+        server: Box::new(server.clone()),
+        cases: plan.suite.cases.len(),
+        total_requests,
+    });
 
     let mut cases = Vec::new();
     let mut complete = true;
