@@ -561,6 +561,9 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
         },
         ignore_eos: args.ignore_eos.or(server.ignore_eos).unwrap_or(true),
         min_tokens: args.min_tokens.or(server.min_tokens).unwrap_or(true),
+        probe_length: server.probe.unwrap_or(Toggle::Auto) == Toggle::Auto,
+        length_controls_auto: args.ignore_eos.or(server.ignore_eos).is_none()
+            && args.min_tokens.or(server.min_tokens).is_none(),
         continuous_usage: args.continuous_usage.or(server.continuous_usage).unwrap_or(false),
         cache_reset,
         use_tokenize: server.tokenize.unwrap_or(Toggle::Auto) == Toggle::Auto,

@@ -118,6 +118,8 @@ pub struct ServerConfig {
     pub ready_timeout: Option<HumanDuration>,
     /// Wait between SIGTERM and SIGKILL when stopping it (default `"10s"`).
     pub stop_grace: Option<HumanDuration>,
+    /// Probe the server's length controls before the run: `auto` or `off`.
+    pub probe: Option<Toggle>,
 }
 
 /// `[run]`.

@@ -90,6 +90,9 @@ pub struct ServerInfo {
     /// The server infergate started itself, with its time to ready.
     #[serde(default)]
     pub launched: Option<crate::server::LaunchInfo>,
+    /// What the capability probe found.
+    #[serde(default)]
+    pub capabilities: Option<crate::runner::capabilities::Capabilities>,
 }
 
 /// The suite that was run.

@@ -95,6 +95,7 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
         time_to_ready: Duration::ZERO,
     };
     let deadline = started + launch.ready_timeout;
+    let mut wrong_model_since: Option<Instant> = None;
     loop {
         if let Some(child) = server.child.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -107,9 +108,24 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
                 )));
             }
         }
-        if ready(client).await {
-            server.time_to_ready = started.elapsed();
-            return Ok(server);
+        match ready(client).await {
+            Readiness::Ready => {
+                server.time_to_ready = started.elapsed();
+                return Ok(server);
+            }
+            Readiness::OtherModels(served) => {
+                // Up and answering, but not with our model: waiting will not help.
+                let since = *wrong_model_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= WRONG_MODEL_GRACE {
+                    server.stop().await;
+                    return Err(Failure::invalid(anyhow!(
+                        "the started server serves {} but not `{}`; fix --model ([server] model) to one of them",
+                        if served.is_empty() { "no model".to_string() } else { served.join(", ") },
+                        client.config().model
+                    )));
+                }
+            }
+            Readiness::NotYet => {}
         }
         if Instant::now() >= deadline {
             server.stop().await;
@@ -125,16 +141,33 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
     }
 }
 
-async fn ready(client: &Client) -> bool {
+/// How long a server that is up may list other models before that is final.
+const WRONG_MODEL_GRACE: Duration = Duration::from_secs(5);
+
+enum Readiness {
+    Ready,
+    NotYet,
+    /// Healthy and listing models, but not ours.
+    OtherModels(Vec<String>),
+}
+
+async fn ready(client: &Client) -> Readiness {
     if client.get_json("/health").await.is_err() && client.get_text("/health").await.is_err() {
-        return false;
+        return Readiness::NotYet;
     }
-    let Ok(models) = client.get_json("/v1/models").await else { return false };
-    let model = &client.config().model;
-    models
+    let Ok(models) = client.get_json("/v1/models").await else { return Readiness::NotYet };
+    let served: Vec<String> = models
         .get("data")
         .and_then(|d| d.as_array())
-        .is_some_and(|list| list.iter().any(|m| m.get("id").and_then(|v| v.as_str()) == Some(model.as_str())))
+        .map(|list| list.iter().filter_map(|m| m.get("id").and_then(|v| v.as_str()).map(str::to_string)).collect())
+        .unwrap_or_default();
+    if served.iter().any(|m| m == &client.config().model) {
+        Readiness::Ready
+    } else if served.is_empty() {
+        Readiness::NotYet
+    } else {
+        Readiness::OtherModels(served)
+    }
 }
 
 impl RunningServer {

@@ -303,10 +303,10 @@ fn sigterm_writes_partial_results_and_exits_3() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the first case is in its warm phase (cold, warm-up and one
-    // warm request streamed), then stop the run.
+    // Wait until the first case is in its warm phase (three capability
+    // probes, cold, warm-up and one warm request streamed), then stop the run.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while sim.truth().iter().filter(|t| t.stream).count() < 3 && std::time::Instant::now() < deadline {
+    while sim.truth().iter().filter(|t| t.stream).count() < 6 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     // SAFETY: sending a signal to our own child process.

@@ -65,6 +65,28 @@ fn started_server_is_timed_and_stopped() {
     assert!(launched.time_to_ready_s > 0.0 && launched.time_to_ready_s < 30.0, "{launched:?}");
     assert!(launched.log.ends_with("out/server.log"));
     assert!(std::fs::read_to_string(dir.path().join("out/server.log")).unwrap().contains("listening on"));
+    // The capability probe's findings are recorded.
+    let caps = r.environment.server.capabilities.expect("the capabilities are recorded");
+    assert_eq!(caps.engine.as_deref(), Some("infergate-sim"));
+    assert_eq!(caps.version_source.as_deref(), Some("GET /version"));
+    assert_eq!((caps.ignore_eos_holds_length, caps.min_tokens_holds_length), (Some(true), Some(true)));
+    assert_eq!(caps.usage_streamed, Some(true));
+    assert!(caps.natural_length.unwrap() < infergate::runner::capabilities::PROBE_TOKENS);
+    assert!(caps.tokenize);
+    assert_eq!(caps.cache_reset.as_deref(), Some("/reset_prefix_cache"));
+    assert_eq!(caps.context_length, Some(131_072));
+    assert_gone(&format!("--port {port}"));
+}
+
+#[test]
+fn a_server_serving_another_model_is_exit_2_naming_what_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let command = format!("{} sim --port {port} --model other-model", bin());
+    run(dir.path(), port, &command, &[])
+        .assert()
+        .code(exit::INVALID_INPUT)
+        .stderr(predicate::str::contains("serves other-model but not `sim`"));
     assert_gone(&format!("--port {port}"));
 }
 

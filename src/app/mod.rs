@@ -88,6 +88,8 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         gpu: crate::runner::GpuPlan::off(),
         server_metrics: true,
         launch: None,
+        probe_length: true,
+        length_controls_auto: true,
     };
     let report = crate::cli::ReportArgs {
         format: crate::cli::ReportFormat::Terminal,

@@ -1093,6 +1093,7 @@ mod tests {
                     prompt_sizing: "tokenize".into(),
                     cache_reset: None,
                     launched: None,
+                    capabilities: None,
                 },
                 gpu,
                 ..Environment::default()

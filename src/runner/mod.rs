@@ -4,6 +4,7 @@
 //! [`crate::client`], reports progress as [`RunEvent`]s to whoever listens
 //! (terminal, tests) and returns [`Results`]. It never prints.
 
+pub mod capabilities;
 pub mod probe;
 pub mod probes;
 
@@ -69,6 +70,10 @@ pub struct RunPlan {
     pub server_metrics: bool,
     /// Start the server first (and stop it at the end).
     pub launch: Option<crate::server::Launch>,
+    /// Probe whether ignore_eos / min_tokens hold the output length.
+    pub probe_length: bool,
+    /// Neither flag was fixed by the user: the probe may switch them.
+    pub length_controls_auto: bool,
 }
 
 /// GPU telemetry settings.
@@ -269,6 +274,7 @@ async fn run_with(
         prompt_sizing: String::new(),
         cache_reset: None,
         launched,
+        capabilities: None,
     };
     if let Some(max) = facts.max_model_len {
         for case in &plan.suite.cases {
@@ -285,6 +291,31 @@ async fn run_with(
         }
     }
 
+    let mut caps = capabilities::Capabilities::default();
+    capabilities::identify(&client, facts.owned_by.as_deref(), &mut caps).await;
+    if caps.context_length.is_none() {
+        caps.context_length = facts.max_model_len;
+    }
+    if server.reported_version.is_none() {
+        server.reported_version = caps.version.clone();
+    }
+    let (mut ignore_eos, mut min_tokens) = (plan.ignore_eos, plan.min_tokens);
+    if plan.probe_length {
+        capabilities::probe_length(&client, &mut caps).await;
+        // Adapt what was not fixed in the config: keep the controls that hold
+        // the length; with none that does, send both and let the run show it.
+        let (ie, mt) = (caps.ignore_eos_holds_length, caps.min_tokens_holds_length);
+        if plan.length_controls_auto && (ie == Some(true) || mt == Some(true)) {
+            ignore_eos = ie == Some(true);
+            min_tokens = mt == Some(true);
+        }
+        if ie == Some(false) && mt == Some(false) {
+            let w = "the server holds the output length with neither ignore_eos nor min_tokens:                      cases whose answers come out shorter are invalid rather than faster"
+                .to_string();
+            reporter.event(&RunEvent::Warning(w.clone()));
+            warnings.push(w);
+        }
+    }
     let epoch = Instant::now();
     let (probes, gpu_info) = probes::Probes::start(plan, &client, epoch, &mut warnings).await?;
     for w in &warnings {
@@ -310,6 +341,9 @@ async fn run_with(
         }
     };
     server.cache_reset = cache_reset_path.clone();
+    caps.tokenize = matches!(sizer, Sizer::Tokenize { .. });
+    caps.cache_reset = cache_reset_path.clone();
+    server.capabilities = Some(caps);
 
     let total_requests: u64 = plan.suite.cases.iter().map(|c| 1 + u64::from(plan.settings_for(c).repetitions)).sum();
     reporter.event(&RunEvent::Started {
@@ -347,8 +381,8 @@ async fn run_with(
         reporter.event(&RunEvent::CaseStarted { index: i + 1, total: plan.suite.cases.len(), case: case.id.clone() });
         let generation = Generation {
             max_tokens: case.output_tokens,
-            ignore_eos: plan.ignore_eos,
-            min_tokens: plan.min_tokens,
+            ignore_eos,
+            min_tokens,
             continuous_usage: plan.continuous_usage,
             stream: true,
         };
@@ -479,8 +513,8 @@ async fn run_with(
             fingerprint: hex::encode(sha2::Digest::finalize(suite_fp)),
         },
         settings: Settings {
-            ignore_eos: plan.ignore_eos,
-            min_tokens: plan.min_tokens,
+            ignore_eos,
+            min_tokens,
             request_timeout_s: plan.client.request_timeout.as_secs_f64(),
             idle_timeout_s: plan.client.idle_timeout.as_secs_f64(),
             cases_filter: plan.cases_filter.clone(),
