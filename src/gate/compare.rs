@@ -315,13 +315,7 @@ pub fn compare_metric(
         return None;
     }
     let change = (c - b) / b;
-    let bad = match def.direction {
-        Direction::HigherIsBetter => -change,
-        Direction::LowerIsBetter => change,
-    };
-    let material = (c - b).abs() >= rule.floor;
-    let worse = bad > rule.tolerance && material;
-    let better = -bad > rule.tolerance && material;
+    let (worse, better) = beyond(def, rule, b, c, change);
     let (n1, n2) = (base.len(), current.len());
     let testable = significance::min_p_value(n1, n2) <= alpha;
     let p_value = significance::mann_whitney_u(base, current).map(|t| t.p_value);
@@ -336,19 +330,7 @@ pub fn compare_metric(
     } else {
         None
     };
-    let status = if rule.level == Level::Info {
-        MetricStatus::Pass
-    } else if !testable {
-        MetricStatus::CannotJudge
-    } else if worse && significant {
-        if rule.level == Level::Fail { MetricStatus::Regressed } else { MetricStatus::Warn }
-    } else if better && significant {
-        MetricStatus::Improved
-    } else if worse || better {
-        MetricStatus::Noise
-    } else {
-        MetricStatus::Pass
-    };
+    let status = status(rule.level, worse, better, testable, significant);
     Some(MetricComparison {
         metric: def.name.into(),
         phase: phase.into(),
@@ -368,6 +350,34 @@ pub fn compare_metric(
     })
 }
 
+/// Whether a change is beyond the rule's tolerance and floor, in the bad
+/// direction (`.0`) or the good one (`.1`).
+fn beyond(def: &MetricDef, rule: super::rules::Rule, b: f64, c: f64, change: f64) -> (bool, bool) {
+    let bad = match def.direction {
+        Direction::HigherIsBetter => -change,
+        Direction::LowerIsBetter => change,
+    };
+    let material = (c - b).abs() >= rule.floor;
+    (bad > rule.tolerance && material, -bad > rule.tolerance && material)
+}
+
+/// The outcome of a comparison under a rule's level.
+fn status(level: Level, worse: bool, better: bool, testable: bool, significant: bool) -> MetricStatus {
+    if level == Level::Info {
+        MetricStatus::Pass
+    } else if !testable {
+        MetricStatus::CannotJudge
+    } else if worse && significant {
+        if level == Level::Fail { MetricStatus::Regressed } else { MetricStatus::Warn }
+    } else if better && significant {
+        MetricStatus::Improved
+    } else if worse || better {
+        MetricStatus::Noise
+    } else {
+        MetricStatus::Pass
+    }
+}
+
 /// Compares a GPU figure (one value per phase): tolerance and floor alone.
 pub fn compare_scalar(
     def: &MetricDef,
@@ -380,20 +390,9 @@ pub fn compare_scalar(
         return None;
     }
     let change = if b == 0.0 { if c == 0.0 { 0.0 } else { f64::INFINITY.copysign(c) } } else { (c - b) / b };
-    let bad = match def.direction {
-        Direction::HigherIsBetter => -change,
-        Direction::LowerIsBetter => change,
-    };
-    let material = (c - b).abs() >= rule.floor;
-    let status = if rule.level == Level::Info {
-        MetricStatus::Pass
-    } else if bad > rule.tolerance && material {
-        if rule.level == Level::Fail { MetricStatus::Regressed } else { MetricStatus::Warn }
-    } else if -bad > rule.tolerance && material {
-        MetricStatus::Improved
-    } else {
-        MetricStatus::Pass
-    };
+    let (worse, better) = beyond(def, rule, b, c, change);
+    // One value per phase: nothing to test, the change stands as measured.
+    let status = status(rule.level, worse, better, true, true);
     Some(MetricComparison {
         metric: def.name.into(),
         phase: phase.into(),
