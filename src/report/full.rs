@@ -16,13 +16,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
-use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
-use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
+use minijinja::{Environment, Value, context};
 use serde::Serialize;
 
 use crate::report::plots::{BarChart, BarGroup, Chart, LineChart, LineSeries, PlotFile};
+use crate::report::render::{base_environment, template_error, text_of};
 use crate::results::{CaseResult, PhaseName, PhaseResult, Results};
 use crate::stats::{self, Summary};
 use crate::telemetry::GpuSample;
@@ -827,30 +826,9 @@ struct PlotView {
     png: String,
 }
 
-/// A template error naming the template and the line, with minijinja's excerpt.
-fn template_error(what: &str, e: &minijinja::Error) -> anyhow::Error {
-    let place = match (e.name(), e.line()) {
-        (Some(name), Some(line)) => format!("{name}, line {line}"),
-        (Some(name), None) => name.to_string(),
-        (None, Some(line)) => format!("line {line}"),
-        (None, None) => "unknown position".to_string(),
-    };
-    anyhow!("{what} ({place}): {e:#}")
-}
-
 /// The environment with the filters the full-report templates use.
 fn environment() -> Environment<'static> {
-    let mut env = Environment::new();
-    // Escaping is explicit (`md`): HTML escaping would mangle the Markdown.
-    env.set_auto_escape_callback(|_| AutoEscape::None);
-    // A misspelt field in a user template should be an error, not an empty cell.
-    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
-    env.set_debug(true);
-    if let Ok(syntax) =
-        SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).keep_trailing_newline(true).build()
-    {
-        env.set_syntax(syntax);
-    }
+    let mut env = base_environment();
     env.add_filter("num", |v: Option<f64>, decimals: Option<usize>, suffix: Option<String>| {
         format_number(v, decimals.unwrap_or(2), suffix.as_deref().unwrap_or(""), false)
     });
@@ -875,17 +853,6 @@ fn url_path(path: &str) -> String {
         }
     }
     out
-}
-
-/// The text of a template value: strings as they are, none as nothing.
-fn text_of(v: &Value) -> String {
-    if v.is_none() || v.is_undefined() {
-        String::new()
-    } else if let Some(s) = v.as_str() {
-        s.to_string()
-    } else {
-        v.to_string()
-    }
 }
 
 /// `v` with `decimals` decimals and `suffix`; "—" when there is no finite value.

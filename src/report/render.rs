@@ -100,7 +100,7 @@ pub fn render(comparison: &Comparison, format: Format, options: &RenderOptions) 
 
 /// Turns a template error into a message naming the template and the line,
 /// with minijinja's excerpt of the source (the `{:#}` form).
-fn template_error(what: &str, e: &minijinja::Error) -> anyhow::Error {
+pub(crate) fn template_error(what: &str, e: &minijinja::Error) -> anyhow::Error {
     let place = match (e.name(), e.line()) {
         (Some(name), Some(line)) => format!("{name}, line {line}"),
         (Some(name), None) => name.to_string(),
@@ -110,8 +110,8 @@ fn template_error(what: &str, e: &minijinja::Error) -> anyhow::Error {
     anyhow!("{what} ({place}): {e:#}")
 }
 
-/// The environment with every filter and function the templates may use.
-fn environment(color: bool) -> Environment<'static> {
+/// The settings every report template runs under (this report's and the full report's).
+pub(crate) fn base_environment() -> Environment<'static> {
     let mut env = Environment::new();
     // Escaping is explicit (`md`), never by file extension: HTML escaping
     // would mangle the Markdown and the terminal text alike.
@@ -126,6 +126,12 @@ fn environment(color: bool) -> Environment<'static> {
     {
         env.set_syntax(syntax);
     }
+    env
+}
+
+/// The environment with every filter and function the templates may use.
+fn environment(color: bool) -> Environment<'static> {
+    let mut env = base_environment();
 
     env.add_filter("value", |v: Option<f64>, unit: Option<String>| format_value(v, unit.as_deref().unwrap_or("")));
     env.add_filter("pct", |v: Option<f64>| v.map_or_else(|| "—".to_string(), format_pct));
@@ -145,7 +151,7 @@ fn environment(color: bool) -> Environment<'static> {
 }
 
 /// The text of a template value: strings as they are, none as nothing.
-fn text_of(v: &Value) -> String {
+pub(crate) fn text_of(v: &Value) -> String {
     if v.is_none() || v.is_undefined() {
         String::new()
     } else if let Some(s) = v.as_str() {
