@@ -116,6 +116,10 @@ fn run_records_the_scripted_gpu_figures() {
     assert_eq!(warm.energy_j, None);
     assert_eq!(warm.energy_per_token_j, None);
     assert_eq!(warm.memory_peak_mib, Some(peak));
+    // Memory after load: both devices, read before the first request, so
+    // below what gpu0's ramp reached during the run.
+    let after_load = r.environment.gpu.memory_after_load_mib.expect("memory after load");
+    assert!((120_000.0..peak + 40_000.0).contains(&after_load), "{after_load} (gpu0 peak {peak})");
 
     // One device selected: energy per token is known.
     let single = TWO_GPUS.to_string();

@@ -135,6 +135,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
             shell_quote(input.baseline_path)
         ),
         accept_diff: None,
+        server: super::ServerSummary::of(results),
     }
 }
 

@@ -190,6 +190,43 @@ pub struct Comparison {
     /// A preview of what that command would change in the baseline file (a
     /// unified diff, possibly shortened); `None` when not computed.
     pub accept_diff: Option<String>,
+    /// The server that was measured.
+    #[serde(default)]
+    pub server: ServerSummary,
+}
+
+/// The server the results measured, as the report shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSummary {
+    /// Model name sent in the requests.
+    pub model: String,
+    /// Engine, from the capability probe or `owned_by`.
+    pub engine: Option<String>,
+    /// Version the server reported.
+    pub version: Option<String>,
+    /// Seconds from launch to ready, when infergate started the server.
+    pub time_to_ready_s: Option<f64>,
+    /// GPU memory in use before the first request, MiB (sampled GPUs together).
+    pub gpu_memory_after_load_mib: Option<f64>,
+    /// What the capability probe found.
+    pub capabilities: Option<crate::runner::capabilities::Capabilities>,
+}
+
+impl ServerSummary {
+    /// What the results say about their server.
+    pub fn of(results: &crate::results::Results) -> ServerSummary {
+        let server = &results.environment.server;
+        let caps = server.capabilities.clone();
+        ServerSummary {
+            model: server.model.clone(),
+            engine: caps.as_ref().and_then(|c| c.engine.clone()).or_else(|| server.owned_by.clone()),
+            version: server.reported_version.clone(),
+            time_to_ready_s: server.launched.as_ref().map(|l| l.time_to_ready_s),
+            gpu_memory_after_load_mib: results.environment.gpu.memory_after_load_mib,
+            capabilities: caps,
+        }
+    }
 }
 
 /// Counts of cases by verdict.

@@ -188,6 +188,11 @@ pub struct ModelReport {
     pub engine: Option<String>,
     /// The version the server reported.
     pub version: Option<String>,
+    /// Seconds from launch to ready, mean over the runs whose server
+    /// infergate started.
+    pub time_to_ready_s: Option<f64>,
+    /// GPU memory in use before the first request, MiB, mean over runs.
+    pub memory_after_load_mib: Option<f64>,
     /// GPU telemetry status.
     pub gpu: GpuAvailability,
     /// Initial loading (`cold`), over all cases.
@@ -580,11 +585,22 @@ fn model_report(model: &str, runs: &[&Results]) -> ModelReport {
         })
         .collect();
     let first = runs.first().map(|r| &r.environment);
+    let mean_of = |values: &mut dyn Iterator<Item = f64>| {
+        let v: Vec<f64> = values.collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    };
     ModelReport {
         model: model.to_string(),
         runs: runs.len(),
-        engine: runs.iter().find_map(|r| r.environment.server.owned_by.clone()),
+        engine: runs.iter().find_map(|r| {
+            let server = &r.environment.server;
+            server.capabilities.as_ref().and_then(|c| c.engine.clone()).or_else(|| server.owned_by.clone())
+        }),
         version: runs.iter().find_map(|r| r.environment.server.reported_version.clone()),
+        time_to_ready_s: mean_of(
+            &mut runs.iter().filter_map(|r| r.environment.server.launched.as_ref()).map(|l| l.time_to_ready_s),
+        ),
+        memory_after_load_mib: mean_of(&mut runs.iter().filter_map(|r| r.environment.gpu.memory_after_load_mib)),
         gpu: GpuAvailability {
             status: first.map(|e| e.gpu.status.clone()).unwrap_or_default(),
             reason: runs.iter().find_map(|r| r.environment.gpu.reason.clone()),
@@ -1026,6 +1042,7 @@ mod tests {
                 driver_version: Some("550.54.15".into()),
                 cuda_driver_version: Some("12.4".into()),
                 interval_ms: 1000.0,
+                memory_after_load_mib: Some(GPU_TOTAL_MIB * 0.9),
                 devices: vec![GpuDevice {
                     index: 0,
                     name: Some("NVIDIA H200".into()),

@@ -827,7 +827,8 @@ fn cut_lines(md: &str, max_chars: usize, note_block: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::{CaseComparison, Counts, Level, Mismatch, SCHEMA, Verdict};
+    use crate::gate::{CaseComparison, Counts, Level, Mismatch, SCHEMA, ServerSummary, Verdict};
+    use crate::runner::capabilities::Capabilities;
 
     const ACCEPT: &str =
         "infergate baseline update --results infergate-out/results.json --baseline baselines/h100-vllm.toml";
@@ -911,6 +912,26 @@ mod tests {
             notes: Vec::new(),
             accept_command: ACCEPT.into(),
             accept_diff: None,
+            server: ServerSummary {
+                model: "Qwen/Qwen2.5-Coder-32B-Instruct".into(),
+                engine: Some("vllm".into()),
+                version: Some("0.8.5".into()),
+                time_to_ready_s: Some(84.23),
+                gpu_memory_after_load_mib: Some(71234.0),
+                capabilities: Some(Capabilities {
+                    engine: Some("vllm".into()),
+                    version: Some("0.8.5".into()),
+                    version_source: Some("GET /version".into()),
+                    context_length: Some(32768),
+                    usage_streamed: Some(true),
+                    natural_length: Some(3),
+                    ignore_eos_holds_length: Some(true),
+                    min_tokens_holds_length: Some(true),
+                    tokenize: true,
+                    cache_reset: Some("/reset_prefix_cache".into()),
+                    notes: Vec::new(),
+                }),
+            },
         }
     }
 

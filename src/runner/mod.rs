@@ -291,6 +291,10 @@ async fn run_with(
         }
     }
 
+    // The GPU recorder starts before any generation, so its first reading
+    // is the memory the loaded model holds.
+    let epoch = Instant::now();
+    let (probes, gpu_info) = probes::Probes::start(plan, &client, epoch, &mut warnings).await?;
     let mut caps = capabilities::Capabilities::default();
     capabilities::identify(&client, facts.owned_by.as_deref(), &mut caps).await;
     if caps.context_length.is_none() {
@@ -310,14 +314,12 @@ async fn run_with(
             min_tokens = mt == Some(true);
         }
         if ie == Some(false) && mt == Some(false) {
-            let w = "the server holds the output length with neither ignore_eos nor min_tokens:                      cases whose answers come out shorter are invalid rather than faster"
+            let w = "the server holds the output length with neither ignore_eos nor min_tokens: \
+                     cases whose answers come out shorter are invalid rather than faster"
                 .to_string();
-            reporter.event(&RunEvent::Warning(w.clone()));
             warnings.push(w);
         }
     }
-    let epoch = Instant::now();
-    let (probes, gpu_info) = probes::Probes::start(plan, &client, epoch, &mut warnings).await?;
     for w in &warnings {
         reporter.event(&RunEvent::Warning(w.clone()));
     }

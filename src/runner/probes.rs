@@ -60,6 +60,10 @@ impl Probes {
                 match started {
                     Ok((rec, mut info)) => {
                         info.interval_ms = interval.as_secs_f64() * 1000.0;
+                        let first = rec.first_reading(Duration::from_millis(500));
+                        if !first.is_empty() {
+                            info.memory_after_load_mib = first.iter().map(|s| s.memory_used_mib).sum();
+                        }
                         (Some(rec), info)
                     }
                     Err(reason) if mode == GpuMode::Require => {

@@ -91,6 +91,11 @@ pub struct GpuInfo {
     pub cuda_driver_version: Option<String>,
     /// Sampling interval, ms.
     pub interval_ms: f64,
+    /// GPU memory in use on the sampled devices together, MiB, read once
+    /// before the first request (after a launched server became ready): what
+    /// loading the model took, weights and pre-allocated KV cache included.
+    #[serde(default)]
+    pub memory_after_load_mib: Option<f64>,
     /// The sampled devices.
     pub devices: Vec<GpuDevice>,
 }
@@ -186,6 +191,26 @@ impl Recorder {
             .lock()
             .map(|all| all.iter().filter(|s| s.t_ms >= a && s.t_ms <= b).cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// The first reading of every device (the sampler takes it as soon as it
+    /// starts), waiting for it up to `wait`.
+    pub fn first_reading(&self, wait: Duration) -> Vec<GpuSample> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let first: Vec<GpuSample> = self
+                .samples
+                .lock()
+                .map(|all| {
+                    let t = all.first().map(|s| s.t_ms);
+                    all.iter().take_while(|s| Some(s.t_ms) == t).cloned().collect()
+                })
+                .unwrap_or_default();
+            if !first.is_empty() || Instant::now() >= deadline {
+                return first;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Samples taken so far.

@@ -78,6 +78,7 @@ pub fn open(opts: &NvmlOptions) -> Result<(NvmlSampler, GpuInfo), String> {
         driver_version: nvml.sys_driver_version().ok(),
         cuda_driver_version: cuda,
         interval_ms: 0.0,
+        memory_after_load_mib: None,
         devices,
     };
     Ok((NvmlSampler { nvml, devices: totals }, info))
