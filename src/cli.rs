@@ -350,6 +350,15 @@ pub struct RunArgs {
     /// Longest wait for the started server to be ready ([server] ready_timeout) [default: 600s].
     #[arg(long, value_name = "DURATION")]
     pub ready_timeout: Option<String>,
+    /// Retries per request after a connect error or a 429 with Retry-After ([run] retries) [default: 2].
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Limit of the whole run, e.g. 30m: past it the run stops with partial results, exit 3 ([run] deadline).
+    #[arg(long, value_name = "DURATION")]
+    pub deadline: Option<String>,
+    /// Time in-flight requests get to finish after Ctrl-C or SIGTERM; a second Ctrl-C cancels them ([run] grace) [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<String>,
 }
 
 /// `infergate sim`: every parameter of the performance model.
@@ -409,6 +418,11 @@ pub struct SimArgs {
     /// Append the ground truth of every request to this JSONL file.
     #[arg(long, value_name = "PATH")]
     pub truth_log: Option<PathBuf>,
+    /// Misbehave on purpose: KIND[:PARAM][@rate=F|@every=N|@requests=N..M][@case=GLOB]; repeatable.
+    /// Kinds: http500, http429[:SECS], refuse, reset[:CHUNKS], stall:DURATION, slow-first-byte:DURATION,
+    /// malformed, no-done[:close|hold], huge-event[:BYTES], content-type[:MIME], endless, no-usage, short[:TOKENS].
+    #[arg(long, value_name = "SPEC")]
+    pub fault: Vec<String>,
 }
 
 /// `infergate demo`.
@@ -583,6 +597,14 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
                 },
             }),
         },
+        retries: args.retries.or(run.retries).unwrap_or(crate::client::retry::DEFAULT_RETRIES),
+        grace: flag_duration("--grace", &args.grace)?
+            .or(run.grace.map(|d| d.0))
+            .unwrap_or(crate::runner::DEFAULT_GRACE),
+        // The clock starts now, before the server is started or probed.
+        deadline: flag_duration("--deadline", &args.deadline)?
+            .or(run.deadline.map(|d| d.0))
+            .map(crate::runner::Deadline::after),
     };
     Ok((plan, output))
 }

@@ -140,6 +140,14 @@ pub struct RunConfig {
     pub request_rate: Option<Rate>,
     /// Results file path.
     pub output: Option<PathBuf>,
+    /// Retries per request where they are safe: connect errors before any
+    /// byte, 429 with `Retry-After` (default 2).
+    pub retries: Option<u32>,
+    /// Limit of the whole run (e.g. `"30m"`); past it the run stops like an
+    /// interruption (partial results, exit 3). No limit by default.
+    pub deadline: Option<HumanDuration>,
+    /// Time in-flight requests get to finish after Ctrl-C / SIGTERM (default `"10s"`).
+    pub grace: Option<HumanDuration>,
 }
 
 /// `auto` or `off`.
@@ -327,6 +335,9 @@ warmup = 0
 concurrency = 4
 request_rate = 2.5
 output = "out/r.json"
+retries = 0
+deadline = "30m"
+grace = "5s"
 "#,
         )
         .unwrap();
@@ -336,6 +347,9 @@ output = "out/r.json"
         assert_eq!(c.server.idle_timeout.unwrap().0, Duration::from_secs(30));
         assert_eq!(c.run.repetitions.unwrap().0, 3);
         assert_eq!(c.run.request_rate.unwrap().0, 2.5);
+        assert_eq!(c.run.retries, Some(0));
+        assert_eq!(c.run.deadline.unwrap().0, Duration::from_secs(1800));
+        assert_eq!(c.run.grace.unwrap().0, Duration::from_secs(5));
     }
 
     #[test]
@@ -352,6 +366,9 @@ output = "out/r.json"
             ("[server]\napi = \"grpc\"\n", &["infergate.toml:2", "server.api", "chat"]),
             ("[serve]\nmodel = \"m\"\n", &["infergate.toml:1", "serve"]),
             ("[run]\nrequest_rate = -1.0\n", &["infergate.toml:2", "run.request_rate", "positive"]),
+            ("[run]\ndeadline = \"later\"\n", &["infergate.toml:2", "run.deadline", "not a duration"]),
+            ("[run]\ngrace = 0\n", &["infergate.toml:2", "run.grace", "positive"]),
+            ("[run]\nretries = -1\n", &["infergate.toml:2", "run.retries"]),
             ("[server\n", &["infergate.toml:1"]),
         ];
         for (text, fragments) in cases {

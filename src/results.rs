@@ -123,6 +123,15 @@ pub struct Settings {
     pub idle_timeout_s: f64,
     /// `--cases` filter, when one was given.
     pub cases_filter: Option<String>,
+    /// Retries allowed per request (connect errors, 429 with `Retry-After`).
+    #[serde(default)]
+    pub retries: u32,
+    /// Limit of the whole run in seconds, when one was set.
+    #[serde(default)]
+    pub deadline_s: Option<f64>,
+    /// Seconds in-flight requests were given to finish after an interruption.
+    #[serde(default)]
+    pub grace_s: Option<f64>,
 }
 
 /// One case: a scenario at one context length.
@@ -220,8 +229,12 @@ pub enum ErrorClass {
     MalformedEvent,
     /// The server sent an error object inside the stream.
     ServerError,
-    /// The response was not an event stream.
+    /// The response was not an event stream, or broke the request's terms
+    /// (no usage where the server streams it, more tokens than asked for).
     BadResponse,
+    /// The run stopped (interruption, deadline) before the request finished:
+    /// not the server's fault, and not counted as an error.
+    Cancelled,
 }
 
 impl ErrorClass {
@@ -236,6 +249,7 @@ impl ErrorClass {
             ErrorClass::MalformedEvent => "malformed_event",
             ErrorClass::ServerError => "server_error",
             ErrorClass::BadResponse => "bad_response",
+            ErrorClass::Cancelled => "cancelled",
         }
     }
 }
@@ -307,6 +321,65 @@ pub struct RequestRecord {
     pub output_sha256: Option<String>,
     /// The generated text, kept for the first successful request of a phase only.
     pub output_text: Option<String>,
+    /// Times the request was sent: 1, plus one per retry.
+    #[serde(default = "one")]
+    pub attempts: u32,
+    /// The failed attempts that were retried, in order; the measurement is
+    /// the last attempt's.
+    #[serde(default)]
+    pub retries: Vec<RetriedAttempt>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A failed attempt that was sent again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetriedAttempt {
+    /// Why it failed: `connect` or `http_status` (429).
+    pub class: ErrorClass,
+    /// HTTP status, for `http_status`.
+    pub status: Option<u16>,
+    /// Human-readable detail.
+    pub message: String,
+    /// How long infergate waited before the next attempt (ms).
+    pub wait_ms: f64,
+}
+
+impl RequestRecord {
+    /// A request the run stopped before it finished (class `cancelled`).
+    pub fn cancelled(index: u32, start_ms: f64, why: &str) -> RequestRecord {
+        RequestRecord {
+            index,
+            start_ms,
+            ok: false,
+            error: Some(RequestError { class: ErrorClass::Cancelled, status: None, message: why.to_string() }),
+            ttft_ms: None,
+            e2e_ms: None,
+            tpot_ms: None,
+            itl_ms: Vec::new(),
+            chunk_tokens: None,
+            prompt_tokens: None,
+            output_tokens: None,
+            output_tokens_source: TokenSource::ChunkCount,
+            finish_reason: None,
+            done_received: false,
+            tokens_per_second: None,
+            decode_tokens_per_second: None,
+            response_id: None,
+            output_sha256: None,
+            output_text: None,
+            attempts: 1,
+            retries: Vec::new(),
+        }
+    }
+
+    /// Whether the run cancelled it (see [`ErrorClass::Cancelled`]).
+    pub fn is_cancelled(&self) -> bool {
+        self.error.as_ref().is_some_and(|e| e.class == ErrorClass::Cancelled)
+    }
 }
 
 /// Statistics of a phase.
@@ -317,12 +390,21 @@ pub struct PhaseSummary {
     pub requests: u32,
     /// Requests that completed.
     pub completed: u32,
-    /// Requests that failed.
+    /// Requests that failed (cancelled ones are not failures).
     pub errors: u32,
-    /// errors / requests.
+    /// errors / (requests - cancelled).
     pub error_rate: f64,
     /// Failed requests per error class.
     pub errors_by_class: BTreeMap<String, u32>,
+    /// Requests the run cancelled when it stopped early.
+    #[serde(default)]
+    pub cancelled: u32,
+    /// Requests that needed more than one attempt.
+    #[serde(default)]
+    pub retried: u32,
+    /// Completed requests whose stream ended without `data: [DONE]`.
+    #[serde(default)]
+    pub done_missing: u32,
     /// Completed requests whose server sent no `usage`.
     pub usage_missing: u32,
     /// Completed requests whose output was shorter than asked.
@@ -363,13 +445,15 @@ impl PhaseSummary {
         let collect =
             |f: &dyn Fn(&RequestRecord) -> Option<f64>| -> Vec<f64> { ok.iter().filter_map(|r| f(r)).collect() };
         let mut errors_by_class = BTreeMap::new();
-        for r in records.iter().filter(|r| !r.ok) {
+        for r in records.iter().filter(|r| !r.ok && !r.is_cancelled()) {
             let class = r.error.as_ref().map_or("unknown", |e| e.class.as_str());
             *errors_by_class.entry(class.to_string()).or_insert(0) += 1;
         }
         let requests = records.len() as u32;
         let completed = ok.len() as u32;
-        let errors = requests - completed;
+        let cancelled = records.iter().filter(|r| r.is_cancelled()).count() as u32;
+        let errors = requests - completed - cancelled;
+        let judged = requests - cancelled;
         let total_output_tokens: u64 = ok.iter().filter_map(|r| r.output_tokens).map(u64::from).sum();
         let total_input_tokens: u64 = ok.iter().filter_map(|r| r.prompt_tokens).map(u64::from).sum();
         let itl: Vec<f64> = ok.iter().flat_map(|r| r.itl_ms.iter().copied()).collect();
@@ -378,8 +462,11 @@ impl PhaseSummary {
             requests,
             completed,
             errors,
-            error_rate: if requests > 0 { f64::from(errors) / f64::from(requests) } else { 0.0 },
+            error_rate: if judged > 0 { f64::from(errors) / f64::from(judged) } else { 0.0 },
             errors_by_class,
+            cancelled,
+            retried: records.iter().filter(|r| r.attempts > 1).count() as u32,
+            done_missing: ok.iter().filter(|r| !r.done_received).count() as u32,
             usage_missing: ok.iter().filter(|r| r.output_tokens_source != TokenSource::Usage).count() as u32,
             short_outputs: ok.iter().filter(|r| r.output_tokens.is_some_and(|t| t < asked_tokens)).count() as u32,
             duration_s,

@@ -16,16 +16,17 @@ use crate::config::LoadedConfig;
 use crate::exit::{self, Failure};
 use crate::progress::{Terminal, Verbosity};
 use crate::results::Results;
-use crate::runner::{self, CacheReset, RunPlan, StopSignal};
+use crate::runner::{self, CacheReset, RunPlan, StopReason, StopSignal};
 use crate::sim::SimConfig;
 use crate::suite::{CaseSettings, Suite};
 
 /// `infergate run`.
 pub async fn run(args: &RunArgs, verbosity: Verbosity) -> Result<i32, Failure> {
     let (plan, output) = crate::cli::run_plan(args)?;
+    let rules = gate::load_rules(args.server.config.as_deref())?;
     check_writable(&output)?;
     let results = execute(&plan, verbosity).await?;
-    finish(&results, &output, verbosity)
+    finish(&results, &output, &rules, verbosity)
 }
 
 /// The baseline `infergate demo` checks against, recorded from the simulator
@@ -90,6 +91,9 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         launch: None,
         probe_length: true,
         length_controls_auto: true,
+        retries: crate::client::retry::DEFAULT_RETRIES,
+        grace: runner::DEFAULT_GRACE,
+        deadline: None,
     };
     let report = crate::cli::ReportArgs {
         format: crate::cli::ReportFormat::Terminal,
@@ -131,45 +135,88 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
     Ok(code)
 }
 
-/// Runs a plan with Ctrl-C / SIGTERM handling and terminal progress.
+/// Runs a plan with Ctrl-C / SIGTERM handling, the run's deadline and
+/// terminal progress. The first signal stops new requests and gives those in
+/// flight the grace period; a second one cancels them; the deadline cancels
+/// them at once.
 pub(crate) async fn execute(plan: &RunPlan, verbosity: Verbosity) -> Result<Results, Failure> {
-    let (stop_tx, stop) = StopSignal::new();
+    let (stop_handle, stop) = StopSignal::new();
+    let handle = stop_handle.clone();
+    let grace = plan.grace;
     let signals = tokio::spawn(async move {
-        wait_for_signal().await;
-        eprintln!("\ninterrupted: stopping, writing partial results");
-        let _ = stop_tx.send(true);
+        let mut signals = Signals::new();
+        signals.next().await;
+        eprintln!(
+            "\ninterrupted: no new requests; those in flight get {} to finish (interrupt again to cancel them), \
+             then the partial results are written",
+            humantime::format_duration(grace)
+        );
+        handle.interrupt();
+        signals.next().await;
+        eprintln!("\ninterrupted again: cancelling the requests in flight");
+        handle.interrupt();
+    });
+    let deadline = plan.deadline.map(|d| {
+        let handle = stop_handle.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(d.at.into()).await;
+            eprintln!(
+                "\n{}: cancelling the requests in flight, writing partial results",
+                StopReason::Deadline(d.limit).describe()
+            );
+            handle.cancel(StopReason::Deadline(d.limit));
+        })
     });
     let mut terminal = Terminal::new(verbosity);
     let results = runner::run(plan, &mut terminal, stop).await;
     drop(terminal);
     signals.abort();
+    if let Some(d) = deadline {
+        d.abort();
+    }
     results
 }
 
-async fn wait_for_signal() {
+/// Ctrl-C and SIGTERM, as many times as they come.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn next(&mut self) {
+        let ctrl_c = async {
+            // Without a handler, nothing can interrupt us this way.
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        #[cfg(unix)]
+        if let Some(term) = &mut self.term {
+            tokio::select! {
+                () = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        ctrl_c.await;
     }
 }
 
 /// Writes the results, prints the summary and decides the exit code.
-fn finish(results: &Results, output: &Path, verbosity: Verbosity) -> Result<i32, Failure> {
+fn finish(
+    results: &Results,
+    output: &Path,
+    rules: &crate::gate::rules::Rules,
+    verbosity: Verbosity,
+) -> Result<i32, Failure> {
     results.save(output).map_err(Failure::run)?;
     let table = crate::report::table::summary(results);
     if output.as_os_str() == "-" {
@@ -188,13 +235,32 @@ fn finish(results: &Results, output: &Path, verbosity: Verbosity) -> Result<i32,
         return Ok(exit::RUN_FAILED);
     }
     let errors = results.total_errors();
+    let invalid: Vec<(&str, Vec<String>)> = results
+        .cases
+        .iter()
+        .map(|c| (c.id.as_str(), crate::gate::validity::problems(c, rules)))
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    if !invalid.is_empty() {
+        for (id, problems) in &invalid {
+            for p in problems {
+                eprintln!("error: {id} is invalid: {p}");
+            }
+        }
+        if errors > 0 {
+            eprintln!(
+                "error: {errors} of {} requests failed; a run with failed requests cannot be trusted (see `error` in {})",
+                results.total_requests(),
+                output.display()
+            );
+        }
+        return Ok(exit::RUN_FAILED);
+    }
     if errors > 0 {
         eprintln!(
-            "error: {errors} of {} requests failed; a run with failed requests cannot be trusted (see `error` in {})",
-            results.total_requests(),
-            output.display()
+            "warning: {errors} of {} requests failed, within the allowed error rate ([gate] max_error_rate)",
+            results.total_requests()
         );
-        return Ok(exit::RUN_FAILED);
     }
     Ok(exit::PASS)
 }
@@ -239,6 +305,12 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         natural_len_max: args.natural_len_max,
         max_model_len: args.max_model_len,
         truth_log: args.truth_log.clone(),
+        faults: args
+            .fault
+            .iter()
+            .map(|spec| spec.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e| Failure::invalid(anyhow!("--fault {e}")))?,
     };
     config.validate().map_err(|e| {
         let crate::sim::ConfigError::OutOfRange { field, expected, value } = e;

@@ -7,6 +7,7 @@
 //! channel in between) so the stamp is as close to the bytes' arrival as the
 //! runtime allows.
 
+pub mod retry;
 pub mod sse;
 
 use std::borrow::Cow;
@@ -19,6 +20,17 @@ use sha2::{Digest as _, Sha256};
 
 use crate::results::{ErrorClass, RequestError, RequestRecord, TokenSource};
 use sse::{Event, SseParser};
+
+/// The header naming the case of a measured request (`code-review/12800`):
+/// it finds the request in the server's logs, and the simulator's `@case`
+/// fault selector reads it.
+pub const CASE_HEADER: &str = "x-infergate-case";
+
+/// How long a stream may stay silent after its `finish_reason` before it is
+/// taken as complete: the usage chunk and `[DONE]` follow the finish at once
+/// on every known server, and a server that holds the connection open after
+/// finishing must not turn a complete answer into an idle timeout.
+pub const TAIL_GRACE: Duration = Duration::from_secs(1);
 
 /// Which OpenAI endpoint requests go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -118,6 +130,17 @@ pub struct PreparedRequest {
     body: Bytes,
     /// The output length asked for.
     pub max_tokens: u32,
+    /// The [`CASE_HEADER`] value, when the request measures a case.
+    case: Option<reqwest::header::HeaderValue>,
+}
+
+impl PreparedRequest {
+    /// Names the case this request measures in the [`CASE_HEADER`]; an id
+    /// that cannot be a header value is left out.
+    pub fn for_case(mut self, case_id: &str) -> Self {
+        self.case = reqwest::header::HeaderValue::from_str(case_id).ok();
+        self
+    }
 }
 
 impl Client {
@@ -145,6 +168,7 @@ impl Client {
         PreparedRequest {
             body: Bytes::from(request_body(&self.config.model, self.config.api, prompt, generation)),
             max_tokens: generation.max_tokens,
+            case: None,
         }
     }
 
@@ -198,15 +222,21 @@ impl Client {
     /// that `start_ms` is relative to. Never panics, never returns an error:
     /// failures are recorded in the returned record.
     pub async fn measure(&self, request: &PreparedRequest, epoch: Instant) -> RequestRecord {
+        self.measure_once(request, epoch).await.0
+    }
+
+    /// [`Client::measure`], and the `Retry-After` of a 429 answer.
+    async fn measure_once(&self, request: &PreparedRequest, epoch: Instant) -> (RequestRecord, Option<Duration>) {
         let start = Instant::now();
         let deadline = start + self.config.request_timeout;
         let mut m = Measurement::new(start, request.max_tokens);
         if let Err(e) = self.stream_into(request, deadline, &mut m).await {
             m.error = Some(e);
         }
+        let retry_after = m.retry_after;
         let mut record = m.finish();
         record.start_ms = ms(start.saturating_duration_since(epoch));
-        record
+        (record, retry_after)
     }
 
     async fn stream_into(
@@ -215,13 +245,23 @@ impl Client {
         deadline: Instant,
         m: &mut Measurement,
     ) -> Result<(), RequestError> {
-        let send = self.post(self.config.api.path(), request.body.clone()).send();
-        let mut resp = match self.wait(deadline, send).await? {
+        let mut send = self.post(self.config.api.path(), request.body.clone());
+        if let Some(case) = &request.case {
+            send = send.header(CASE_HEADER, case.clone());
+        }
+        let mut resp = match self.wait(deadline, send.send()).await? {
             Ok(resp) => resp,
             Err(e) => return Err(classify_reqwest(e)),
         };
         let status = resp.status();
         if !status.is_success() {
+            if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                m.retry_after = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(retry::parse_retry_after);
+            }
             let excerpt = read_excerpt(&mut resp).await;
             return Err(RequestError {
                 class: ErrorClass::HttpStatus,
@@ -229,23 +269,36 @@ impl Client {
                 message: format!("HTTP {status}: {excerpt}"),
             });
         }
-        let is_json = resp
+        let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
-        if is_json {
-            // A server that ignored `stream: true` and answered in one piece.
-            let excerpt = read_excerpt(&mut resp).await;
-            return Err(RequestError {
-                class: ErrorClass::BadResponse,
-                status: Some(status.as_u16()),
-                message: format!("expected an event stream, got a JSON body: {excerpt}"),
-            });
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase());
+        // A missing type is tolerated; any other than an event stream is not.
+        if let Some(ct) = content_type.filter(|ct| !ct.starts_with("text/event-stream")) {
+            let body = read_excerpt(&mut resp).await;
+            let message = if ct.starts_with("application/json") {
+                // A server that ignored `stream: true` and answered in one piece.
+                format!("expected an event stream, got a JSON body: {body}")
+            } else {
+                format!("expected an event stream (text/event-stream), got `{}`: {body}", excerpt(ct.as_bytes()))
+            };
+            return Err(RequestError { class: ErrorClass::BadResponse, status: Some(status.as_u16()), message });
         }
         let mut parser = SseParser::new(self.config.max_event_bytes);
         loop {
-            let chunk = match self.wait(deadline, resp.chunk()).await? {
+            let read = if m.finish_reason.is_some() {
+                // Finished: what may follow (usage, [DONE]) comes at once or not at all.
+                match self.wait_tail(deadline, resp.chunk()).await {
+                    Some(read) => read,
+                    None => {
+                        m.held_open = true;
+                        break;
+                    }
+                }
+            } else {
+                self.wait(deadline, resp.chunk()).await?
+            };
+            let chunk = match read {
                 Ok(Some(chunk)) => chunk,
                 Ok(None) => break,
                 Err(e) => {
@@ -271,6 +324,12 @@ impl Client {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Awaits `fut` within [`TAIL_GRACE`] (and the request deadline); `None` when that passed.
+    async fn wait_tail<F: std::future::Future>(&self, deadline: Instant, fut: F) -> Option<F::Output> {
+        let limit = (Instant::now() + TAIL_GRACE).min(deadline);
+        tokio::time::timeout_at(limit.into(), fut).await.ok()
     }
 
     /// Awaits `fut` within both the idle timeout and the request deadline.
@@ -333,6 +392,8 @@ pub fn request_body(model: &str, api: Api, prompt: &str, g: Generation) -> Vec<u
 /// The state of one request while its stream is read.
 struct Measurement {
     start: Instant,
+    /// `max_tokens` of the request.
+    asked: u32,
     first_choice: Option<Instant>,
     last_choice: Option<Instant>,
     itl_ms: Vec<f64>,
@@ -348,6 +409,10 @@ struct Measurement {
     hasher: Sha256,
     done: bool,
     error: Option<RequestError>,
+    /// `Retry-After` of a 429 answer.
+    retry_after: Option<Duration>,
+    /// The server kept the connection open after its `finish_reason` without `[DONE]`.
+    held_open: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -390,6 +455,7 @@ impl Measurement {
     fn new(start: Instant, asked_tokens: u32) -> Self {
         Self {
             start,
+            asked: asked_tokens,
             first_choice: None,
             last_choice: None,
             itl_ms: Vec::with_capacity(asked_tokens as usize + 2),
@@ -404,6 +470,8 @@ impl Measurement {
             hasher: Sha256::new(),
             done: false,
             error: None,
+            retry_after: None,
+            held_open: false,
         }
     }
 
@@ -478,6 +546,20 @@ impl Measurement {
         if let Some(usage) = msg.usage {
             self.usage = Some(usage);
         }
+        // A server that ignores max_tokens would stream until the request
+        // timeout (ten minutes by default): stop it as soon as it is certain.
+        // Chunks may split tokens, hence the slack.
+        let limit = self.asked.saturating_mul(2).saturating_add(16);
+        let tokens = msg.usage.and_then(|u| u.completion_tokens).unwrap_or(0).max(self.content_chunks);
+        if tokens > limit {
+            self.fail(
+                ErrorClass::BadResponse,
+                format!(
+                    "the server sent more than {limit} tokens for the {} asked for: it does not honour max_tokens",
+                    self.asked
+                ),
+            );
+        }
     }
 
     fn finish(self) -> RequestRecord {
@@ -537,6 +619,8 @@ impl Measurement {
             response_id: self.response_id,
             output_sha256: has_output.then(|| hex::encode(self.hasher.finalize())),
             output_text: has_output.then_some(self.text),
+            attempts: 1,
+            retries: Vec::new(),
         }
     }
 }

@@ -28,9 +28,11 @@ pub enum SseError {
     },
 }
 
-/// Default bound on one event: far above any real chunk, low enough that a
-/// server streaming garbage without line breaks cannot exhaust memory.
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+/// Default bound on one event: real chunks are a few hundred bytes (a few KB
+/// with per-chunk usage), so 1 MiB is far above any of them, and low enough
+/// that a server streaming garbage without line breaks cannot exhaust memory
+/// (a `huge-event` fault of 1 MiB breaks it).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 /// Incremental SSE parser; feed it with [`SseParser::push`], end with [`SseParser::finish`].
 #[derive(Debug)]

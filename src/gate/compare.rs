@@ -57,7 +57,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
     let mut cases = Vec::new();
     if !refused {
         for case in &results.cases {
-            cases.push(match baseline.cases.get(&case.id) {
+            let mut c = match baseline.cases.get(&case.id) {
                 Some(base) => compare_case(case, base, rules, case_alpha),
                 None => CaseComparison {
                     id: case.id.clone(),
@@ -67,7 +67,14 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
                     notes: vec!["not in the baseline: record it with `infergate baseline update`".into()],
                     gpu: PhaseGpu::of(case),
                 },
-            });
+            };
+            // Untrustworthy measurements make a case invalid, in the baseline or new.
+            let problems = super::validity::problems(case, rules);
+            if !problems.is_empty() {
+                c.verdict = CaseVerdict::Invalid;
+                c.notes.splice(0..0, problems);
+            }
+            cases.push(c);
         }
         let run_ids: BTreeSet<&str> = results.cases.iter().map(|c| c.id.as_str()).collect();
         for id in baseline.cases.keys() {
@@ -221,26 +228,19 @@ fn compare_case(case: &CaseResult, base: &BaselineCase, rules: &Rules, alpha: f6
             invalid = true;
             continue;
         }
-        if s.error_rate > rules.max_error_rate {
-            let classes: Vec<String> = s.errors_by_class.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        if s.usage_missing > 0 {
             notes.push(format!(
-                "{}: {} of {} requests failed ({}); allowed error rate is {}",
+                "{}: the server sent no usage for {} request(s); their output tokens are counted chunks",
                 phase.as_str(),
-                s.errors,
-                s.requests,
-                classes.join(", "),
-                rules.max_error_rate
+                s.usage_missing
             ));
-            invalid = true;
         }
-        if s.short_outputs > 0 {
+        if s.retried > 0 {
             notes.push(format!(
-                "{}: {} request(s) returned fewer than the {} output tokens asked for: the server did not hold the output length, so throughput is not comparable",
+                "{}: {} request(s) needed a retry (connect error or 429); the figures are the last attempts'",
                 phase.as_str(),
-                s.short_outputs,
-                case.output_tokens
+                s.retried
             ));
-            invalid = true;
         }
         for def in CATALOGUE {
             let rule = rules.rule_for(&case.id, def);
@@ -573,6 +573,8 @@ pub(crate) mod tests {
             response_id: None,
             output_sha256: None,
             output_text: (index == 0).then(|| "fn main() { println!(\"hello\"); }".to_string()),
+            attempts: 1,
+            retries: Vec::new(),
         }
     }
 
@@ -620,6 +622,9 @@ pub(crate) mod tests {
                 request_timeout_s: 600.0,
                 idle_timeout_s: 120.0,
                 cases_filter: None,
+                retries: 0,
+                deadline_s: None,
+                grace_s: None,
             },
             cases: cases
                 .iter()
@@ -800,7 +805,7 @@ pub(crate) mod tests {
         let c = run(&r, &base(0.02), &Rules::default(), false);
         assert_eq!(c.verdict, Verdict::Invalid);
         assert_eq!(c.counts.invalid, 2);
-        assert!(c.cases[0].notes[0].contains("1 of 12 requests failed (1 timeout)"), "{:?}", c.cases[0].notes);
+        assert!(c.cases[0].notes[0].contains("1 of 13 requests failed (1 timeout)"), "{:?}", c.cases[0].notes);
         assert!(c.cases[1].notes[0].contains("did not hold the output length"), "{:?}", c.cases[1].notes);
         // An allowed error rate lets the case be judged.
         let cfg: crate::config::Config = crate::config::parse_toml("[gate]\nmax_error_rate = 0.1\n", "x").unwrap();

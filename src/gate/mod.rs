@@ -10,6 +10,7 @@ pub mod compare;
 pub mod metrics;
 pub mod montecarlo;
 pub mod rules;
+pub mod validity;
 
 use serde::{Deserialize, Serialize};
 

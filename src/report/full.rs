@@ -949,6 +949,8 @@ mod tests {
             response_id: None,
             output_sha256: None,
             output_text: None,
+            attempts: 1,
+            retries: Vec::new(),
         }
     }
 
@@ -1094,6 +1096,9 @@ mod tests {
                 request_timeout_s: 600.0,
                 idle_timeout_s: 60.0,
                 cases_filter: None,
+                retries: 0,
+                deadline_s: None,
+                grace_s: None,
             },
             cases,
             warnings: Vec::new(),

@@ -16,11 +16,12 @@ use anyhow::anyhow;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::client::retry::RetryPolicy;
 use crate::client::{Client, ClientConfig, Generation, PreparedRequest};
 use crate::exit::Failure;
 use crate::results::{
-    self, CaseResult, Environment, ErrorClass, PhaseName, PhaseResult, PhaseSummary, PromptInfo, RequestRecord,
-    Results, ServerInfo, Settings, SuiteInfo,
+    self, CaseResult, Environment, ErrorClass, PhaseName, PhaseResult, PhaseSummary, PromptInfo, RequestError,
+    RequestRecord, Results, ServerInfo, Settings, SuiteInfo, TokenSource,
 };
 use crate::rng::Rng;
 use crate::suite::prompt::{self, Context};
@@ -74,6 +75,32 @@ pub struct RunPlan {
     pub probe_length: bool,
     /// Neither flag was fixed by the user: the probe may switch them.
     pub length_controls_auto: bool,
+    /// Retries per request where they are safe (connect errors, 429 with `Retry-After`).
+    pub retries: u32,
+    /// Time in-flight requests get to finish after an interruption.
+    pub grace: Duration,
+    /// The limit of the whole run, when one is set.
+    pub deadline: Option<Deadline>,
+}
+
+/// Default of `[run] grace`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The limit of a whole run: at `at`, the run stops like an interruption and
+/// cancels its in-flight requests at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    /// When the run must end.
+    pub at: Instant,
+    /// The limit as configured, for messages.
+    pub limit: Duration,
+}
+
+impl Deadline {
+    /// A deadline `limit` from now.
+    pub fn after(limit: Duration) -> Deadline {
+        Deadline { at: Instant::now() + limit, limit }
+    }
 }
 
 /// GPU telemetry settings.
@@ -181,35 +208,169 @@ impl Reporter for Silent {
     fn event(&mut self, _: &RunEvent) {}
 }
 
-/// Stops a run early (Ctrl-C): the runner stops sending, cancels in-flight
-/// requests and returns what it has, marked incomplete.
+/// Why a run stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The run's deadline passed.
+    Deadline(Duration),
+}
+
+impl StopReason {
+    /// What happened, for warnings and errors.
+    pub fn describe(self) -> String {
+        match self {
+            StopReason::Interrupted => "the run was interrupted".into(),
+            StopReason::Deadline(limit) => format!(
+                "the run reached its deadline of {} ([run] deadline, --deadline)",
+                humantime::format_duration(limit)
+            ),
+        }
+    }
+}
+
+/// Where a run is with stopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopState {
+    Running,
+    /// No new requests; in-flight ones get the grace period.
+    Draining(StopReason),
+    /// In-flight requests are cancelled now.
+    Cancelling(StopReason),
+}
+
+/// Raises a [`StopSignal`].
 #[derive(Debug, Clone)]
-pub struct StopSignal(watch::Receiver<bool>);
+pub struct StopHandle(Arc<watch::Sender<StopState>>);
+
+impl StopHandle {
+    /// Ctrl-C / SIGTERM: the first stops new requests and gives in-flight
+    /// ones the grace period; the next cancels them.
+    pub fn interrupt(&self) {
+        self.0.send_modify(|s| {
+            *s = match *s {
+                StopState::Running => StopState::Draining(StopReason::Interrupted),
+                StopState::Draining(r) | StopState::Cancelling(r) => StopState::Cancelling(r),
+            }
+        });
+    }
+
+    /// Stops the run and cancels in-flight requests at once (the deadline).
+    pub fn cancel(&self, reason: StopReason) {
+        self.0.send_modify(|s| {
+            if !matches!(s, StopState::Cancelling(_)) {
+                *s = StopState::Cancelling(reason);
+            }
+        });
+    }
+}
+
+/// Stops a run early: the runner stops sending, lets in-flight requests
+/// finish within the grace period (or cancels them at once), records them,
+/// and returns what it has, marked incomplete.
+#[derive(Debug, Clone)]
+pub struct StopSignal(watch::Receiver<StopState>);
 
 impl StopSignal {
-    /// A signal and the sender that raises it.
-    pub fn new() -> (watch::Sender<bool>, StopSignal) {
-        let (tx, rx) = watch::channel(false);
-        (tx, StopSignal(rx))
+    /// A signal and the handle that raises it.
+    pub fn new() -> (StopHandle, StopSignal) {
+        let (tx, rx) = watch::channel(StopState::Running);
+        (StopHandle(Arc::new(tx)), StopSignal(rx))
     }
 
     /// A signal that never fires.
     pub fn never() -> StopSignal {
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = watch::channel(StopState::Running);
         // Keep the channel open forever so `stopped` stays pending.
         std::mem::forget(tx);
         StopSignal(rx)
     }
 
     fn is_stopped(&self) -> bool {
-        *self.0.borrow()
+        *self.0.borrow() != StopState::Running
     }
 
+    /// Why the run stopped, once it has.
+    fn reason(&self) -> Option<StopReason> {
+        match *self.0.borrow() {
+            StopState::Running => None,
+            StopState::Draining(r) | StopState::Cancelling(r) => Some(r),
+        }
+    }
+
+    /// Resolves once the run is to stop sending.
     async fn stopped(&mut self) {
+        self.wait(|s| *s != StopState::Running).await;
+    }
+
+    /// Resolves once in-flight requests are to be cancelled.
+    async fn cancelled(&mut self) {
+        self.wait(|s| matches!(s, StopState::Cancelling(_))).await;
+    }
+
+    async fn wait(&mut self, f: impl FnMut(&StopState) -> bool) {
         // An error means the sender is gone: then nobody can stop us.
-        if self.0.wait_for(|v| *v).await.is_err() {
+        if self.0.wait_for(f).await.is_err() {
             std::future::pending::<()>().await;
         }
+    }
+
+    /// The error of a run that stopped before any case ran.
+    fn before_cases(&self) -> Failure {
+        let why = self.reason().unwrap_or(StopReason::Interrupted).describe();
+        Failure::run(anyhow!("{why} before any case ran; nothing was measured"))
+    }
+
+    /// The message of a request the stop cancelled.
+    fn cancel_message(&self) -> String {
+        let why = self.reason().unwrap_or(StopReason::Interrupted).describe();
+        format!("cancelled: {why} before the request finished")
+    }
+}
+
+/// Awaits `fut` unless the run stops first (before any case ran).
+async fn until_stopped<T>(stop: &mut StopSignal, fut: impl std::future::Future<Output = T>) -> Result<T, Failure> {
+    tokio::select! {
+        biased;
+        v = fut => Ok(v),
+        () = stop.stopped() => Err(stop.before_cases()),
+    }
+}
+
+/// Awaits one measured request. When the run stops meanwhile, the request
+/// gets the grace period to finish; `None` when it was cancelled.
+async fn in_flight(
+    fut: impl std::future::Future<Output = RequestRecord>,
+    stop: &mut StopSignal,
+    grace: Duration,
+) -> Option<RequestRecord> {
+    tokio::pin!(fut);
+    tokio::select! {
+        biased;
+        r = &mut fut => return Some(r),
+        () = stop.stopped() => {}
+    }
+    tokio::select! {
+        biased;
+        r = &mut fut => Some(r),
+        () = stop.cancelled() => None,
+        () = tokio::time::sleep(grace) => None,
+    }
+}
+
+/// A completed request without `usage` from a server that streamed usage to
+/// the capability probe is a failed request: its token count is a guess.
+fn require_usage(record: &mut RequestRecord, expected: bool) {
+    if expected && record.ok && record.output_tokens_source != TokenSource::Usage {
+        record.ok = false;
+        record.error = Some(RequestError {
+            class: ErrorClass::BadResponse,
+            status: None,
+            message: "the stream carried no usage, though the server streamed usage to the capability probe; \
+                      its token count would be a guess"
+                .into(),
+        });
     }
 }
 
@@ -234,7 +395,10 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
     let started = tokio::select! {
         s = crate::server::start(launch, &client) => s?,
         // Dropping the start kills whatever it had started.
-        _ = stop.stopped() => return Err(Failure::run(anyhow!("interrupted while the server was starting"))),
+        _ = stop.stopped() => return Err(Failure::run(anyhow!(
+            "{} while the server was starting",
+            stop.reason().unwrap_or(StopReason::Interrupted).describe()
+        ))),
     };
     let mut server = started;
     let info = crate::server::LaunchInfo {
@@ -261,7 +425,7 @@ async fn run_with(
     let started_at = SystemTime::now();
     let run_id = new_run_id();
     let client = client.clone();
-    let facts = probe::preflight(&client).await?;
+    let facts = until_stopped(&mut stop, probe::preflight(&client)).await??;
     let mut warnings = Vec::new();
 
     let mut server = ServerInfo {
@@ -294,9 +458,10 @@ async fn run_with(
     // The GPU recorder starts before any generation, so its first reading
     // is the memory the loaded model holds.
     let epoch = Instant::now();
-    let (probes, gpu_info) = probes::Probes::start(plan, &client, epoch, &mut warnings).await?;
+    let (probes, gpu_info) =
+        until_stopped(&mut stop, probes::Probes::start(plan, &client, epoch, &mut warnings)).await??;
     let mut caps = capabilities::Capabilities::default();
-    capabilities::identify(&client, facts.owned_by.as_deref(), &mut caps).await;
+    until_stopped(&mut stop, capabilities::identify(&client, facts.owned_by.as_deref(), &mut caps)).await?;
     if caps.context_length.is_none() {
         caps.context_length = facts.max_model_len;
     }
@@ -305,7 +470,7 @@ async fn run_with(
     }
     let (mut ignore_eos, mut min_tokens) = (plan.ignore_eos, plan.min_tokens);
     if plan.probe_length {
-        capabilities::probe_length(&client, &mut caps).await;
+        until_stopped(&mut stop, capabilities::probe_length(&client, &mut caps)).await?;
         // Adapt what was not fixed in the config: keep the controls that hold
         // the length; with none that does, send both and let the run show it.
         let (ie, mt) = (caps.ignore_eos_holds_length, caps.min_tokens_holds_length);
@@ -323,7 +488,7 @@ async fn run_with(
     for w in &warnings {
         reporter.event(&RunEvent::Warning(w.clone()));
     }
-    let sizer = choose_sizer(plan, &client, &run_id, &mut warnings).await?;
+    let sizer = until_stopped(&mut stop, choose_sizer(plan, &client, &run_id, &mut warnings)).await??;
     server.prompt_sizing = match sizer {
         Sizer::Tokenize { .. } => "tokenize".into(),
         Sizer::Usage => "usage".into(),
@@ -334,7 +499,7 @@ async fn run_with(
         CacheReset::Auto => {
             let mut found = None;
             for path in probe::CACHE_RESET_PATHS {
-                if let Ok(true) = probe::reset_cache(&client, path).await {
+                if let Ok(true) = until_stopped(&mut stop, probe::reset_cache(&client, path)).await? {
                     found = Some((*path).to_string());
                     break;
                 }
@@ -345,7 +510,14 @@ async fn run_with(
     server.cache_reset = cache_reset_path.clone();
     caps.tokenize = matches!(sizer, Sizer::Tokenize { .. });
     caps.cache_reset = cache_reset_path.clone();
+    // Usage is required of every measured request once the server showed it streams usage.
+    let usage_expected = caps.usage_streamed == Some(true);
     server.capabilities = Some(caps);
+    let retry = RetryPolicy {
+        retries: plan.retries,
+        max_wait: crate::client::retry::MAX_RETRY_WAIT,
+        deadline: plan.deadline.map(|d| d.at),
+    };
 
     let total_requests: u64 = plan.suite.cases.iter().map(|c| 1 + u64::from(plan.settings_for(c).repetitions)).sum();
     reporter.event(&RunEvent::Started {
@@ -358,6 +530,7 @@ async fn run_with(
     let mut complete = true;
     let mut template_fps = Vec::new();
     let mut connect_failures = 0u32;
+    let mut abandoned = false;
     'cases: for (i, case) in plan.suite.cases.iter().enumerate() {
         if stop.is_stopped() {
             complete = false;
@@ -391,7 +564,11 @@ async fn run_with(
 
         // Cold: a fresh salt (and a cache reset where the server has one).
         if let Some(path) = cache_reset_path.clone() {
-            match probe::reset_cache(&client, &path).await {
+            let reset = tokio::select! {
+                r = probe::reset_cache(&client, &path) => r,
+                _ = stop.stopped() => { complete = false; break 'cases; }
+            };
+            match reset {
                 Ok(true) => {}
                 Ok(false) | Err(_) => {
                     let w = format!(
@@ -403,13 +580,13 @@ async fn run_with(
                 }
             }
         }
-        let cold_req = client.prepare(&prompt::with_salt(&prepared.cold_salt, &prepared.body), generation);
+        let cold_req =
+            client.prepare(&prompt::with_salt(&prepared.cold_salt, &prepared.body), generation).for_case(&case.id);
         let from = probes.mark().await;
         let phase_start = Instant::now();
-        let cold = tokio::select! {
-            r = client.measure(&cold_req, phase_start) => r,
-            _ = stop.stopped() => { complete = false; break 'cases; }
-        };
+        let cold = in_flight(client.measure_with_retries(&cold_req, phase_start, &retry), &mut stop, plan.grace).await;
+        let mut cold = cold.unwrap_or_else(|| RequestRecord::cancelled(0, 0.0, &stop.cancel_message()));
+        require_usage(&mut cold, usage_expected);
         let cold_duration = phase_start.elapsed().as_secs_f64();
         let to = probes.mark().await;
         reporter.event(&RunEvent::RequestDone { ok: cold.ok });
@@ -423,21 +600,23 @@ async fn run_with(
         connect_failures = count_connect_failures(connect_failures, &cold_phase.requests);
         phases.insert(PhaseName::Cold, cold_phase);
         if connect_failures >= MAX_CONSECUTIVE_CONNECT_ERRORS {
+            abandoned = true;
+        }
+        if abandoned || stop.is_stopped() {
             cases.push(case_result(case, &settings, prepared.info, phases));
             complete = false;
-            warnings.push(format!(
-                "the server at {} stopped accepting connections; the run was abandoned",
-                plan.client.base_url
-            ));
             break;
         }
 
-        // Warm-up (unrecorded), then the warm phase on the shared warm prompt.
-        let warm_req = Arc::new(client.prepare(&prompt::with_salt(&prepared.warm_salt, &prepared.body), generation));
+        // Warm-up (unrecorded, so cancelled at once on a stop), then the warm
+        // phase on the shared warm prompt.
+        let warm_req = Arc::new(
+            client.prepare(&prompt::with_salt(&prepared.warm_salt, &prepared.body), generation).for_case(&case.id),
+        );
         for _ in 0..settings.warmup {
             let r = tokio::select! {
-                r = client.measure(&warm_req, Instant::now()) => r,
-                _ = stop.stopped() => { complete = false; break 'cases; }
+                r = client.measure_with_retries(&warm_req, Instant::now(), &retry) => r,
+                _ = stop.stopped() => break,
             };
             if let Some(e) = r.error.filter(|_| !r.ok) {
                 let w = format!("{}: a warm-up request failed ({}: {})", case.id, e.class.as_str(), e.message);
@@ -445,8 +624,14 @@ async fn run_with(
                 warnings.push(w);
             }
         }
+        if stop.is_stopped() {
+            cases.push(case_result(case, &settings, prepared.info, phases));
+            complete = false;
+            break;
+        }
         let from = probes.mark().await;
-        let (records, duration, stopped) = run_warm(&client, &warm_req, &settings, case, reporter, &mut stop).await;
+        let warm = Warm { client: &client, request: &warm_req, retry, usage_expected, grace: plan.grace };
+        let (records, duration, stopped) = run_warm(&warm, &settings, case, reporter, &mut stop).await;
         let to = probes.mark().await;
         let warm_phase = finish_phase(records, duration, case.output_tokens, &probes, (from, to));
         reporter.event(&RunEvent::PhaseDone {
@@ -462,13 +647,16 @@ async fn run_with(
             break;
         }
         if connect_failures >= MAX_CONSECUTIVE_CONNECT_ERRORS {
+            abandoned = true;
             complete = false;
-            warnings.push(format!(
-                "the server at {} stopped accepting connections; the run was abandoned",
-                plan.client.base_url
-            ));
             break;
         }
+    }
+    if abandoned {
+        warnings.push(format!(
+            "the server at {} stopped accepting connections; the run was abandoned",
+            plan.client.base_url
+        ));
     }
 
     for case in &cases {
@@ -484,17 +672,42 @@ async fn run_with(
             }
             if s.short_outputs > 0 {
                 warnings.push(format!(
-                    "{} {}: {} request(s) produced fewer than the {} output tokens asked for: the server did not hold the output length",
+                    "{} {}: output length not enforced by the server: {} request(s) produced fewer than the {} output tokens asked for (the server did not hold the output length)",
                     case.id,
                     name.as_str(),
                     s.short_outputs,
                     case.output_tokens
                 ));
             }
+            if s.retried > 0 {
+                warnings.push(format!(
+                    "{} {}: {} request(s) needed more than one attempt (see `attempts` and `retries` in the results)",
+                    case.id,
+                    name.as_str(),
+                    s.retried
+                ));
+            }
+            if s.done_missing > 0 {
+                warnings.push(format!(
+                    "{} {}: {} stream(s) ended after their finish_reason without data: [DONE]; they count as complete",
+                    case.id,
+                    name.as_str(),
+                    s.done_missing
+                ));
+            }
+            if s.cancelled > 0 {
+                warnings.push(format!(
+                    "{} {}: {} request(s) were cancelled when the run stopped (not counted as errors)",
+                    case.id,
+                    name.as_str(),
+                    s.cancelled
+                ));
+            }
         }
     }
-    if !complete && !warnings.iter().any(|w| w.contains("abandoned")) {
-        warnings.push("the run was interrupted: results are partial".into());
+    if !complete && !abandoned {
+        let why = stop.reason().unwrap_or(StopReason::Interrupted).describe();
+        warnings.push(format!("{why}: results are partial"));
     }
 
     let mut suite_fp = sha2::Sha256::default();
@@ -520,6 +733,9 @@ async fn run_with(
             request_timeout_s: plan.client.request_timeout.as_secs_f64(),
             idle_timeout_s: plan.client.idle_timeout.as_secs_f64(),
             cases_filter: plan.cases_filter.clone(),
+            retries: plan.retries,
+            deadline_s: plan.deadline.map(|d| d.limit.as_secs_f64()),
+            grace_s: Some(plan.grace.as_secs_f64()),
         },
         cases,
         warnings,
@@ -579,12 +795,22 @@ fn finish_phase(
     PhaseResult { summary, gpu, server_metrics, requests: records }
 }
 
+/// What every warm request shares.
+struct Warm<'a> {
+    client: &'a Client,
+    request: &'a Arc<PreparedRequest>,
+    retry: RetryPolicy,
+    usage_expected: bool,
+    grace: Duration,
+}
+
 /// The warm phase: `repetitions` requests, at most `concurrency` in flight,
-/// arriving as a Poisson process when a rate is set. Returns the records, the
-/// phase duration, and whether it was stopped.
+/// arriving as a Poisson process when a rate is set. On a stop no request is
+/// started any more; those in flight get the grace period, and the rest are
+/// recorded as cancelled. Returns the records, the phase duration, and
+/// whether it was stopped.
 async fn run_warm(
-    client: &Client,
-    request: &Arc<PreparedRequest>,
+    warm: &Warm<'_>,
     settings: &ResolvedSettings,
     case: &Case,
     reporter: &mut dyn Reporter,
@@ -595,8 +821,15 @@ async fn run_warm(
     let mut arrivals = Rng::from_parts(&[case.id.as_bytes(), b"arrivals"]);
     let mut next_arrival = epoch;
     let mut tasks: JoinSet<RequestRecord> = JoinSet::new();
+    // Requests in flight: index and start (ms into the phase).
+    let mut pending: BTreeMap<u32, f64> = BTreeMap::new();
     let mut records = Vec::new();
     let mut stopped = false;
+    let mut collect = |r: RequestRecord, pending: &mut BTreeMap<u32, f64>, records: &mut Vec<RequestRecord>| {
+        pending.remove(&r.index);
+        reporter.event(&RunEvent::RequestDone { ok: r.ok });
+        records.push(r);
+    };
     for index in 0..settings.repetitions {
         if let Some(rate) = settings.request_rate {
             next_arrival += Duration::from_secs_f64(arrivals.exponential(1.0 / rate));
@@ -608,8 +841,7 @@ async fn run_warm(
                 _ = stop.stopped() => { stopped = true; break None; }
                 Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                     if let Ok(r) = done {
-                        reporter.event(&RunEvent::RequestDone { ok: r.ok });
-                        records.push(r);
+                        collect(r, &mut pending, &mut records);
                     }
                 }
                 p = async {
@@ -619,33 +851,60 @@ async fn run_warm(
             }
         };
         let Some(permit) = permit else { break };
-        let client = client.clone();
-        let request = Arc::clone(request);
+        let client = warm.client.clone();
+        let request = Arc::clone(warm.request);
+        let (retry, usage_expected) = (warm.retry, warm.usage_expected);
+        pending.insert(index, round_ms(epoch.elapsed()));
         tasks.spawn(async move {
-            let mut r = client.measure(&request, epoch).await;
+            let mut r = client.measure_with_retries(&request, epoch, &retry).await;
+            require_usage(&mut r, usage_expected);
             r.index = index;
             drop(permit);
             r
         });
     }
-    if stopped {
-        tasks.abort_all();
-    }
+    // Collect the rest; after a stop, only within the grace period.
+    let mut cancel = stop.clone();
+    let mut grace_end = stopped.then(|| Instant::now() + warm.grace);
     loop {
+        let grace = async {
+            match grace_end {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            _ = stop.stopped(), if !stopped => { stopped = true; tasks.abort_all(); }
             done = tasks.join_next() => match done {
-                Some(Ok(r)) => {
-                    reporter.event(&RunEvent::RequestDone { ok: r.ok });
-                    records.push(r);
-                }
-                Some(Err(_)) => {} // aborted by a stop
+                Some(Ok(r)) => collect(r, &mut pending, &mut records),
+                Some(Err(_)) => {}
                 None => break,
             },
+            _ = stop.stopped(), if grace_end.is_none() => {
+                stopped = true;
+                grace_end = Some(Instant::now() + warm.grace);
+            }
+            _ = cancel.cancelled(), if grace_end.is_some() => break,
+            () = grace => break,
         }
     }
+    tasks.abort_all();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(r) = done {
+            collect(r, &mut pending, &mut records);
+        }
+    }
+    let why = stop.cancel_message();
+    for (index, start_ms) in pending {
+        reporter.event(&RunEvent::RequestDone { ok: false });
+        records.push(RequestRecord::cancelled(index, start_ms, &why));
+    }
     (records, epoch.elapsed().as_secs_f64(), stopped)
+}
+
+/// Milliseconds of `d`, rounded to the microsecond.
+fn round_ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// A case's prompts, sized.

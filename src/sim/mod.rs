@@ -6,8 +6,10 @@
 //! ([`model`]) and which records, for every request, what it actually did
 //! ([`TruthRecord`]). The client's measurements can then be checked against
 //! the ground truth, and a regression can be injected on purpose
-//! ([`SimConfig::slowdown`]).
+//! ([`SimConfig::slowdown`]), and so can every way a server misbehaves
+//! ([`fault`], [`SimConfig::faults`]).
 
+pub mod fault;
 pub mod model;
 mod server;
 pub mod synthetic;
@@ -64,6 +66,8 @@ pub struct SimConfig {
     pub max_model_len: u32,
     /// JSONL file that receives one [`TruthRecord`] per finished request.
     pub truth_log: Option<PathBuf>,
+    /// Misbehaviours injected into streamed generation requests (`--fault`).
+    pub faults: Vec<fault::Fault>,
 }
 
 impl Default for SimConfig {
@@ -85,6 +89,7 @@ impl Default for SimConfig {
             natural_len_max: 64,
             max_model_len: 131_072,
             truth_log: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -204,13 +209,9 @@ async fn spawn(config: SimConfig, bind: SocketAddr, keep_truth: bool) -> anyhow:
     let (stop, stopped) = oneshot::channel::<()>();
     let app = server::router(Arc::clone(&shared));
     let task = tokio::spawn(async move {
-        // Without TCP_NODELAY, Nagle's algorithm holds each small SSE write
-        // until the client's delayed ACK (40 ms on Linux): every stream would
-        // show a phantom 40 ms TTFT.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
-            let _ = tcp.set_nodelay(true);
-        });
-        axum::serve(listener, app)
+        let listener = server::SimListener(listener);
+        // The connection info lets a fault close or reset a connection.
+        axum::serve(listener, app.into_make_service_with_connect_info::<server::Conn>())
             .with_graceful_shutdown(async move {
                 // A dropped sender stops the server too.
                 let _ = stopped.await;
@@ -236,20 +237,31 @@ impl SimServer {
         format!("http://{}", SocketAddr::new(ip, self.addr.port()))
     }
 
+    /// How many requests an injected fault has hit so far.
+    pub fn faults_injected(&self) -> u64 {
+        self.shared.faults_injected()
+    }
+
     /// Snapshot of the ground truth of finished requests, in finish order.
     pub fn truth(&self) -> Vec<TruthRecord> {
         self.shared.truth_snapshot()
     }
 
-    /// Stops accepting connections and waits for in-flight requests to finish.
+    /// Stops accepting connections and waits for in-flight requests to
+    /// finish, at most [`SIGNAL_GRACE`]: a stream a fault holds open (or an
+    /// endless one) must not keep the caller waiting.
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match (&mut self.task).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("simulator stopped with an error: {e}"),
-            Err(e) => tracing::warn!("simulator task failed: {e}"),
+        match tokio::time::timeout(SIGNAL_GRACE, &mut self.task).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!("simulator stopped with an error: {e}"),
+            Ok(Err(e)) => tracing::warn!("simulator task failed: {e}"),
+            Err(_) => {
+                tracing::warn!("in-flight requests still running after {SIGNAL_GRACE:?}; stopping anyway");
+                self.task.abort();
+            }
         }
     }
 }

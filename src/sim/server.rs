@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,17 +14,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::connect_info::{ConnectInfo, Connected};
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::BytesMut;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::fault::{FaultKind, FaultSet};
 use super::model::{self, Limits, Prompt, Turn};
 use super::tokenizer;
 use super::{SimConfig, TruthRecord};
@@ -61,6 +63,8 @@ pub(super) struct Shared {
     keep_truth: bool,
     truth: Mutex<Vec<TruthRecord>>,
     truth_log: Option<Mutex<std::fs::File>>,
+    /// Injected faults and their request counters.
+    faults: FaultSet,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,7 +87,9 @@ impl Shared {
             }
         };
         let model_json = serde_json::to_string(&config.model).context("encoding the model name")?;
+        let faults = FaultSet::new(config.faults.clone(), config.seed);
         Ok(Self {
+            faults,
             config,
             model_json,
             next_request: AtomicU64::new(1),
@@ -94,6 +100,10 @@ impl Shared {
             truth: Mutex::new(Vec::new()),
             truth_log,
         })
+    }
+
+    pub(super) fn faults_injected(&self) -> u64 {
+        self.faults.injected()
     }
 
     pub(super) fn truth_snapshot(&self) -> Vec<TruthRecord> {
@@ -350,14 +360,118 @@ impl Endpoint {
     }
 }
 
-async fn chat_completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn chat_completions(
+    State(shared): State<Arc<Shared>>,
+    conn: Option<Extension<ConnectInfo<Conn>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let receipt = Instant::now();
-    generate(shared, Endpoint::Chat, receipt, body).await
+    let from = Origin::of(conn, &headers);
+    generate(shared, Endpoint::Chat, receipt, body, from).await
 }
 
-async fn completions(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+async fn completions(
+    State(shared): State<Arc<Shared>>,
+    conn: Option<Extension<ConnectInfo<Conn>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let receipt = Instant::now();
-    generate(shared, Endpoint::Completions, receipt, body).await
+    let from = Origin::of(conn, &headers);
+    generate(shared, Endpoint::Completions, receipt, body, from).await
+}
+
+/// The client's connection, so that a fault can break it below HTTP: close it
+/// without an answer, or reset it mid-stream.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Conn {
+    #[cfg(unix)]
+    fd: std::os::fd::RawFd,
+}
+
+/// The simulator's listener: TCP with `TCP_NODELAY` on every connection.
+/// Without it, Nagle's algorithm holds each small SSE write until the
+/// client's delayed ACK (40 ms on Linux): every stream would show a phantom
+/// 40 ms TTFT.
+pub(super) struct SimListener(pub(super) tokio::net::TcpListener);
+
+impl axum::serve::Listener for SimListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = tcp.set_nodelay(true);
+        (tcp, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<axum::serve::IncomingStream<'_, SimListener>> for Conn {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, SimListener>) -> Self {
+        #[cfg(unix)]
+        {
+            Conn { fd: std::os::fd::AsRawFd::as_raw_fd(stream.io()) }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = stream;
+            Conn {}
+        }
+    }
+}
+
+impl Conn {
+    /// Makes the socket's close send a TCP reset rather than a FIN.
+    fn reset_on_close(self) {
+        #[cfg(unix)]
+        {
+            let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+            // SAFETY: `fd` is the socket of the connection whose handler or
+            // body stream is running now, so it is open (hyper closes it only
+            // after both are dropped); setsockopt reads `linger` and nothing else.
+            unsafe {
+                libc::setsockopt(
+                    self.fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_LINGER,
+                    std::ptr::from_ref(&linger).cast(),
+                    std::mem::size_of::<libc::linger>() as libc::socklen_t,
+                );
+            }
+        }
+    }
+
+    /// Ends both directions now: the client sees the connection close before any answer.
+    fn shut_down(self) {
+        #[cfg(unix)]
+        // SAFETY: as in `reset_on_close`, the socket is open; shutdown only
+        // changes its state, and hyper's later writes then fail and close it.
+        unsafe {
+            libc::shutdown(self.fd, libc::SHUT_RDWR);
+        }
+    }
+}
+
+/// Where a generation request came from: its connection and case.
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    conn: Option<Conn>,
+    /// The case id infergate names in its `x-infergate-case` header.
+    case: Option<String>,
+}
+
+impl Origin {
+    fn of(conn: Option<Extension<ConnectInfo<Conn>>>, headers: &HeaderMap) -> Origin {
+        Origin {
+            conn: conn.map(|Extension(ConnectInfo(c))| c),
+            case: headers.get(crate::client::CASE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        }
+    }
 }
 
 /// A delay in ms as a `Duration`, clamped so that no input can panic.
@@ -420,7 +534,7 @@ impl Drop for Recorder {
     }
 }
 
-async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, body: Bytes) -> Response {
+async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, body: Bytes, from: Origin) -> Response {
     let req: GenRequest = match parse(&body) {
         Ok(r) => r,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
@@ -450,17 +564,71 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
     let limits =
         Limits { max_tokens: limits_max, min_tokens: req.min_tokens, ignore_eos: req.ignore_eos.unwrap_or(false) };
     let config = &shared.config;
-    let plan = match model::plan(config, &prompt, limits) {
+    let mut plan = match model::plan(config, &prompt, limits) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    let stream = req.stream.unwrap_or(false);
+    let fault = if stream { shared.faults.pick(from.case.as_deref()).cloned() } else { None };
+    let mut stream_fault = None;
+    match fault {
+        None => {}
+        Some(FaultKind::Http500) => {
+            let body = json!({"error": {
+                "message": "simulated internal server error (fault http500)",
+                "type": "server_error",
+                "code": 500,
+            }});
+            return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+        }
+        Some(FaultKind::Http429 { retry_after_s }) => {
+            let body = json!({"error": {
+                "message": "simulated rate limit (fault http429)",
+                "type": "rate_limit_error",
+                "code": 429,
+            }});
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            return r;
+        }
+        Some(FaultKind::Refuse) => {
+            if let Some(conn) = from.conn {
+                conn.reset_on_close();
+                conn.shut_down();
+            }
+            // Nobody reads this: the connection is already closed.
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        Some(FaultKind::ContentType { mime }) => {
+            let page = "<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>\n";
+            let mut r = (StatusCode::OK, page).into_response();
+            if let Ok(v) = HeaderValue::from_str(&mime) {
+                r.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            return r;
+        }
+        Some(FaultKind::SlowFirstByte { delay }) => tokio::time::sleep(delay).await,
+        Some(FaultKind::Short { tokens }) => {
+            let short = tokens.unwrap_or(plan.output_tokens / 2).clamp(1, plan.output_tokens.max(1));
+            if short < plan.output_tokens {
+                plan.output_tokens = short;
+                plan.finish_reason = model::FinishReason::Stop;
+            }
+        }
+        Some(FaultKind::Reset { after_chunks }) => stream_fault = Some(StreamFault::Reset(after_chunks)),
+        Some(FaultKind::Stall { duration }) => stream_fault = Some(StreamFault::Stall(duration)),
+        Some(FaultKind::Malformed) => stream_fault = Some(StreamFault::Malformed),
+        Some(FaultKind::NoDone { hold }) => stream_fault = Some(StreamFault::NoDone { hold }),
+        Some(FaultKind::HugeEvent { bytes }) => stream_fault = Some(StreamFault::Huge(bytes)),
+        Some(FaultKind::Endless) => stream_fault = Some(StreamFault::Endless),
+        Some(FaultKind::NoUsage) => stream_fault = Some(StreamFault::NoUsage),
+    }
     let cached_tokens = shared.cached_tokens(&prompt.block_hashes()).min(plan.prompt_tokens);
     let number = shared.next_request.fetch_add(1, Ordering::Relaxed);
     let speed = model::request_factor(config, number);
     let planned_ttft_ms = speed * model::planned_ttft_ms(config, plan.prompt_tokens, cached_tokens);
     let id = format!("{}{number}", endpoint.id_prefix());
     let created = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let stream = req.stream.unwrap_or(false);
     let record = TruthRecord {
         id: id.clone(),
         endpoint: endpoint.name().to_owned(),
@@ -482,7 +650,8 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
 
     let mut response = if stream {
         let options = req.stream_options.unwrap_or_default();
-        let include_usage = options.include_usage.unwrap_or(false);
+        let include_usage = options.include_usage.unwrap_or(false) && stream_fault != Some(StreamFault::NoUsage);
+        let endless = stream_fault == Some(StreamFault::Endless);
         let state = StreamState {
             prefix: format!(
                 "data: {{\"id\":\"{id}\",\"object\":\"{}\",\"created\":{created},\"model\":{},\"choices\":[",
@@ -490,7 +659,7 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
                 shared.model_json,
             ),
             endpoint,
-            total: plan.output_tokens,
+            total: if endless { u32::MAX } else { plan.output_tokens },
             per_chunk: config.tokens_per_chunk.max(1),
             sent: 0,
             prompt_tokens: plan.prompt_tokens,
@@ -504,10 +673,14 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
             jitter,
             buf: BytesMut::with_capacity(1024),
             rec: recorder,
+            fault: stream_fault,
+            conn: from.conn,
+            content_writes: 0,
+            broken: false,
         };
         let events = futures_util::stream::unfold(state, |mut st| async move {
-            let bytes = st.next_event().await?;
-            Some((Ok::<Bytes, Infallible>(bytes), st))
+            let write = st.next_event().await?;
+            Some((write, st))
         });
         let mut r = Response::new(Body::from_stream(events));
         let h = r.headers_mut();
@@ -585,6 +758,25 @@ async fn complete(
     Json(body).into_response()
 }
 
+/// A fault that changes the stream itself (see [`super::fault`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum StreamFault {
+    /// Reset the connection after this many content writes.
+    Reset(u32),
+    /// Silence for this long after the first content write.
+    Stall(Duration),
+    /// A non-JSON event after the first content write.
+    Malformed,
+    /// No `[DONE]`; `hold` keeps the connection open afterwards.
+    NoDone { hold: bool },
+    /// One content event this large after the first content write.
+    Huge(usize),
+    /// Never finish.
+    Endless,
+    /// No `usage` anywhere.
+    NoUsage,
+}
+
 /// One streamed answer in progress: the body stream's state.
 struct StreamState {
     /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[`
@@ -608,17 +800,53 @@ struct StreamState {
     jitter: Rng,
     buf: BytesMut,
     rec: Recorder,
+    /// The injected fault, if any.
+    fault: Option<StreamFault>,
+    /// The connection, for a reset.
+    conn: Option<Conn>,
+    /// Content-bearing writes so far.
+    content_writes: u32,
+    /// The stream was broken on purpose: nothing more follows.
+    broken: bool,
 }
 
 impl StreamState {
-    /// Waits until the next write is due, then returns it; `None` at the end.
-    async fn next_event(&mut self) -> Option<Bytes> {
-        if self.sent >= self.total {
+    /// Waits until the next write is due, then returns it; `None` at the end,
+    /// an error when a fault resets the connection.
+    async fn next_event(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        if self.broken {
             return None;
+        }
+        if self.sent >= self.total {
+            if self.fault == Some(StreamFault::NoDone { hold: true }) {
+                // Keep the connection open until the client goes away.
+                std::future::pending::<()>().await;
+            }
+            return None;
+        }
+        if let Some(StreamFault::Reset(after)) = self.fault {
+            if self.content_writes >= after {
+                self.broken = true;
+                if let Some(conn) = self.conn {
+                    conn.reset_on_close();
+                }
+                return Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "simulated connection reset (fault reset)",
+                )));
+            }
         }
         let first = self.sent == 0;
         let k = self.per_chunk.min(self.total - self.sent);
         let end = self.sent + k;
+        if let Some(StreamFault::Stall(silence)) = self.fault {
+            if self.content_writes == 1 {
+                self.fault = None;
+                tokio::time::sleep(silence).await;
+                // The schedule moves on from the end of the silence.
+                self.offset_ms += silence.as_secs_f64() * 1000.0;
+            }
+        }
         if self.paced {
             let config = &self.rec.shared.config;
             let active = self.rec.shared.active.load(Ordering::Relaxed);
@@ -635,6 +863,27 @@ impl StreamState {
             }
         }
         let last = end == self.total;
+        if self.content_writes == 1 {
+            match self.fault {
+                Some(StreamFault::Malformed) => {
+                    self.buf.extend_from_slice(b"data: {\"id\":\"broken\",\"choices\":[{\"delta\":{\"content\":\"\n\n");
+                }
+                Some(StreamFault::Huge(bytes)) => {
+                    self.open();
+                    self.buf.extend_from_slice(match self.endpoint {
+                        Endpoint::Chat => br#"{"index":0,"delta":{"content":""#.as_slice(),
+                        Endpoint::Completions => br#"{"index":0,"text":""#.as_slice(),
+                    });
+                    self.buf.resize(self.buf.len() + bytes, b'x');
+                    self.buf.extend_from_slice(match self.endpoint {
+                        Endpoint::Chat => br#""},"logprobs":null,"finish_reason":null}"#.as_slice(),
+                        Endpoint::Completions => br#"","logprobs":null,"finish_reason":null}"#.as_slice(),
+                    });
+                    self.close(None);
+                }
+                _ => {}
+            }
+        }
         if first && self.endpoint == Endpoint::Chat {
             self.open();
             self.buf.extend_from_slice(
@@ -669,9 +918,12 @@ impl StreamState {
                 self.open();
                 self.close(Some(end));
             }
-            self.buf.extend_from_slice(b"data: [DONE]\n\n");
+            if !matches!(self.fault, Some(StreamFault::NoDone { .. })) {
+                self.buf.extend_from_slice(b"data: [DONE]\n\n");
+            }
         }
         self.sent = end;
+        self.content_writes += 1;
         let bytes = self.buf.split().freeze();
         let at = self.rec.elapsed_ms();
         if first && self.endpoint == Endpoint::Chat {
@@ -682,7 +934,7 @@ impl StreamState {
             self.rec.push(at, 0);
             self.rec.finish(true);
         }
-        Some(bytes)
+        Some(Ok(bytes))
     }
 
     /// Starts an event, up to the opening of its `choices` array.
@@ -952,7 +1204,8 @@ mod tests {
             "max_tokens": 3, "ignore_eos": true, "stream": true,
             "stream_options": {"include_usage": true}
         });
-        let resp = generate(Arc::clone(&shared), Endpoint::Chat, Instant::now(), Bytes::from(body.to_string())).await;
+        let body = Bytes::from(body.to_string());
+        let resp = generate(Arc::clone(&shared), Endpoint::Chat, Instant::now(), body, Origin::default()).await;
         let writes: Vec<String> = resp
             .into_body()
             .into_data_stream()

@@ -90,6 +90,9 @@ pub fn run(config: &SimConfig, suite: &Suite, repetitions: u32, run: u64) -> Res
             request_timeout_s: 600.0,
             idle_timeout_s: 120.0,
             cases_filter: None,
+            retries: 0,
+            deadline_s: None,
+            grace_s: None,
         },
         cases,
         warnings: Vec::new(),
@@ -126,6 +129,8 @@ fn request(config: &SimConfig, case: &Case, index: u32, warm: bool, number: u64)
         response_id: None,
         output_sha256: None,
         output_text: None,
+        attempts: 1,
+        retries: Vec::new(),
     }
 }
 

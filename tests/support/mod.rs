@@ -162,6 +162,11 @@ impl Sim {
     pub fn truth(&self) -> Vec<infergate::sim::TruthRecord> {
         self.server.as_ref().map(|s| s.truth()).unwrap_or_default()
     }
+
+    /// How many requests an injected fault has hit.
+    pub fn faults_injected(&self) -> u64 {
+        self.server.as_ref().map_or(0, |s| s.faults_injected())
+    }
 }
 
 impl Drop for Sim {

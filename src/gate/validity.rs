@@ -1,0 +1,105 @@
+//! Whether a case's measurements can be trusted at all, before any comparison.
+//!
+//! A case is invalid, whatever its numbers say, when more of its requests
+//! failed than `[gate] max_error_rate` allows (0 by default: any failed
+//! request), or when the server did not hold the output length (fewer output
+//! tokens than asked for: faster answers, not a faster server). Cancelled
+//! requests (the run was stopped) are not failures; a stopped run is invalid
+//! as a whole anyway. Pure: used by `compare` and by `run`'s exit code alike.
+
+use super::rules::Rules;
+use crate::results::CaseResult;
+
+/// What makes `case` untrustworthy; empty when nothing does.
+pub fn problems(case: &CaseResult, rules: &Rules) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (mut errors, mut judged, mut short) = (0u32, 0u32, 0u32);
+    let mut classes = std::collections::BTreeMap::<&str, u32>::new();
+    for phase in case.phases.values() {
+        let s = &phase.summary;
+        errors += s.errors;
+        judged += s.requests.saturating_sub(s.cancelled);
+        short += s.short_outputs;
+        for (class, n) in &s.errors_by_class {
+            *classes.entry(class.as_str()).or_insert(0) += n;
+        }
+    }
+    let rate = if judged > 0 { f64::from(errors) / f64::from(judged) } else { 0.0 };
+    if rate > rules.max_error_rate {
+        let classes: Vec<String> = classes.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        problems.push(format!(
+            "{errors} of {judged} requests failed ({}); the allowed error rate is {} ([gate] max_error_rate)",
+            classes.join(", "),
+            rules.max_error_rate
+        ));
+    }
+    if short > 0 {
+        problems.push(format!(
+            "output length not enforced by the server: {short} request(s) returned fewer than the {} output tokens \
+             asked for, so throughput is not comparable (the server did not hold the output length)",
+            case.output_tokens
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::compare::tests::results;
+    use crate::results::{ErrorClass, PhaseName, PhaseSummary, RequestError, RequestRecord};
+
+    fn with(records: impl Fn(&mut Vec<RequestRecord>)) -> CaseResult {
+        let mut r = results(&["a/1"], 1, 10, 1.0, 0.02);
+        let mut case = r.cases.remove(0);
+        let warm = case.phases.get_mut(&PhaseName::Warm).unwrap();
+        records(&mut warm.requests);
+        warm.summary = PhaseSummary::from_records(&warm.requests, 10.0, 100);
+        case
+    }
+
+    fn fail(r: &mut RequestRecord, class: ErrorClass) {
+        r.ok = false;
+        r.error = Some(RequestError { class, status: None, message: "x".into() });
+    }
+
+    fn rules(max_error_rate: f64) -> Rules {
+        let mut r = Rules::default();
+        r.max_error_rate = max_error_rate;
+        r
+    }
+
+    #[test]
+    fn a_clean_case_is_valid() {
+        assert!(problems(&with(|_| {}), &Rules::default()).is_empty());
+    }
+
+    #[test]
+    fn any_failure_is_invalid_by_default_and_the_rate_can_allow_some() {
+        let case = with(|r| fail(&mut r[3], ErrorClass::StreamCut));
+        let p = problems(&case, &Rules::default());
+        assert_eq!(p.len(), 1);
+        // Cold and warm together: 1 + 10 requests.
+        assert!(p[0].starts_with("1 of 11 requests failed (1 stream_cut); the allowed error rate is 0"), "{p:?}");
+        assert!(problems(&case, &rules(0.1)).is_empty());
+        assert_eq!(problems(&case, &rules(0.05)).len(), 1);
+    }
+
+    #[test]
+    fn cancelled_requests_are_not_failures() {
+        let case = with(|r| {
+            for x in &mut r[5..] {
+                fail(x, ErrorClass::Cancelled);
+            }
+        });
+        assert!(problems(&case, &Rules::default()).is_empty());
+    }
+
+    #[test]
+    fn a_short_output_is_invalid_even_with_errors_allowed() {
+        let case = with(|r| r[0].output_tokens = Some(40));
+        let p = problems(&case, &rules(1.0));
+        assert_eq!(p.len(), 1);
+        assert!(p[0].starts_with("output length not enforced by the server: 1 request(s)"), "{p:?}");
+    }
+}
