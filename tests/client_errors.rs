@@ -179,3 +179,43 @@ async fn missing_done_after_finish_is_accepted_and_flagged() {
     assert!(r.ok, "{:?}", r.error);
     assert!(!r.done_received);
 }
+
+#[tokio::test]
+async fn a_stream_held_open_after_its_finish_is_complete_after_a_short_grace() {
+    // finish_reason and usage, then silence far past the grace (but within the idle timeout).
+    let started = Instant::now();
+    let r = measure_with(
+        route(|| stream(vec![(0, format!("{ROLE}{TOKEN}{FINISH}{USAGE}")), (4000, DONE.into())], false)),
+        5000,
+        10_000,
+    )
+    .await;
+    assert!(r.ok, "{:?}", r.error);
+    assert!(!r.done_received);
+    assert_eq!(r.output_tokens, Some(2));
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn an_html_page_is_a_bad_response() {
+    let r = measure(route(|| {
+        ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], "<html><body>502 Bad Gateway</body></html>")
+            .into_response()
+    }))
+    .await;
+    assert_eq!(class(&r), ErrorClass::BadResponse);
+    let message = r.error.unwrap().message;
+    assert!(message.contains("got `text/html; charset=utf-8`") && message.contains("502 Bad Gateway"), "{message}");
+}
+
+#[tokio::test]
+async fn a_stream_far_longer_than_asked_is_stopped() {
+    // Two tokens asked for; the server keeps going.
+    let endless = || {
+        let pieces = std::iter::once((0, ROLE.to_string())).chain((0..500).map(|_| (1, TOKEN.to_string())));
+        stream(pieces.collect(), false)
+    };
+    let r = measure(route(endless)).await;
+    assert_eq!(class(&r), ErrorClass::BadResponse);
+    assert!(r.error.unwrap().message.contains("more than 20 tokens for the 2 asked for"));
+}

@@ -576,3 +576,70 @@ fn a_kill_in_the_middle_of_writing_a_baseline_leaves_the_old_one_intact() {
     let names: Vec<_> = std::fs::read_dir(d.join("baselines")).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["p.toml"]);
 }
+
+/// `vllm:num_requests_running` of the simulator on `port`, 0 when it does not answer.
+#[cfg(target_os = "linux")]
+fn requests_running(port: u16) -> u64 {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut sock) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return 0 };
+    let _ = sock.set_read_timeout(Some(Duration::from_secs(2)));
+    let _ = sock.write_all(b"GET /metrics HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = sock.read_to_string(&mut text);
+    text.lines()
+        .find(|l| l.starts_with("vllm:num_requests_running"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_interruption_stops_the_server_infergate_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let truth = dir.path().join("truth.jsonl");
+    let bin = assert_cmd::cargo::cargo_bin("infergate");
+    let command = format!(
+        "{} sim --port {port} --itl-ms 1 --truth-log {} --fault 'stall:60s@case=*'",
+        bin.display(),
+        truth.display()
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = StdCommand::new(&bin)
+        .current_dir(dir.path())
+        .args(["run", "--base-url", &url, "--model", "sim", "--suite", "quick", "--cases", CASE, "--gpu", "off"])
+        .args(["--repetitions", "2", "--warmup", "0", "--idle-timeout", "120s", "--grace", "500ms"])
+        .args(["--deadline", "60s", "--out", "results.json", "--server-command", &command])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The three streamed capability probes and the non-streamed sizing probe
+    // have finished: the request in flight is the cold one, hanging in its stall.
+    let finished = |stream: bool| {
+        let needle = format!("\"stream\":{stream}");
+        std::fs::read_to_string(&truth).map_or(0, |t| t.lines().filter(|l| l.contains(&needle)).count())
+    };
+    let start = Instant::now();
+    while !(finished(true) >= 3 && finished(false) >= 1 && requests_running(port) >= 1) {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the run ended early: {status}");
+        }
+        assert!(start.elapsed() < DEADLINE, "the cold request never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, libc::SIGTERM);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(exit::RUN_FAILED), "{stderr}");
+    assert!(start.elapsed() < Duration::from_secs(40), "{:?}", start.elapsed());
+    // The server is gone with the run.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the simulator still answers");
+    let r = Results::load(&dir.path().join("results.json")).unwrap();
+    assert!(!r.complete);
+    assert!(r.environment.server.launched.is_some());
+    let cold = &r.cases[0].phases[&PhaseName::Cold].requests[0];
+    assert_eq!(cold.error.as_ref().unwrap().class, ErrorClass::Cancelled, "{stderr}");
+}

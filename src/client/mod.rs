@@ -290,10 +290,7 @@ impl Client {
                 // Finished: what may follow (usage, [DONE]) comes at once or not at all.
                 match self.wait_tail(deadline, resp.chunk()).await {
                     Some(read) => read,
-                    None => {
-                        m.held_open = true;
-                        break;
-                    }
+                    None => break,
                 }
             } else {
                 self.wait(deadline, resp.chunk()).await?
@@ -411,8 +408,6 @@ struct Measurement {
     error: Option<RequestError>,
     /// `Retry-After` of a 429 answer.
     retry_after: Option<Duration>,
-    /// The server kept the connection open after its `finish_reason` without `[DONE]`.
-    held_open: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -471,7 +466,6 @@ impl Measurement {
             done: false,
             error: None,
             retry_after: None,
-            held_open: false,
         }
     }
 

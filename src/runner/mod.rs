@@ -580,6 +580,10 @@ async fn run_with(
                 }
             }
         }
+        if stop.is_stopped() {
+            complete = false;
+            break;
+        }
         let cold_req =
             client.prepare(&prompt::with_salt(&prepared.cold_salt, &prepared.body), generation).for_case(&case.id);
         let from = probes.mark().await;

@@ -1371,6 +1371,105 @@ mod tests {
         server.shutdown().await;
     }
 
+    fn faulty(specs: &[&str]) -> SimConfig {
+        SimConfig { itl_ms: 0.0, faults: specs.iter().map(|s| s.parse().unwrap()).collect(), ..fast() }
+    }
+
+    fn stream_req(case: Option<&str>) -> String {
+        let body = json!({"model": "sim", "prompt": "x", "max_tokens": 8, "ignore_eos": true, "stream": true,
+                          "stream_options": {"include_usage": true}})
+        .to_string();
+        let mut raw = request_bytes("POST", "/v1/completions", &body);
+        if let Some(case) = case {
+            let at = raw.find("\r\n").unwrap() + 2;
+            raw.insert_str(at, &format!("{}: {case}\r\n", crate::client::CASE_HEADER));
+        }
+        raw
+    }
+
+    /// One exchange written by hand; the raw bytes the server sent before closing.
+    async fn raw_exchange(addr: SocketAddr, request: &str) -> Vec<u8> {
+        let mut sock = TcpStream::connect(addr).await.unwrap();
+        sock.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A reset ends the read with an error: what came before it is the answer.
+        while let Ok(n) = sock.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+        }
+        raw
+    }
+
+    #[tokio::test]
+    async fn faults_hit_streamed_requests_of_the_selected_cases_only() {
+        let server = sim(faulty(&["http429:7@case=debugging/*"])).await;
+        let addr = server.addr();
+        // No case header (a probe), another case, a non-streamed request: all answered.
+        for req in [stream_req(None), stream_req(Some("code-review/256"))] {
+            let raw = raw_exchange(addr, &req).await;
+            assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw));
+        }
+        let plain = json!({"model": "sim", "prompt": "x", "max_tokens": 2});
+        assert_eq!(post(&server, "/v1/completions", plain).await.status, 200);
+        let raw = String::from_utf8(raw_exchange(addr, &stream_req(Some("debugging/256"))).await).unwrap();
+        assert!(raw.starts_with("HTTP/1.1 429"), "{raw}");
+        assert!(raw.to_ascii_lowercase().contains("retry-after: 7\r\n"), "{raw}");
+        assert_eq!(server.faults_injected(), 1);
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn refuse_closes_the_connection_without_a_byte() {
+        let server = sim(faulty(&["refuse"])).await;
+        assert_eq!(raw_exchange(server.addr(), &stream_req(None)).await, b"");
+        assert!(server.truth().is_empty());
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn stream_faults_shape_the_stream() {
+        let server =
+            sim(faulty(&["no-done@requests=1", "no-usage@requests=2", "short:3@requests=3", "malformed@requests=4"]))
+                .await;
+        let addr = server.addr();
+        let body = |raw: Vec<u8>| {
+            let raw = String::from_utf8(raw).unwrap();
+            let (_, rest) = raw.split_once("\r\n\r\n").unwrap();
+            String::from_utf8(dechunk(rest.as_bytes())).unwrap()
+        };
+        let no_done = body(raw_exchange(addr, &stream_req(None)).await);
+        assert!(!no_done.contains("[DONE]") && no_done.contains("\"finish_reason\":\"length\""), "{no_done}");
+        assert!(no_done.contains("\"usage\""));
+        let no_usage = body(raw_exchange(addr, &stream_req(None)).await);
+        assert!(!no_usage.contains("\"usage\"") && no_usage.ends_with("data: [DONE]\n\n"), "{no_usage}");
+        let short = body(raw_exchange(addr, &stream_req(None)).await);
+        assert!(short.contains("\"finish_reason\":\"stop\""), "{short}");
+        assert!(short.contains("\"completion_tokens\":3,"), "{short}");
+        let malformed = body(raw_exchange(addr, &stream_req(None)).await);
+        assert!(
+            malformed.contains("data: {\"id\":\"broken\",\"choices\":[{\"delta\":{\"content\":\"\n\n"),
+            "{malformed}"
+        );
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_reset_after_chunks_cuts_the_stream_and_an_html_page_is_not_a_stream() {
+        let server = sim(faulty(&["reset:1@requests=1", "content-type@requests=2"])).await;
+        let addr = server.addr();
+        let raw = String::from_utf8_lossy(&raw_exchange(addr, &stream_req(None)).await).into_owned();
+        assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+        // The chunked body never reaches its terminating zero-length chunk.
+        assert!(!raw.ends_with("0\r\n\r\n") && !raw.contains("[DONE]"), "{raw}");
+        let raw = String::from_utf8(raw_exchange(addr, &stream_req(None)).await).unwrap();
+        assert!(raw.to_ascii_lowercase().contains("content-type: text/html"), "{raw}");
+        assert!(raw.contains("<html>"), "{raw}");
+        server.shutdown().await;
+    }
+
     #[tokio::test]
     async fn client_disconnect_is_recorded_incomplete() {
         let server =
