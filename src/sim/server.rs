@@ -827,6 +827,10 @@ impl StreamState {
         if let Some(StreamFault::Reset(after)) = self.fault {
             if self.content_writes >= after {
                 self.broken = true;
+                // Pending once, so that hyper flushes what was already
+                // yielded: a reset must cut the stream after its chunks,
+                // not swallow them unsent.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 if let Some(conn) = self.conn {
                     conn.reset_on_close();
                 }
