@@ -78,7 +78,8 @@ fn run_args(sim: &Sim, extra: &[&str]) -> Vec<String> {
 fn baseline() -> &'static Path {
     static BASELINE: OnceLock<PathBuf> = OnceLock::new();
     BASELINE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        // Kept for the whole test process, under cargo's scratch folder.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap().keep();
         let healthy = sim(&[]);
         infergate(&dir)
             .args(["-q", "run"])
