@@ -436,6 +436,9 @@ pub fn resolve_for_read(arg: &str) -> PathBuf {
 /// baselines folder of `root`, whatever the argument says (`..`, absolute
 /// paths and symbolic links cannot escape it).
 pub fn resolve_for_write(root: &Path, arg: &str) -> anyhow::Result<PathBuf> {
+    if arg.contains('\0') {
+        bail!("--baseline {}: a NUL character cannot be part of a file name", arg.escape_debug());
+    }
     let dir = root.join(DIR);
     let rel: PathBuf = if is_profile_name(arg) {
         PathBuf::from(format!("{arg}.toml"))
@@ -463,6 +466,21 @@ pub fn resolve_for_write(root: &Path, arg: &str) -> anyhow::Result<PathBuf> {
         bail!("--baseline {arg}: a baseline file name ends in .toml");
     }
     let target = dir.join(&rel);
+    // No symbolic link on the way down, the folder itself included: checked
+    // before anything is created, so a link cannot even make a folder outside.
+    let mut walked = dir.clone();
+    for part in std::iter::once(None).chain(rel.parent().into_iter().flat_map(Path::components).map(Some)) {
+        if let Some(part) = part {
+            walked.push(part);
+        }
+        if walked.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+            bail!(
+                "--baseline {arg}: {} is a symbolic link; baselines are written only into plain folders under {}/",
+                walked.display(),
+                DIR
+            );
+        }
+    }
     std::fs::create_dir_all(target.parent().unwrap_or(&dir))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     // Symbolic links inside the folder could still point outside it.
@@ -533,7 +551,27 @@ mod tests {
             assert!(resolve_for_write(r, "baselines/escape/x.toml").is_err());
             std::os::unix::fs::symlink(outside.path().join("f.toml"), r.join("baselines/link.toml")).unwrap();
             assert!(resolve_for_write(r, "link").is_err());
+            // A link deeper down is refused before any folder is made through it.
+            assert!(resolve_for_write(r, "baselines/escape/new/x.toml").is_err());
+            assert!(!outside.path().join("new").exists());
+            // The baselines folder itself a link to elsewhere.
+            let other = tempfile::tempdir().unwrap();
+            std::os::unix::fs::symlink(outside.path(), other.path().join("baselines")).unwrap();
+            for arg in ["p", "baselines/p.toml", "baselines/sub/p.toml"] {
+                let err = resolve_for_write(other.path(), arg).unwrap_err().to_string();
+                assert!(err.contains("symbolic link"), "{arg}: {err}");
+            }
+            assert!(std::fs::read_dir(outside.path()).unwrap().all(|e| e.unwrap().file_name() != "sub"));
         }
+        // A NUL, a separator, a root or `..` in what looks like a profile name is never a file name.
+        for bad in
+            ["a\0b", "a\0b.toml", "baselines/a\0b.toml", "/", "..", ".", "baselines/..", "baselines/.x/../y.toml"]
+        {
+            assert!(resolve_for_write(r, bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(!is_profile_name("a/b") && !is_profile_name("a\\b") && !is_profile_name("a\0b"));
+        assert!(!is_profile_name("..") && !is_profile_name(".hidden") && !is_profile_name(""));
+        assert_eq!(resolve_for_read("a/b"), PathBuf::from("a/b"));
         assert_eq!(resolve_for_read("sim-demo"), PathBuf::from("baselines/sim-demo.toml"));
         assert_eq!(resolve_for_read("some/where.toml"), PathBuf::from("some/where.toml"));
     }

@@ -274,4 +274,49 @@ mod tests {
         assert_eq!(escape_data("a%b\nc\r"), "a%25b%0Ac%0D");
         assert_eq!(escape_property("x: y, z"), "x%3A y%2C z");
     }
+
+    #[test]
+    fn hostile_names_and_notes_stay_inside_their_annotation() {
+        use crate::baseline::Baseline;
+        use crate::gate::compare::tests::results;
+        use crate::gate::compare::{CompareInput, compare};
+        use crate::gate::{CaseVerdict, Mismatch};
+        let id = "x::error title=owned::pwned,y\r\n::warning::%0A";
+        let base = Baseline::from_results(&results(&[id], 1, 12, 1.0, 0.01), "p");
+        let current = results(&[id], 2, 12, 1.5, 0.01);
+        let rules = crate::gate::rules::Rules::default();
+        let mut cmp = compare(&CompareInput {
+            results: &current,
+            results_path: "r.json",
+            baseline: &base,
+            baseline_path: "baselines/p.toml",
+            rules: &rules,
+            allow_mismatch: true,
+        });
+        cmp.profile = "p, q: r%\n::notice::".into();
+        let mut invalid = cmp.cases[0].clone();
+        invalid.verdict = CaseVerdict::Invalid;
+        invalid.notes = vec!["HTTP 500: \n::error::injected % 100".into()];
+        cmp.cases.push(invalid);
+        cmp.mismatches.push(Mismatch { what: "GPU\n::x::".into(), baseline: "a\r".into(), current: "b%".into() });
+        let lines = annotations(&cmp);
+        assert!(lines.len() >= 3, "{lines:?}");
+        for line in &lines {
+            assert!(!line.contains(['\n', '\r']), "{line:?}");
+            let (kind, rest) = line.strip_prefix("::").and_then(|l| l.split_once(' ')).unwrap();
+            assert!(["error", "warning"].contains(&kind), "{line}");
+            let (property, message) = rest.split_once("::").unwrap();
+            let title = property.strip_prefix("title=").unwrap();
+            // The only `:` and `,` are the command's own (a message may hold
+            // any, it runs to the end of the line); `%` only starts an escape.
+            assert!(!title.contains([':', ',']), "{title}");
+            for text in [title, message] {
+                let escapes = text
+                    .match_indices('%')
+                    .all(|(i, _)| ["%25", "%0A", "%0D", "%3A", "%2C"].iter().any(|e| text[i..].starts_with(e)));
+                assert!(escapes, "{text}");
+            }
+        }
+        assert!(lines.iter().any(|l| l.contains("injected %25 100") && l.contains("%0A")), "{lines:?}");
+    }
 }

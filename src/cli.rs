@@ -649,4 +649,41 @@ mod tests {
         let err = run_plan(&args).unwrap_err().to_string();
         assert!(err.contains("--model") && err.contains("[server] model"), "{err}");
     }
+
+    #[test]
+    fn the_api_key_is_in_the_plan_but_not_in_its_debug_form() {
+        // PATH stands in for the key: it is always set, and setting a
+        // variable of our own would race with the other tests' threads.
+        let key = std::env::var("PATH").unwrap();
+        assert!(key.len() > 8, "PATH is too short to stand in for a key: {key:?}");
+        let cli = Cli::try_parse_from([
+            "infergate",
+            "--verbose",
+            "run",
+            "--base-url",
+            "http://127.0.0.1:9",
+            "--model",
+            "m",
+            "--api-key-env",
+            "PATH",
+            "--server-command",
+            "true",
+        ])
+        .unwrap();
+        let Command::Run(args) = &cli.command else { panic!() };
+        let (plan, out) = run_plan(args).unwrap();
+        assert!(plan.client.api_key.is_some());
+        let client = crate::client::Client::new(plan.client.clone()).unwrap();
+        for shown in [
+            format!("{cli:?}"),
+            format!("{plan:?}"),
+            format!("{plan:#?}"),
+            format!("{:?}", plan.client),
+            format!("{client:?}"),
+            format!("{out:?}"),
+        ] {
+            assert!(!shown.contains(&key), "the key shows in {shown}");
+        }
+        assert!(format!("{plan:?}").contains("Secret(<redacted>)"));
+    }
 }

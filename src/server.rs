@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
-use crate::client::Client;
+use crate::client::{Client, Secret};
 use crate::exit::Failure;
 
 /// How to launch the server.
@@ -52,6 +52,8 @@ pub struct RunningServer {
     pgid: i32,
     grace: Duration,
     log: PathBuf,
+    /// The API key, blanked out of the log once the server is gone.
+    secret: Option<Secret>,
     /// Start to ready.
     pub time_to_ready: Duration,
 }
@@ -84,14 +86,16 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
     cmd.arg("-c").arg(&launch.command).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
     #[cfg(unix)]
     cmd.process_group(0);
-    let child =
-        cmd.spawn().map_err(|e| Failure::run(anyhow!("cannot start the server command `{}`: {e}", launch.command)))?;
+    let child = cmd.spawn().map_err(|e| {
+        Failure::run(anyhow!("cannot start the server command `{}`: {e}", client.redact(&launch.command)))
+    })?;
     let pgid = child.id().map_or(0, |id| id as i32);
     let mut server = RunningServer {
         child: Some(child),
         pgid,
         grace: launch.stop_grace,
         log: launch.log.clone(),
+        secret: client.config().api_key.clone(),
         time_to_ready: Duration::ZERO,
     };
     let deadline = started + launch.ready_timeout;
@@ -101,10 +105,11 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
             if let Ok(Some(status)) = child.try_wait() {
                 server.child = None;
                 server.kill_group();
+                server.scrub_log();
                 return Err(Failure::run(anyhow!(
                     "the server command exited ({status}) before it was ready: `{}`\n{}",
-                    launch.command,
-                    log_tail(&launch.log)
+                    client.redact(&launch.command),
+                    client.redact(&log_tail(&launch.log))
                 )));
             }
         }
@@ -134,7 +139,7 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
                  raise [server] ready_timeout if it loads slowly\n{}",
                 launch.ready_timeout,
                 client.config().base_url,
-                log_tail(&launch.log)
+                client.redact(&log_tail(&launch.log))
             )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -190,10 +195,24 @@ impl RunningServer {
         // The shell may be gone while what it started lives on: the whole group goes.
         self.kill_group();
         let _ = child.wait().await;
+        self.scrub_log();
     }
 
     fn kill_group(&self) {
         signal_group(self.pgid, libc::SIGKILL);
+    }
+
+    /// Blanks the API key out of the log once nothing writes to it any more:
+    /// servers print their arguments (`--api-key ...`) at start-up, and the
+    /// log is kept beside the results, often uploaded as a CI artifact.
+    fn scrub_log(&self) {
+        let Some(secret) = &self.secret else { return };
+        let Ok(bytes) = std::fs::read(&self.log) else { return };
+        if let Some(clean) = secret.redact_bytes(&bytes) {
+            if let Err(e) = crate::fsutil::write_atomic(&self.log, &clean) {
+                tracing::warn!("cannot blank the API key out of {}: {e:#}", self.log.display());
+            }
+        }
     }
 }
 
@@ -202,6 +221,7 @@ impl Drop for RunningServer {
         if let Some(child) = self.child.as_mut() {
             signal_group(self.pgid, libc::SIGKILL);
             let _ = child.start_kill();
+            self.scrub_log();
         }
     }
 }

@@ -73,6 +73,52 @@ impl Secret {
     fn expose(&self) -> &str {
         &self.0
     }
+
+    /// `bytes` with every occurrence of the secret blanked out, or `None`
+    /// when there is none (for files that need not be UTF-8, such as a
+    /// server's log).
+    pub fn redact_bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let finder = memchr::memmem::Finder::new(self.0.as_bytes());
+        let mut hits = finder.find_iter(bytes).peekable();
+        hits.peek()?;
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut done = 0;
+        for at in hits {
+            out.extend_from_slice(&bytes[done..at]);
+            out.extend_from_slice(b"<redacted>");
+            done = at + self.0.len();
+        }
+        out.extend_from_slice(&bytes[done..]);
+        Some(out)
+    }
+
+    /// `text` with every occurrence of the secret blanked out, and also its
+    /// start where an excerpt cut it off (`...sk-ab...`), so a server that
+    /// echoes the `Authorization` header into an error body cannot put the
+    /// key into messages, logs or results.
+    pub fn redact(&self, text: &str) -> String {
+        const REDACTED: &str = "<redacted>";
+        const CUT_MARK: &str = "...";
+        /// The shortest cut-off start worth blanking: fewer characters tell nothing.
+        const MIN_CUT: usize = 4;
+        if self.0.is_empty() {
+            return text.to_string();
+        }
+        let mut out = text.replace(&self.0, REDACTED);
+        if let Some(body) = out.strip_suffix(CUT_MARK) {
+            let cut = (MIN_CUT.min(self.0.len())..self.0.len())
+                .rev()
+                .filter(|&n| self.0.is_char_boundary(n))
+                .find(|&n| body.ends_with(&self.0[..n]));
+            if let Some(n) = cut {
+                out = format!("{}{REDACTED}{CUT_MARK}", &body[..body.len() - n]);
+            }
+        }
+        out
+    }
 }
 
 impl fmt::Debug for Secret {
@@ -158,6 +204,24 @@ impl Client {
         &self.config
     }
 
+    /// `text` with the API key blanked out (see [`Secret::redact`]).
+    pub fn redact(&self, text: &str) -> String {
+        match &self.config.api_key {
+            Some(key) => key.redact(text),
+            None => text.to_string(),
+        }
+    }
+
+    /// The error with the API key blanked out of its message: servers echo
+    /// request headers into error bodies, and the message ends up in logs,
+    /// results and reports.
+    fn scrub(&self, mut e: RequestError) -> RequestError {
+        if let Some(key) = &self.config.api_key {
+            e.message = key.redact(&e.message);
+        }
+        e
+    }
+
     /// The full URL of `path` on the server.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.config.base_url, path)
@@ -187,8 +251,8 @@ impl Client {
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key.expose());
         }
-        let resp = req.send().await.map_err(classify_reqwest)?;
-        json_response(resp).await
+        let resp = req.send().await.map_err(|e| self.scrub(classify_reqwest(e)))?;
+        json_response(resp).await.map_err(|e| self.scrub(e))
     }
 
     /// GET `path` as text (e.g. Prometheus `/metrics`), within the idle timeout.
@@ -197,15 +261,15 @@ impl Client {
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key.expose());
         }
-        let resp = req.send().await.map_err(classify_reqwest)?;
+        let resp = req.send().await.map_err(|e| self.scrub(classify_reqwest(e)))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(classify_reqwest)?;
+        let bytes = resp.bytes().await.map_err(|e| self.scrub(classify_reqwest(e)))?;
         if !status.is_success() {
-            return Err(RequestError {
+            return Err(self.scrub(RequestError {
                 class: ErrorClass::HttpStatus,
                 status: Some(status.as_u16()),
                 message: format!("HTTP {status}: {}", excerpt(&bytes)),
-            });
+            }));
         }
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -213,9 +277,13 @@ impl Client {
     /// POST a JSON body to `path` and parse the JSON answer, within the request timeout.
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, RequestError> {
         let bytes = Bytes::from(body.to_string());
-        let resp =
-            self.post(path, bytes).timeout(self.config.request_timeout).send().await.map_err(classify_reqwest)?;
-        json_response(resp).await
+        let resp = self
+            .post(path, bytes)
+            .timeout(self.config.request_timeout)
+            .send()
+            .await
+            .map_err(|e| self.scrub(classify_reqwest(e)))?;
+        json_response(resp).await.map_err(|e| self.scrub(e))
     }
 
     /// Runs one streaming request and measures it; `epoch` is the phase start
@@ -236,6 +304,20 @@ impl Client {
         let retry_after = m.retry_after;
         let mut record = m.finish();
         record.start_ms = ms(start.saturating_duration_since(epoch));
+        if let Some(key) = &self.config.api_key {
+            // Everything the server chose to send back that the record keeps.
+            for text in [
+                record.error.as_mut().map(|e| &mut e.message),
+                record.output_text.as_mut(),
+                record.response_id.as_mut(),
+                record.finish_reason.as_mut(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *text = key.redact(text);
+            }
+        }
         (record, retry_after)
     }
 
@@ -835,5 +917,55 @@ mod tests {
     fn secret_is_redacted() {
         let s = Secret::new("sk-very-secret".into());
         assert!(!format!("{s:?}").contains("very"));
+    }
+
+    #[test]
+    fn client_and_config_debug_hide_the_key() {
+        const KEY: &str = "sk-DebugMustNotShowThis-0123456789";
+        let config = ClientConfig {
+            base_url: "http://127.0.0.1:9".into(),
+            model: "m".into(),
+            api: Api::Chat,
+            api_key: Some(Secret::new(KEY.into())),
+            request_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(1),
+            max_event_bytes: 1024,
+        };
+        let client = Client::new(config.clone()).unwrap();
+        for shown in [format!("{config:?}"), format!("{config:#?}"), format!("{client:?}")] {
+            assert!(!shown.contains(KEY) && !shown.contains("DebugMustNot"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn redaction_blanks_the_key_and_a_cut_off_start_of_it() {
+        let s = Secret::new("sk-abcdef123456".into());
+        assert_eq!(s.redact("Bearer sk-abcdef123456 sk-abcdef123456."), "Bearer <redacted> <redacted>.");
+        // An excerpt cut inside the key: its start is blanked too.
+        assert_eq!(s.redact("HTTP 401: Bearer sk-abcd..."), "HTTP 401: Bearer <redacted>...");
+        let cut = excerpt(format!("{}Bearer sk-abcdef123456", "x".repeat(186)).as_bytes());
+        assert!(cut.ends_with("Bearer sk-abcd..."), "{cut}");
+        assert!(s.redact(&cut).ends_with("xBearer <redacted>..."), "{}", s.redact(&cut));
+        // Text without the key, and a key too short to cut, stay as they are.
+        assert_eq!(s.redact("no key here..."), "no key here...");
+        assert_eq!(s.redact("ends in sk-..."), "ends in sk-...");
+        assert_eq!(Secret::new(String::new()).redact("x"), "x");
+        let client = |key: Option<&str>| {
+            Client::new(ClientConfig {
+                base_url: "http://127.0.0.1:9".into(),
+                model: "m".into(),
+                api: Api::Chat,
+                api_key: key.map(|k| Secret::new(k.into())),
+                request_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+                max_event_bytes: 1024,
+            })
+            .unwrap()
+        };
+        assert_eq!(client(Some("sk-abcdef123456")).redact("a sk-abcdef123456 b"), "a <redacted> b");
+        assert_eq!(client(None).redact("a sk-abcdef123456 b"), "a sk-abcdef123456 b");
+        assert_eq!(s.redact_bytes(b"\xffsk-abcdef123456\nsk-abcdef123456").unwrap(), b"\xff<redacted>\n<redacted>");
+        assert_eq!(s.redact_bytes(b"nothing"), None);
     }
 }

@@ -38,8 +38,24 @@ pub enum CommentOutcome {
 }
 
 /// The hidden marker of a profile's comment: `<!-- infergate:profile=NAME -->`.
+///
+/// The profile may come from a comparison file made by someone else's run (a
+/// fork's artifact), so every character that is not a letter, a digit or one
+/// of `-_.+/` is percent-encoded: no name can close the HTML comment early
+/// and put live HTML into the comment, and distinct names keep distinct markers.
 pub fn marker(profile: &str) -> String {
-    format!("<!-- infergate:profile={profile} -->")
+    let mut name = String::with_capacity(profile.len());
+    for c in profile.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+' | '/') {
+            name.push(c);
+        } else {
+            let mut buf = [0; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                name.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    format!("<!-- infergate:profile={name} -->")
 }
 
 /// The fields of an issue comment this module reads. Lenient on purpose: a
@@ -216,6 +232,18 @@ mod tests {
         assert_eq!(marker("h100-vllm"), "<!-- infergate:profile=h100-vllm -->");
         // A profile that is a prefix of another has a different marker, not a substring.
         assert!(!marker("h100-vllm-fp8").contains(&marker("h100-vllm")));
+        assert_eq!(marker("a+b/c_d.e"), "<!-- infergate:profile=a+b/c_d.e -->");
+    }
+
+    #[test]
+    fn a_hostile_profile_cannot_leave_the_marker() {
+        let m = marker("x --><img src=x onerror=alert(1)><!-- ");
+        assert_eq!(m, "<!-- infergate:profile=x%20--%3E%3Cimg%20src%3Dx%20onerror%3Dalert%281%29%3E%3C%21--%20 -->");
+        assert_eq!(m.matches("-->").count(), 1);
+        assert_eq!((m.matches('<').count(), m.matches('>').count()), (1, 1));
+        assert_ne!(marker("a b"), marker("a_b"));
+        assert_ne!(marker("a%20b"), marker("a b"));
+        assert_eq!(marker("é"), "<!-- infergate:profile=%C3%A9 -->");
     }
 
     #[test]

@@ -273,14 +273,37 @@ fn format_limit(limit: &Limit) -> String {
 /// cells stay whole), HTML-sensitive characters become entities (so no tag
 /// and no `>` quote can start), control characters and newlines become one
 /// space (so text cannot leave its line, cell or callout).
+///
+/// GitHub links `@name` and `#123` after Markdown is rendered, so escaping
+/// cannot stop them: a zero-width space after the `@` or `#` does, and the
+/// text still reads the same. A `::` is escaped so that no line of the
+/// report printed in a CI log can start a workflow command (`::error::`).
 pub fn md_escape(text: &str) -> String {
+    /// Zero-width space, as an entity so it shows in the source.
+    const ZWSP: &str = "&#8203;";
     let mut out = String::with_capacity(text.len() + 8);
-    for c in one_line(text).chars() {
+    let line = one_line(text);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
         match c {
-            '\\' | '*' | '_' | '[' | ']' | '|' | '`' | '#' | '~' => {
+            '\\' | '*' | '_' | '[' | ']' | '|' | '`' | '~' => {
                 out.push('\\');
                 out.push(c);
             }
+            '#' => {
+                out.push_str("\\#");
+                if next.is_some_and(|n| n.is_ascii_digit()) {
+                    out.push_str(ZWSP);
+                }
+            }
+            '@' => {
+                out.push('@');
+                if next.is_some_and(|n| n.is_ascii_alphanumeric()) {
+                    out.push_str(ZWSP);
+                }
+            }
+            ':' if next == Some(':') => out.push_str("\\:"),
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -310,9 +333,18 @@ fn one_line(text: &str) -> String {
 }
 
 /// Free text for a terminal: one line, no control characters, so a server's
-/// message cannot move the cursor or change colours.
+/// message cannot move the cursor or change colours; and no `::`, which at
+/// the start of a line of a CI log would be a workflow command (`::error::`),
+/// so a zero-width space goes between the two colons.
 pub fn clean(text: &str) -> String {
-    one_line(text)
+    let mut out = String::with_capacity(text.len());
+    for c in one_line(text).chars() {
+        if c == ':' && out.ends_with(':') {
+            out.push('\u{200B}');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Ends the text as a sentence (a period unless it already ends in `.`, `!` or `?`).
@@ -341,12 +373,35 @@ fn inline_code(text: &str) -> String {
 }
 
 /// A fenced code block whose fence is longer than any backquote run in
-/// `text`, so nothing in it can close the block.
+/// `text`, so nothing in it can close the block, and none of whose lines can
+/// start a workflow command when the report is printed in a CI log.
 pub fn fenced(text: &str, lang: &str) -> String {
     let fence = "`".repeat((longest_run(text, '`') + 1).max(3));
     let lang: String = one_line(lang).chars().filter(|c| *c != '`').collect();
-    let body = text.trim_end_matches(['\n', '\r']);
+    let body = no_workflow_commands(text.trim_end_matches(['\n', '\r']));
     format!("{fence}{lang}\n{body}\n{fence}")
+}
+
+/// `text` with a zero-width space between the colons of every `::` that
+/// starts a line (after blanks): GitHub Actions reads such a line of a log
+/// as a workflow command (`::error::`, `::add-mask::`, `::stop-commands::`),
+/// and it ends lines at `\r` as well as `\n`.
+fn no_workflow_commands(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut line_start = true;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '\n' || c == '\r' {
+            line_start = true;
+        } else if line_start && !c.is_whitespace() {
+            if c == ':' && chars.peek() == Some(&':') {
+                out.push('\u{200B}');
+            }
+            line_start = false;
+        }
+    }
+    out
 }
 
 /// ANSI colours by status or verdict name, or plain text when colour is off.
@@ -571,14 +626,14 @@ impl<'a> Row<'a> {
             case: clean(case),
             phase: clean(&m.phase),
             metric: clean(&m.metric),
-            baseline: format_value(Some(m.baseline), &m.unit),
-            current: format_value(Some(m.current), &m.unit),
+            baseline: format_value(Some(m.baseline), &clean(&m.unit)),
+            current: format_value(Some(m.current), &clean(&m.unit)),
             change: format_pct(m.change),
             limit: format_limit(&Limit {
                 direction: m.direction,
                 tolerance: m.tolerance,
                 floor: m.floor,
-                unit: m.unit.clone(),
+                unit: clean(&m.unit),
             }),
             p: format_p(m.p_value),
             mdc: m.min_detectable_change.map_or_else(|| "—".to_string(), format_pct_abs),
@@ -1123,15 +1178,33 @@ mod tests {
             ("line one\nline two\r\n\r\nline three", "line one line two line three"),
             ("> quote", "&gt; quote"),
             ("ansi \u{1b}[31mred", r"ansi  \[31mred"),
+            ("@everyone @org/team a@b", "@&#8203;everyone @&#8203;org/team a@&#8203;b"),
+            ("fixes #1, see #x and @ alone", r"fixes \#&#8203;1, see \#x and @ alone"),
+            ("::error::owned", r"\::error\::owned"),
+            ("a: b", "a: b"),
         ];
         for (input, want) in cases {
             assert_eq!(md_escape(input), *want, "md({input:?})");
         }
         assert_eq!(clean("a\n\nb\u{1b}[2Jc\td"), "a b [2Jc d");
+        assert_eq!(clean("::error::x"), ":\u{200B}:error:\u{200B}:x");
+        assert_eq!(clean(":::"), ":\u{200B}:\u{200B}:");
         assert_eq!(inline_code("a`b"), "``a`b``");
         assert_eq!(inline_code("`x"), "`` `x ``");
         assert_eq!(sentence("fell 9%"), "fell 9%.");
         assert_eq!(sentence("done."), "done.");
+    }
+
+    #[test]
+    fn fenced_lines_cannot_start_a_workflow_command() {
+        let out = fenced("a\n::error::x\n  ::warning::y\r::notice::z\nkeep :: this\n", "diff");
+        assert_eq!(
+            out,
+            "```diff\na\n:\u{200B}:error::x\n  :\u{200B}:warning::y\r:\u{200B}:notice::z\nkeep :: this\n```"
+        );
+        for line in out.split(['\n', '\r']) {
+            assert!(!line.trim_start().starts_with("::"), "{line}");
+        }
     }
 
     #[test]

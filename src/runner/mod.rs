@@ -402,7 +402,7 @@ pub async fn run(plan: &RunPlan, reporter: &mut dyn Reporter, mut stop: StopSign
     };
     let mut server = started;
     let info = crate::server::LaunchInfo {
-        command: launch.command.clone(),
+        command: client.redact(&launch.command),
         time_to_ready_s: server.time_to_ready.as_secs_f64(),
         log: launch.log.display().to_string(),
     };
