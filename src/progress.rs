@@ -32,11 +32,21 @@ impl Terminal {
     }
 
     fn line(&self, text: &str) {
+        // Model names, versions and error excerpts come from the server:
+        // no escape sequence or line break of theirs reaches the terminal.
+        let text = printable(text);
         match &self.bar {
             Some(bar) => bar.println(text),
             None => eprintln!("{text}"),
         }
     }
+}
+
+/// `text` with every control character shown as `\u{..}`.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
 }
 
 impl Drop for Terminal {
@@ -104,5 +114,16 @@ impl Reporter for Terminal {
             }
             RunEvent::Warning(w) => self.line(&format!("warning: {w}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn server_text_cannot_drive_the_terminal() {
+        assert_eq!(printable("model \u{1b}[2Jx\nfake line\r"), "model \\u{1b}[2Jx\\u{a}fake line\\u{d}");
+        assert_eq!(printable("Qwen/Qwen2.5 (한국어)"), "Qwen/Qwen2.5 (한국어)");
     }
 }
