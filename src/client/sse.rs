@@ -73,12 +73,12 @@ impl SseParser {
 
     /// Feeds bytes; calls `on_event` for every event they complete.
     pub fn push<F: FnMut(Event<'_>)>(&mut self, mut bytes: &[u8], mut on_event: F) -> Result<(), SseError> {
-        if self.skip_lf {
+        // An empty push says nothing yet; any other consumes the pending `\n`
+        // (or shows there is none), so a second `\n` is a line end of its own.
+        if self.skip_lf && !bytes.is_empty() {
+            self.skip_lf = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {
                 bytes = rest;
-            }
-            if !bytes.is_empty() {
-                self.skip_lf = false;
             }
         }
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
@@ -243,6 +243,16 @@ mod tests {
     fn crlf_split_between_cr_and_lf_is_one_line_end() {
         // "data: x\r" | "\ndata: y\r\n\r\n": one event "x\ny", not two.
         assert_eq!(datas(&[b"data: x\r", b"\ndata: y\r\n\r\n"]), ["x\ny"]);
+    }
+
+    #[test]
+    fn lf_alone_after_a_split_crlf_leaves_the_next_lf_a_line_end() {
+        // Found by the `sse` fuzz target: "\r" | "\n" | "\n" is a CRLF line
+        // end and then a blank line. The blank line was swallowed as if it
+        // were the CRLF's `\n`, and the two events merged into "a\nb".
+        assert_eq!(datas(&[b"data: a\r", b"\n", b"\ndata: b\n\n"]), ["a", "b"]);
+        // Empty pushes between the `\r` and its `\n` still wait for it.
+        assert_eq!(datas(&[b"data: a\r", b"", b"\n", b"", b"\ndata: b\n\n"]), ["a", "b"]);
     }
 
     #[test]
