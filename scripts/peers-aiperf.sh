@@ -11,7 +11,8 @@
 # otherwise serve from its prompt cache). Run it on an otherwise idle
 # machine: the two tools run one after the other, alternating, twice.
 #
-# Environment: LLAMA_SERVER, INFERGATE_E2E_CACHE (default target/e2e),
+# Environment: LLAMA_SERVER, INFERGATE_BIN (default: built here, release),
+# INFERGATE_E2E_CACHE (default target/e2e),
 # REQUESTS (per tool and round, default 12). Lengths are the quick suite's
 # debugging/256 case: 256 prompt tokens as the server counts them, 32 out.
 set -euo pipefail
@@ -41,8 +42,11 @@ if [ ! -f "$tokenizer/tokenizer.json" ]; then
   "$venv/bin/python" scripts/gguf_tokenizer.py "$model" "$tokenizer"
 fi
 
-cargo build --quiet --release --bin infergate
-bin="$PWD/target/release/infergate"
+bin="${INFERGATE_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --quiet --release --bin infergate
+  bin="$PWD/target/release/infergate"
+fi
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "$server" -m "$model" -c 4096 -np 1 -t 1 --no-cache-prompt --metrics --host 127.0.0.1 --port "$port" \
