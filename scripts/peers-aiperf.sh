@@ -77,12 +77,19 @@ PY
 )
 echo "peers: chat template adds $overhead tokens; AIPerf asks for $((isl - overhead)) text tokens"
 
+# Each tool's own CPU time (its process tree) goes to FILE.cpu: on a small
+# machine a client that burns CPU slows the server it measures.
+cpu() { # $1: file, then the command
+  local out=$1
+  shift
+  /usr/bin/time -f "%e %U %S" -o "$out.cpu" "$@"
+}
 run_infergate() { # $1: output file
-  "$bin" -q run --base-url "$url" --model "$model" --suite quick --cases "debugging/$isl" \
+  cpu "$1" "$bin" -q run --base-url "$url" --model "$model" --suite quick --cases "debugging/$isl" \
     --repetitions "$requests" --warmup 1 --gpu off --out "$1" > /dev/null
 }
 run_aiperf() { # $1: artifact folder
-  "$venv/bin/aiperf" profile --model "$model" --url "$url" --endpoint-type chat --streaming \
+  cpu "$1" "$venv/bin/aiperf" profile --model "$model" --url "$url" --endpoint-type chat --streaming \
     --tokenizer "$tokenizer" --prompt-input-tokens-mean $((isl - overhead)) --prompt-input-tokens-stddev 0 \
     --prompt-output-tokens-mean "$osl" --prompt-output-tokens-stddev 0 --extra-inputs ignore_eos:true \
     --use-server-token-count --concurrency 1 --request-count "$requests" --warmup-request-count 1 \

@@ -88,6 +88,17 @@ print("|:--|--:|--:|--:|")
 for (name, a, fmt), (_, b, _) in rows:
     diff = "" if name.startswith(("requests", "prompt", "output tokens (")) or not b else f"{(a - b) / b * 100:+.1f}%"
     print(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {diff} |")
+def cpu(pattern):
+    wall = user = system = 0.0
+    for path in glob.glob(os.path.join(folder, pattern)):
+        w, u, s = (float(x) for x in open(path).read().split()[-3:])
+        wall, user, system = wall + w, user + u, system + s
+    return wall, user + system
+
+
+(ig_wall, ig_cpu), (ap_wall, ap_cpu) = cpu("infergate-*.json.cpu"), cpu("aiperf-*.cpu")
+print(f"| client wall time, s (whole tool, {len(ig)} + {len(ap)} requests) | {ig_wall:.1f} | {ap_wall:.1f} | |")
+print(f"| client CPU time, s (user + system, all its processes) | {ig_cpu:.2f} | {ap_cpu:.2f} | |")
 own = [r["aiperf_itl"] for r in ap if r.get("aiperf_itl") is not None]
 if own:
     print(f"\nAIPerf's own `inter_token_latency` (its ITL, which is TPOT above): median {med(own):.2f} ms")
