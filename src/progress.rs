@@ -44,9 +44,7 @@ impl Terminal {
 
 /// `text` with every control character shown as `\u{..}`.
 fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
-        .collect()
+    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 impl Drop for Terminal {
