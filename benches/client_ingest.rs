@@ -3,10 +3,11 @@
 //! `cargo bench --bench client_ingest` starts `infergate sim` as a separate
 //! process (so only the client's CPU time is counted), then:
 //! 1. ingest: the simulator streams as fast as it can (`--itl-ms 0`) to 1, 64
-//!    and 256 concurrent streams; reports chunks/s (wall), client CPU time per
-//!    chunk, and chunks per client CPU-second ("per core");
-//! 2. timing: the simulator paces tokens (`--itl-ms 20`, jitter) to 1, 64 and
-//!    256 streams; every measured inter-chunk gap and TTFT is compared with the
+//!    256 and 1024 concurrent streams; reports chunks/s (wall), client CPU
+//!    seconds, CPU time per chunk, and chunks per client CPU-second ("per
+//!    core": the figure that does not depend on how many cores there are);
+//! 2. timing: the simulator paces tokens (`--itl-ms 20`, jitter) to 1, 64,
+//!    256 and 1024 streams; every measured inter-chunk gap and TTFT is compared with the
 //!    simulator's ground truth (its `--truth-log`), reporting p50/p99/max error.
 //!
 //! Environment: INFERGATE_BENCH_TOKENS (tokens per stream, default 2000).
@@ -57,6 +58,19 @@ fn cpu_seconds() -> f64 {
     }
 }
 
+/// Each stream holds a socket in both processes; 1024 streams need more
+/// descriptors than the common default soft limit of 1024.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(65536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 fn client(url: &str) -> Client {
     Client::new(ClientConfig {
         base_url: url.to_string(),
@@ -101,21 +115,26 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
     let tokens: u32 = std::env::var("INFERGATE_BENCH_TOKENS").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("client_ingest: {cores} cores shared by client and simulator; {tokens} tokens per stream\n");
 
     println!("1. ingest, simulator streaming without pauses");
-    println!("{:>8} {:>10} {:>12} {:>14} {:>16}", "streams", "chunks", "chunks/s", "CPU us/chunk", "chunks/CPU-s");
+    println!(
+        "{:>8} {:>10} {:>12} {:>10} {:>14} {:>16}",
+        "streams", "chunks", "chunks/s", "client CPU", "CPU us/chunk", "chunks/CPU-s"
+    );
     let sim = start_sim(&["--itl-ms", "0"]);
-    for streams in [1usize, 64, 256] {
+    for streams in [1usize, 64, 256, 1024] {
         let per_stream = if streams == 1 { tokens * 10 } else { tokens };
         let (records, wall, cpu) = run_streams(&rt, &sim.url, streams, per_stream);
         let failed = records.iter().filter(|r| !r.ok).count();
         let chunks: usize = records.iter().filter(|r| r.ok).map(|r| r.itl_ms.len() + 1).sum();
         println!(
-            "{streams:>8} {chunks:>10} {:>12.0} {:>14.2} {:>16.0}{}",
+            "{streams:>8} {chunks:>10} {:>12.0} {:>8.2} s {:>14.2} {:>16.0}{}",
             chunks as f64 / wall,
+            cpu,
             cpu * 1e6 / chunks as f64,
             chunks as f64 / cpu,
             if failed > 0 { format!("  ({failed} failed)") } else { String::new() }
@@ -128,7 +147,7 @@ fn main() {
         "{:>8} {:>8} {:>12} {:>12} {:>12} {:>14} {:>14}",
         "streams", "gaps", "ITL err p50", "ITL err p99", "ITL err max", "TTFT diff p50", "TTFT diff p99"
     );
-    for streams in [1usize, 64, 256] {
+    for streams in [1usize, 64, 256, 1024] {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("truth.jsonl");
         let sim =

@@ -7,6 +7,7 @@
 //! channel in between) so the stamp is as close to the bytes' arrival as the
 //! runtime allows.
 
+mod chunk;
 pub mod retry;
 pub mod sse;
 
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::results::{ErrorClass, RequestError, RequestRecord, TokenSource};
+use chunk::UsageMsg;
 use sse::{Event, SseParser};
 
 /// The header naming the case of a measured request (`code-review/12800`):
@@ -492,42 +494,6 @@ struct Measurement {
     retry_after: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-struct UsageMsg {
-    prompt_tokens: Option<u32>,
-    completion_tokens: Option<u32>,
-}
-
-#[derive(Deserialize)]
-struct ChunkMsg<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    choices: Option<Vec<ChoiceMsg<'a>>>,
-    #[serde(default)]
-    usage: Option<UsageMsg>,
-    #[serde(default)]
-    error: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceMsg<'a> {
-    #[serde(borrow, default)]
-    delta: Option<DeltaMsg<'a>>,
-    #[serde(borrow, default)]
-    text: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    finish_reason: Option<Cow<'a, str>>,
-}
-
-#[derive(Deserialize)]
-struct DeltaMsg<'a> {
-    #[serde(borrow, default)]
-    content: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reasoning_content: Option<Cow<'a, str>>,
-}
-
 impl Measurement {
     fn new(start: Instant, asked_tokens: u32) -> Self {
         Self {
@@ -566,7 +532,7 @@ impl Measurement {
             self.done = true;
             return;
         }
-        let msg: ChunkMsg<'_> = match serde_json::from_slice(data) {
+        let msg = match chunk::parse(data) {
             Ok(m) => m,
             Err(e) => {
                 let (class, what) = if from_tail {
@@ -592,7 +558,7 @@ impl Measurement {
         if self.response_id.is_none() {
             self.response_id = msg.id.map(Cow::into_owned);
         }
-        if let Some(choice) = msg.choices.as_ref().and_then(|c| c.first()) {
+        if let Some(choice) = &msg.choice {
             match self.last_choice {
                 None => self.first_choice = Some(now),
                 Some(last) => self.itl_ms.push(ms(now - last)),

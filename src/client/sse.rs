@@ -81,6 +81,10 @@ impl SseParser {
                 bytes = rest;
             }
         }
+        // The data of an event's first `data:` line, borrowed from `bytes`
+        // while the event has no other: an event that arrives whole in one
+        // push (nearly all of them) is handed out without being copied.
+        let mut first_data: Option<&[u8]> = None;
         while let Some(pos) = memchr::memchr2(b'\n', b'\r', bytes) {
             let ending = bytes[pos];
             let mut next = pos + 1;
@@ -93,7 +97,7 @@ impl SseParser {
                 }
             }
             if self.line.is_empty() {
-                self.process_line(&bytes[..pos], &mut on_event)?;
+                self.process_borrowed_line(&bytes[..pos], &mut first_data, &mut on_event)?;
             } else {
                 self.check_size(self.line.len() + pos)?;
                 let mut line = std::mem::take(&mut self.line);
@@ -105,6 +109,7 @@ impl SseParser {
             }
             bytes = &bytes[next..];
         }
+        self.keep(&mut first_data);
         if !bytes.is_empty() {
             self.check_size(self.line.len() + bytes.len())?;
             self.line.extend_from_slice(bytes);
@@ -143,6 +148,44 @@ impl SseParser {
         } else {
             Ok(())
         }
+    }
+
+    /// Copies borrowed first-line data into the event buffer, before anything
+    /// that needs the buffer whole (a second data line, a size check, the end
+    /// of the push).
+    fn keep(&mut self, first_data: &mut Option<&[u8]>) {
+        if let Some(d) = first_data.take() {
+            self.data.extend_from_slice(d);
+        }
+    }
+
+    /// [`SseParser::process_line`] for a line that lies whole in the pushed
+    /// bytes: the event's first data line is borrowed rather than copied.
+    fn process_borrowed_line<'b, F: FnMut(Event<'_>)>(
+        &mut self,
+        line: &'b [u8],
+        first_data: &mut Option<&'b [u8]>,
+        on_event: &mut F,
+    ) -> Result<(), SseError> {
+        match line {
+            [] => {
+                if let Some(data) = first_data.take() {
+                    on_event(Event { event: self.has_event.then_some(&self.event[..]), data });
+                    self.reset_event();
+                    return Ok(());
+                }
+            }
+            [b'd', b'a', b't', b'a', b':', rest @ ..] if !self.has_data => {
+                let value = rest.strip_prefix(b" ").unwrap_or(rest);
+                self.check_size(value.len() + 1)?;
+                *first_data = Some(value);
+                self.has_data = true;
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.keep(first_data);
+        self.process_line(line, on_event)
     }
 
     fn process_line<F: FnMut(Event<'_>)>(&mut self, line: &[u8], on_event: &mut F) -> Result<(), SseError> {
@@ -253,6 +296,20 @@ mod tests {
         assert_eq!(datas(&[b"data: a\r", b"\n", b"\ndata: b\n\n"]), ["a", "b"]);
         // Empty pushes between the `\r` and its `\n` still wait for it.
         assert_eq!(datas(&[b"data: a\r", b"", b"\n", b"", b"\ndata: b\n\n"]), ["a", "b"]);
+    }
+
+    #[test]
+    fn whole_events_are_borrowed_and_split_ones_copied_alike() {
+        // Borrowed (whole in one push), then copied (split), then a second
+        // data line after a borrowed first one, then an event name.
+        let stream: &[&[u8]] = &[b"data: a\n\ndata: b", b"c\n\ndata: d\ndata: e\n\nevent: x\ndata: f\n\n"];
+        let (events, _) = parse(stream);
+        let expected = [(None, "a"), (None, "bc"), (None, "d\ne"), (Some("x"), "f")];
+        let expected: Vec<_> = expected.iter().map(|(e, d)| (e.map(String::from), d.to_string())).collect();
+        assert_eq!(events, expected);
+        // A borrowed first line still counts towards the limit of its event.
+        let mut p = SseParser::new(8);
+        assert!(p.push(b"data: 0123\ndata: 4567\n\n", |_| {}).is_err());
     }
 
     #[test]
