@@ -38,8 +38,13 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
     }
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
-    let mean = sorted.iter().sum::<f64>() / n as f64;
-    let var = sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+    // Scaled by the largest magnitude, so values near f64::MAX (a server's
+    // absurd gauge) give a finite mean and spread instead of infinity, which
+    // JSON cannot hold.
+    let scale = sorted[0].abs().max(sorted[n - 1].abs()).max(f64::MIN_POSITIVE);
+    let mean_scaled = sorted.iter().map(|v| v / scale).sum::<f64>() / n as f64;
+    let mean = mean_scaled * scale;
+    let var_scaled = sorted.iter().map(|v| (v / scale - mean_scaled).powi(2)).sum::<f64>() / n as f64;
     Some(Summary {
         n,
         mean,
@@ -48,7 +53,7 @@ pub fn summarize(values: &[f64]) -> Option<Summary> {
         max: sorted[n - 1],
         p90: quantile_sorted(&sorted, 0.9),
         p99: quantile_sorted(&sorted, 0.99),
-        stddev: var.sqrt(),
+        stddev: (var_scaled.sqrt() * scale).min(f64::MAX),
     })
 }
 
@@ -73,6 +78,15 @@ pub fn mean(values: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_values_give_finite_figures() {
+        let s = summarize(&[1e308, 1.7e308, 1e308]).unwrap();
+        assert!(s.mean.is_finite() && s.stddev.is_finite(), "{s:?}");
+        assert!((s.mean - 1.2333333333333334e308).abs() < 1e294, "{s:?}");
+        let s = summarize(&[-1.7e308, 1.7e308]).unwrap();
+        assert!(s.mean.abs() < 1e295 && s.stddev.is_finite(), "{s:?}");
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-9

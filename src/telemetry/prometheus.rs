@@ -58,7 +58,8 @@ pub fn parse(text: &str) -> ServerSample {
     let pick = |names: &[&str]| {
         names.iter().find_map(|n| {
             let vals: Vec<f64> = found.iter().filter(|(k, _)| k == n).map(|(_, v)| *v).collect();
-            (!vals.is_empty()).then(|| vals.iter().sum::<f64>())
+            // Summed over label sets; a sum that overflows is no reading.
+            Some(vals.iter().sum::<f64>()).filter(|sum| !vals.is_empty() && sum.is_finite())
         })
     };
     ServerSample {
@@ -120,6 +121,12 @@ pub fn summarize(samples: &[ServerSample]) -> Option<ServerPhase> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sum_that_overflows_is_no_reading() {
+        let text = "vllm:num_requests_running{a=\"1\"} 1e308\nvllm:num_requests_running{a=\"2\"} 1e308\n";
+        assert_eq!(parse(text).running, None);
+    }
 
     #[test]
     fn vllm_sglang_and_llama_cpp_names() {
