@@ -93,27 +93,11 @@ fn record(dir: &Path, sim: &Sim) {
     run(&["baseline", "update", "--results", "base.json", "--baseline", "p"]);
 }
 
-/// Writes an Actions environment into `dir` (event payload, summary, outputs).
+/// The Actions environment of the pull request (from a fork or not).
 fn actions_env(cmd: &mut Command, dir: &Path, api: &str, fork: bool) {
     let head = if fork { "someone/fork" } else { "org/repo" };
-    let event = dir.join("event.json");
-    std::fs::write(
-        &event,
-        json!({"pull_request": {"number": 5, "head": {"repo": {"full_name": head}}, "base": {"repo": {"full_name": "org/repo"}}}})
-            .to_string(),
-    )
-    .unwrap();
-    cmd.env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_REPOSITORY", "org/repo")
-        .env("GITHUB_EVENT_NAME", "pull_request")
-        .env("GITHUB_EVENT_PATH", &event)
-        .env("GITHUB_API_URL", api)
-        .env("GITHUB_SERVER_URL", "https://github.com")
-        .env("GITHUB_RUN_ID", "1234")
-        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
-        .env("GITHUB_OUTPUT", dir.join("outputs.txt"))
-        .env("GITHUB_TOKEN", TOKEN)
-        .env("NO_COLOR", "1");
+    support::actions_pr_env(cmd, dir, api, head, TOKEN);
+    cmd.env("NO_COLOR", "1");
 }
 
 fn check(dir: &Path, sim: &Sim, extra: &[&str]) -> Command {

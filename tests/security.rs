@@ -272,19 +272,7 @@ fn record(dir: &Path, results: &str) {
 
 /// Sets the Actions environment of a pull request (#5 of org/repo) on `cmd`.
 fn actions_env(cmd: &mut Command, dir: &Path, api: &str) {
-    let event = dir.join("event.json");
-    let payload = json!({"pull_request": {"number": 5, "head": {"repo": {"full_name": "org/repo"}}, "base": {"repo": {"full_name": "org/repo"}}}});
-    std::fs::write(&event, payload.to_string()).unwrap();
-    cmd.env("GITHUB_ACTIONS", "true")
-        .env("GITHUB_REPOSITORY", "org/repo")
-        .env("GITHUB_EVENT_NAME", "pull_request")
-        .env("GITHUB_EVENT_PATH", &event)
-        .env("GITHUB_API_URL", api)
-        .env("GITHUB_SERVER_URL", "https://github.com")
-        .env("GITHUB_RUN_ID", "1")
-        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
-        .env("GITHUB_OUTPUT", dir.join("outputs.txt"))
-        .env("GITHUB_TOKEN", TOKEN);
+    support::actions_pr_env(cmd, dir, api, "org/repo", TOKEN);
 }
 
 // ---------------------------------------------------------------------------

@@ -176,3 +176,23 @@ impl Drop for Sim {
         }
     }
 }
+
+/// Sets the GitHub Actions environment of pull request #5 into `org/repo`
+/// from `head_repo` (a fork when it differs) on `cmd`: event payload, API
+/// URL, job summary and outputs files in `dir`, and `token`.
+#[allow(dead_code, reason = "only the Actions and security tests run as a workflow step")]
+pub fn actions_pr_env(cmd: &mut assert_cmd::Command, dir: &Path, api: &str, head_repo: &str, token: &str) {
+    let event = dir.join("event.json");
+    let payload = serde_json::json!({"pull_request": {"number": 5, "head": {"repo": {"full_name": head_repo}}, "base": {"repo": {"full_name": "org/repo"}}}});
+    fs::write(&event, payload.to_string()).unwrap();
+    cmd.env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_REPOSITORY", "org/repo")
+        .env("GITHUB_EVENT_NAME", "pull_request")
+        .env("GITHUB_EVENT_PATH", &event)
+        .env("GITHUB_API_URL", api)
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_RUN_ID", "1234")
+        .env("GITHUB_STEP_SUMMARY", dir.join("summary.md"))
+        .env("GITHUB_OUTPUT", dir.join("outputs.txt"))
+        .env("GITHUB_TOKEN", token);
+}
