@@ -18,7 +18,9 @@
 //!    of a one-case pair, as spawned processes.
 //!
 //! Environment: INFERGATE_BENCH_ITL_MS (simulator ms per token, default 20),
-//! INFERGATE_BENCH_CASES (`--cases` globs over the quick suite, default all).
+//! INFERGATE_BENCH_CASES (`--cases` globs over the quick suite, default all),
+//! INFERGATE_BENCH_ONLY (comma-separated sections to run: `suite`, `compare`,
+//! `startup`; default all).
 //! Figures depend on the machine; the tool and the simulator share its cores.
 
 use std::collections::HashMap;
@@ -538,13 +540,21 @@ fn main() {
     let cases = std::env::var("INFERGATE_BENCH_CASES").ok().filter(|c| !c.is_empty());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("tool_overhead: {cores} cores shared by infergate and the simulator; load average {}\n", load_average());
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    suite_overhead(&rt, itl_ms, cases.as_deref());
+    let only = std::env::var("INFERGATE_BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
+    if wanted("suite") {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+        suite_overhead(&rt, itl_ms, cases.as_deref());
+    }
     // 10 repetitions: at the per-case significance of 1,000 cases (Bonferroni)
     // no change can be significant, so every metric is "cannot judge" (the
     // slow path of compare); 20 repetitions: every metric is judged.
-    compare_render(10);
-    compare_render(20);
-    start_up();
+    if wanted("compare") {
+        compare_render(10);
+        compare_render(20);
+    }
+    if wanted("startup") {
+        start_up();
+    }
     println!("\nload average at the end: {}", load_average());
 }

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::baseline::{self, Baseline, BaselineCase, Fingerprint};
 use crate::results::{CaseResult, Results};
-use crate::stats::significance;
+use crate::stats::significance::{self, Detection};
 
 /// Power at which the minimum detectable change is computed.
 pub const POWER: f64 = 0.95;
@@ -54,11 +54,12 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
 
     let compared = results.cases.iter().filter(|c| baseline.cases.contains_key(&c.id)).count().max(1);
     let case_alpha = rules.significance / compared as f64;
+    let detection = Detection::new(case_alpha, POWER);
     let mut cases = Vec::new();
     if !refused {
         for case in &results.cases {
             let mut c = match baseline.cases.get(&case.id) {
-                Some(base) => compare_case(case, base, rules, case_alpha),
+                Some(base) => compare_case(case, base, rules, detection),
                 None => CaseComparison {
                     id: case.id.clone(),
                     verdict: CaseVerdict::New,
@@ -213,7 +214,7 @@ fn short(fp: &str) -> String {
     fp.chars().take(12).collect()
 }
 
-fn compare_case(case: &CaseResult, base: &BaselineCase, rules: &Rules, alpha: f64) -> CaseComparison {
+fn compare_case(case: &CaseResult, base: &BaselineCase, rules: &Rules, detection: Option<Detection>) -> CaseComparison {
     let mut notes = Vec::new();
     let mut invalid = false;
     let mut metrics = Vec::new();
@@ -250,7 +251,7 @@ fn compare_case(case: &CaseResult, base: &BaselineCase, rules: &Rules, alpha: f6
             let row = match def.source {
                 Source::Requests { series, .. } => {
                     let current = series.samples(&cur.requests);
-                    compare_metric(def, rule, phase.as_str(), bp.series(series), &current, alpha)
+                    compare_metric(def, rule, phase.as_str(), bp.series(series), &current, detection)
                 }
                 Source::Gpu(stat) => {
                     let current = cur.gpu.as_ref().and_then(|g| stat.of(g));
@@ -307,7 +308,7 @@ pub fn compare_metric(
     phase: &str,
     base: &[f64],
     current: &[f64],
-    alpha: f64,
+    detection: Option<Detection>,
 ) -> Option<MetricComparison> {
     let (_, statistic) = def.request_source()?;
     let b = statistic.of(base)?;
@@ -318,16 +319,18 @@ pub fn compare_metric(
     let change = (c - b) / b;
     let (worse, better) = beyond(def, rule, b, c, change);
     let (n1, n2) = (base.len(), current.len());
-    let testable = significance::min_p_value(n1, n2) <= alpha;
+    // No test level (a significance outside (0, 1)) tests nothing.
+    let alpha = detection.map_or(0.0, |d| d.alpha());
+    let testable = detection.is_some_and(|d| d.can_be_significant(n1, n2));
     let p_value = significance::mann_whitney_u(base, current).map(|t| t.p_value);
     let significant = testable && p_value.is_some_and(|p| p < alpha);
     let cv = significance::pooled_cv(base, current);
-    let mdc = cv.and_then(|cv| significance::min_detectable_change(cv, n1, n2, alpha, POWER));
+    let mdc = detection.zip(cv).and_then(|(d, cv)| d.min_detectable_change(cv, n1, n2));
     // Changes below the floor never count, so a check only needs to detect
     // whichever is larger: the tolerance or the floor relative to the baseline.
     let effective = rule.tolerance.max(rule.floor / b.abs()).max(1e-6);
     let repetitions_needed = if mdc.is_none_or(|m| m > effective) {
-        cv.and_then(|cv| significance::repetitions_for(cv, effective, alpha, POWER, None)).map(|n| n as u32)
+        detection.zip(cv).and_then(|(d, cv)| d.repetitions_for(cv, effective, None)).map(|n| n as u32)
     } else {
         None
     };
@@ -705,13 +708,16 @@ pub(crate) mod tests {
         let base: Vec<f64> = (0..12).map(|i| 25.0 + f64::from(i) * 0.1).collect();
         // +20%, clearly significant, but only 5 ms: below the 20 ms floor.
         let cur: Vec<f64> = base.iter().map(|v| v * 1.2).collect();
-        let m = compare_metric(def, rule, "warm", &base, &cur, 0.01).unwrap();
+        let m = compare_metric(def, rule, "warm", &base, &cur, Detection::new(0.01, POWER)).unwrap();
         assert!(m.change > 0.19 && m.p_value.unwrap() < 0.01);
         assert_eq!(m.status, MetricStatus::Pass);
         // The same relative change at 250 ms is 50 ms: a regression.
         let base: Vec<f64> = base.iter().map(|v| v * 10.0).collect();
         let cur: Vec<f64> = cur.iter().map(|v| v * 10.0).collect();
-        assert_eq!(compare_metric(def, rule, "warm", &base, &cur, 0.01).unwrap().status, MetricStatus::Regressed);
+        assert_eq!(
+            compare_metric(def, rule, "warm", &base, &cur, Detection::new(0.01, POWER)).unwrap().status,
+            MetricStatus::Regressed
+        );
     }
 
     #[test]
@@ -736,7 +742,7 @@ pub(crate) mod tests {
         let rule = Rules::default().rule_for("x", def);
         let base = [100.0, 70.0, 130.0, 95.0, 105.0, 60.0, 140.0, 90.0, 110.0, 100.0];
         let cur = [92.0, 72.0, 125.0, 88.0, 100.0, 62.0, 135.0, 85.0, 108.0, 90.0];
-        let m = compare_metric(def, rule, "warm", &base, &cur, 0.01).unwrap();
+        let m = compare_metric(def, rule, "warm", &base, &cur, Detection::new(0.01, POWER)).unwrap();
         assert!(m.change < -0.05, "{}", m.change);
         assert_eq!(m.status, MetricStatus::Noise);
         assert!(m.min_detectable_change.unwrap() > 0.05, "noise this large cannot catch 5%");

@@ -50,7 +50,9 @@ impl Series {
 
     /// Samples of successful requests.
     pub fn samples(self, requests: &[RequestRecord]) -> Vec<f64> {
-        requests.iter().filter(|r| r.ok).filter_map(|r| self.of(r)).filter(|v| v.is_finite()).collect()
+        let mut out = Vec::with_capacity(requests.len());
+        out.extend(requests.iter().filter(|r| r.ok).filter_map(|r| self.of(r)).filter(|v| v.is_finite()));
+        out
     }
 }
 

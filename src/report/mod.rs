@@ -4,3 +4,4 @@ pub mod full;
 pub mod plots;
 pub mod render;
 pub mod table;
+mod view;

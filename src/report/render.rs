@@ -13,7 +13,10 @@
 //! - `rows`: every metric of every case, flattened: the [`MetricComparison`]
 //!   fields plus `case`, `case_verdict` and `cells` (the terminal's
 //!   pre-formatted texts: `case`, `phase`, `metric`, `baseline`, `current`,
-//!   `change`, `limit`, `p`, `mdc`, `status`).
+//!   `change`, `limit`, `p`, `mdc`, `status`) and `md` (the Markdown report's,
+//!   escaped: `case`, `phase`, `metric`, `baseline`, `current`, `change`,
+//!   `limit`, `p`, `detects`, `status`). Rows are objects that format their
+//!   texts when first read (see `view.rs`).
 //! - `changes`: rows beyond tolerance and significant (regressed, then warn,
 //!   then improved); `regressed`: the fail-level regressions only;
 //!   `notable`: regressed, warn, cannot judge and improved rows;
@@ -22,15 +25,17 @@
 //! - `power`: per metric, the noise and power of the check across cases.
 //! - `color`: whether ANSI colours are on.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 use anyhow::anyhow;
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::gate::{CaseVerdict, Comparison, Direction, MetricComparison, MetricStatus};
+use super::view::{CELL_COLUMNS, View, cell_texts, row_of};
+use crate::gate::{Comparison, Direction};
 
 /// The built-in terminal template.
 const TERMINAL_TEMPLATE: &str = include_str!("templates/terminal.txt.j2");
@@ -137,7 +142,13 @@ fn environment(color: bool) -> Environment<'static> {
     env.add_filter("pct", |v: Option<f64>| v.map_or_else(|| "—".to_string(), format_pct));
     env.add_filter("pct_abs", |v: Option<f64>| v.map_or_else(|| "—".to_string(), format_pct_abs));
     env.add_filter("pvalue", |v: Option<f64>| format_p(v));
-    env.add_filter("limit", |rule: Serde<Limit>| format_limit(&rule));
+    env.add_filter("limit", |rule: Value| -> Result<String, minijinja::Error> {
+        // A row object gives its fields straight; anything else is read as a `Limit`.
+        match row_of(&rule) {
+            Some(row) => Ok(format_limit(&Limit::of(row.metric()))),
+            None => Ok(format_limit(&Limit::deserialize(rule)?)),
+        }
+    });
     env.add_filter("md", |v: Value| md_escape(&text_of(&v)));
     env.add_filter("code", |v: Value| inline_code(&text_of(&v)));
     env.add_filter("fence", |v: Value, lang: Option<String>| fenced(&text_of(&v), lang.as_deref().unwrap_or("")));
@@ -168,19 +179,34 @@ pub(crate) fn text_of(v: &Value) -> String {
 /// from 1000 ms, throughput has one decimal, anything else up to four
 /// significant digits.
 pub fn format_value(v: Option<f64>, unit: &str) -> String {
-    let Some(v) = v else { return "—".to_string() };
+    let mut out = String::new();
+    write_value(&mut out, v, unit);
+    out
+}
+
+/// [`format_value`], appended to `out`.
+pub(super) fn write_value(out: &mut String, v: Option<f64>, unit: &str) {
+    let Some(v) = v else { return out.push('—') };
     if !v.is_finite() {
-        return "n/a".to_string();
+        return out.push_str("n/a");
     }
+    // Writing to a String cannot fail.
     match unit {
         // Rounding decides the band, so 9.999 ms prints as "10.0 ms", not "10.00 ms".
-        "ms" if round_to(v.abs(), 2) < 10.0 => format!("{v:.2} ms"),
-        "ms" if round_to(v.abs(), 1) < 1000.0 => format!("{v:.1} ms"),
-        "ms" => format!("{:.2} s", v / 1000.0),
-        "tok/s" => format!("{v:.1} tok/s"),
-        "" => significant(v, 4),
-        "%" => format!("{}%", significant(v, 4)),
-        unit => format!("{} {unit}", significant(v, 4)),
+        "ms" if round_to(v.abs(), 2) < 10.0 => drop(write!(out, "{v:.2} ms")),
+        "ms" if round_to(v.abs(), 1) < 1000.0 => drop(write!(out, "{v:.1} ms")),
+        "ms" => drop(write!(out, "{:.2} s", v / 1000.0)),
+        "tok/s" => drop(write!(out, "{v:.1} tok/s")),
+        "" => write_significant(out, v, 4),
+        "%" => {
+            write_significant(out, v, 4);
+            out.push('%');
+        }
+        unit => {
+            write_significant(out, v, 4);
+            out.push(' ');
+            out.push_str(unit);
+        }
     }
 }
 
@@ -192,8 +218,15 @@ fn round_to(v: f64, decimals: i32) -> f64 {
 /// Up to `digits` significant digits, trailing zeros dropped; large numbers
 /// keep all their integer digits.
 fn significant(v: f64, digits: i32) -> String {
+    let mut out = String::new();
+    write_significant(&mut out, v, digits);
+    out
+}
+
+/// [`significant`], appended to `out`.
+fn write_significant(out: &mut String, v: f64, digits: i32) {
     if v == 0.0 || !v.is_finite() {
-        return if v == 0.0 { "0".to_string() } else { "n/a".to_string() };
+        return out.push_str(if v == 0.0 { "0" } else { "n/a" });
     }
     let magnitude = v.abs().log10().floor() as i32;
     let mut decimals = (digits - 1 - magnitude).max(0);
@@ -201,54 +234,97 @@ fn significant(v: f64, digits: i32) -> String {
     if round_to(v.abs(), decimals) >= 10f64.powi(magnitude + 1) {
         decimals = (decimals - 1).max(0);
     }
-    let s = format!("{v:.*}", decimals as usize);
-    let s = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-    if s == "-0" { "0".to_string() } else { s }
+    let start = out.len();
+    let _ = write!(out, "{v:.*}", decimals as usize);
+    if out[start..].contains('.') {
+        let kept = out[start..].trim_end_matches('0').trim_end_matches('.').len();
+        out.truncate(start + kept);
+    }
+    if &out[start..] == "-0" {
+        out.truncate(start);
+        out.push('0');
+    }
 }
 
 /// A signed relative change, one decimal: 0.0912 → "+9.1%".
 pub fn format_pct(fraction: f64) -> String {
+    let mut out = String::new();
+    write_pct(&mut out, fraction);
+    out
+}
+
+/// [`format_pct`], appended to `out`.
+pub(super) fn write_pct(out: &mut String, fraction: f64) {
     if !fraction.is_finite() {
-        return "n/a".to_string();
+        return out.push_str("n/a");
     }
     let percent = round_to(fraction * 100.0, 1);
-    if percent == 0.0 { "0.0%".to_string() } else { format!("{percent:+.1}%") }
+    if percent == 0.0 {
+        out.push_str("0.0%");
+    } else {
+        let _ = write!(out, "{percent:+.1}%");
+    }
 }
 
 /// An unsigned percentage for tolerances and detectable changes: 0.05 → "5%",
 /// 0.0712 → "7.1%".
 pub fn format_pct_abs(fraction: f64) -> String {
+    let mut out = String::new();
+    write_pct_abs(&mut out, fraction);
+    out
+}
+
+/// [`format_pct_abs`], appended to `out`.
+pub(super) fn write_pct_abs(out: &mut String, fraction: f64) {
     if !fraction.is_finite() {
-        return "n/a".to_string();
+        return out.push_str("n/a");
     }
-    let s = format!("{:.1}", round_to(fraction.abs() * 100.0, 1));
-    format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
+    let _ = write!(out, "{:.1}", round_to(fraction.abs() * 100.0, 1));
+    if out.ends_with(".0") {
+        out.truncate(out.len() - 2);
+    }
+    out.push('%');
 }
 
 /// A p-value: three decimals, "<0.001" below that, "—" when there is none.
 pub fn format_p(p: Option<f64>) -> String {
+    let mut out = String::new();
+    write_p(&mut out, p);
+    out
+}
+
+/// [`format_p`], appended to `out`.
+pub(super) fn write_p(out: &mut String, p: Option<f64>) {
     match p {
-        None => "—".to_string(),
-        Some(p) if !p.is_finite() => "n/a".to_string(),
-        Some(p) if p < 0.001 => "<0.001".to_string(),
-        Some(p) => format!("{p:.3}"),
+        None => out.push('—'),
+        Some(p) if !p.is_finite() => out.push_str("n/a"),
+        Some(p) if p < 0.001 => out.push_str("<0.001"),
+        Some(p) => {
+            let _ = write!(out, "{p:.3}");
+        }
     }
 }
 
 /// The fields of a row that make up its limit.
 #[derive(Debug, Clone, Deserialize)]
-struct Limit {
-    direction: Direction,
-    tolerance: f64,
+pub(super) struct Limit {
+    pub(super) direction: Direction,
+    pub(super) tolerance: f64,
     #[serde(default)]
-    floor: f64,
+    pub(super) floor: f64,
     #[serde(default)]
-    unit: String,
+    pub(super) unit: String,
+}
+
+impl Limit {
+    pub(super) fn of(m: &crate::gate::MetricComparison) -> Limit {
+        Limit { direction: m.direction, tolerance: m.tolerance, floor: m.floor, unit: clean(&m.unit) }
+    }
 }
 
 /// The limit of a rule as the change it allows: "-5%" for higher-is-better,
 /// "+10%, floor 20 ms" for lower-is-better with a floor.
-fn format_limit(limit: &Limit) -> String {
+pub(super) fn format_limit(limit: &Limit) -> String {
     let sign = match limit.direction {
         Direction::HigherIsBetter => "-",
         Direction::LowerIsBetter => "+",
@@ -281,6 +357,10 @@ fn format_limit(limit: &Limit) -> String {
 pub fn md_escape(text: &str) -> String {
     /// Zero-width space, as an entity so it shows in the source.
     const ZWSP: &str = "&#8203;";
+    // Most text (numbers, units, metric names) has nothing to escape.
+    if !needs_md_escape(text) {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len() + 8);
     let line = one_line(text);
     let mut chars = line.chars().peekable();
@@ -313,6 +393,11 @@ pub fn md_escape(text: &str) -> String {
     out
 }
 
+/// Whether [`md_escape`] would change `text`.
+pub(super) fn needs_md_escape(text: &str) -> bool {
+    text.contains(|c: char| c.is_control() || "\\*_[]|`~#@:&<>".contains(c))
+}
+
 /// Text on one line: every run of line breaks, tabs and other control
 /// characters (ANSI escapes included) becomes a single space.
 fn one_line(text: &str) -> String {
@@ -337,6 +422,9 @@ fn one_line(text: &str) -> String {
 /// the start of a line of a CI log would be a workflow command (`::error::`),
 /// so a zero-width space goes between the two colons.
 pub fn clean(text: &str) -> String {
+    if !needs_clean(text) {
+        return text.to_string();
+    }
     let mut out = String::with_capacity(text.len());
     for c in one_line(text).chars() {
         if c == ':' && out.ends_with(':') {
@@ -345,6 +433,11 @@ pub fn clean(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Whether [`clean`] may change `text`.
+pub(super) fn needs_clean(text: &str) -> bool {
+    text.contains(|c: char| c.is_control() || c == ':')
 }
 
 /// Ends the text as a sentence (a period unless it already ends in `.`, `!` or `?`).
@@ -431,276 +524,72 @@ const NUMERIC_COLUMNS: [&str; 6] = ["baseline", "current", "change", "limit", "p
 /// showing `columns` of their pre-formatted `cells`; the `status` column is
 /// painted by the row's status.
 fn table(rows: &Value, columns: &[String], color: bool) -> Result<String, minijinja::Error> {
-    let mut cells: Vec<Vec<String>> = Vec::new();
-    let mut statuses: Vec<String> = Vec::new();
-    for row in rows.try_iter()? {
-        let row_cells = row.get_attr("cells")?;
+    let rows: Vec<Value> = rows.try_iter()?.collect();
+    // Each cell with its width in characters.
+    let mut cells: Vec<Vec<(Cow<'_, str>, usize)>> = Vec::with_capacity(rows.len());
+    let mut statuses: Vec<Cow<'_, str>> = Vec::with_capacity(rows.len());
+    for row in &rows {
         let mut line = Vec::with_capacity(columns.len());
-        for column in columns {
-            let cell = row_cells.get_attr(column)?;
-            if cell.is_undefined() {
+        for (column, cell) in columns.iter().zip(cell_texts(row, columns)?) {
+            let Some(cell) = cell else {
                 return Err(minijinja::Error::new(
                     ErrorKind::InvalidOperation,
-                    format!(
-                        "table(): unknown column `{column}` (columns: case, phase, metric, baseline, current, \
-                         change, limit, p, mdc, status)"
-                    ),
+                    format!("table(): unknown column `{column}` (columns: {CELL_COLUMNS})"),
                 ));
-            }
-            line.push(text_of(&cell));
+            };
+            let width = cell.chars().count();
+            line.push((cell, width));
         }
         cells.push(line);
-        statuses.push(text_of(&row.get_attr("status")?));
+        statuses.push(match row_of(row) {
+            Some(r) => Cow::Borrowed(r.metric().status.as_str()),
+            None => Cow::Owned(text_of(&row.get_attr("status")?)),
+        });
     }
     let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
     for line in &cells {
         for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
+            *w = (*w).max(cell.1);
         }
     }
-    let format_line = |line: &[String], status: Option<&str>| -> String {
-        let mut out = String::new();
-        for (i, ((cell, w), column)) in line.iter().zip(&widths).zip(columns).enumerate() {
+    let numeric: Vec<bool> = columns.iter().map(|c| NUMERIC_COLUMNS.contains(&c.as_str())).collect();
+    let mut out = String::with_capacity((rows.len() + 2) * (widths.iter().sum::<usize>() + 2 * columns.len()));
+    let write_line = |out: &mut String, line: &mut dyn Iterator<Item = (&str, usize)>, status: Option<&str>| {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let start = out.len();
+        for (i, (((cell, width), w), column)) in line.zip(&widths).zip(columns).enumerate() {
             if i > 0 {
                 out.push_str("  ");
             }
-            let pad = " ".repeat(w - cell.chars().count());
+            let pad = w - width;
+            let painted;
             let text = match status {
-                Some(status) if column == "status" => paint(cell, status, color),
-                _ => cell.clone(),
+                Some(status) if column == "status" => {
+                    painted = paint(cell, status, color);
+                    painted.as_str()
+                }
+                _ => cell,
             };
-            if NUMERIC_COLUMNS.contains(&column.as_str()) {
-                out.push_str(&pad);
-                out.push_str(&text);
+            if numeric[i] {
+                out.extend(std::iter::repeat_n(' ', pad));
+                out.push_str(text);
             } else {
-                out.push_str(&text);
-                out.push_str(&pad);
+                out.push_str(text);
+                out.extend(std::iter::repeat_n(' ', pad));
             }
         }
-        out.trim_end().to_string()
+        let kept = out[start..].trim_end().len();
+        out.truncate(start + kept);
     };
-    let header: Vec<String> = columns.to_vec();
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    let mut lines = vec![format_line(&header, None), format_line(&rule, None)];
+    write_line(&mut out, &mut columns.iter().map(|c| (c.as_str(), c.chars().count())), None);
+    let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    write_line(&mut out, &mut rules.iter().zip(&widths).map(|(r, w)| (r.as_str(), *w)), None);
     for (line, status) in cells.iter().zip(&statuses) {
-        lines.push(format_line(line, Some(status)));
+        write_line(&mut out, &mut line.iter().map(|(c, w)| (c.as_ref(), *w)), Some(status));
     }
-    Ok(lines.join("\n"))
-}
-
-// ---------------------------------------------------------------------------
-// The context
-
-/// What the templates see.
-#[derive(Debug, Serialize)]
-struct View<'a> {
-    /// The comparison itself.
-    comparison: &'a Comparison,
-    /// Every metric of every case, in case order.
-    rows: Vec<Row<'a>>,
-    /// Beyond tolerance and significant: regressed, then warn, then improved.
-    changes: Vec<Row<'a>>,
-    /// Fail-level regressions.
-    regressed: Vec<Row<'a>>,
-    /// Regressed, warn, cannot judge and improved rows, in case order.
-    notable: Vec<Row<'a>>,
-    /// Rows beyond tolerance but not significant.
-    noise_count: usize,
-    /// Per case, the metrics too few samples could judge.
-    cannot_judge: Vec<CannotJudge<'a>>,
-    /// Per metric, noise and power across cases.
-    power: Vec<Power<'a>>,
-    /// Whether ANSI colours are on.
-    color: bool,
-}
-
-/// One metric of one case, flattened for tables.
-#[derive(Debug, Clone, Serialize)]
-struct Row<'a> {
-    /// Case id.
-    case: &'a str,
-    /// The case's verdict.
-    case_verdict: CaseVerdict,
-    /// The metric's fields.
-    #[serde(flatten)]
-    metric: &'a MetricComparison,
-    /// Pre-formatted cells for `table()`.
-    cells: Cells,
-}
-
-/// The texts of a row as the terminal shows them.
-#[derive(Debug, Clone, Serialize)]
-struct Cells {
-    case: String,
-    phase: String,
-    metric: String,
-    baseline: String,
-    current: String,
-    change: String,
-    limit: String,
-    p: String,
-    mdc: String,
-    status: String,
-}
-
-/// Metrics of one case that could not be judged.
-#[derive(Debug, Serialize)]
-struct CannotJudge<'a> {
-    /// Case id.
-    case: &'a str,
-    /// `phase metric` names.
-    metrics: Vec<String>,
-    /// Fewest samples on either side among them.
-    samples: usize,
-    /// Most repetitions needed among them, when known.
-    repetitions_needed: Option<u32>,
-}
-
-/// Noise and power of one metric across cases.
-#[derive(Debug, Serialize)]
-struct Power<'a> {
-    /// Metric name.
-    metric: &'a str,
-    /// Its unit.
-    unit: &'a str,
-    /// The strictest tolerance among its rows.
-    tolerance: f64,
-    /// Cases it was compared in.
-    cases: usize,
-    /// Median repetitions (current side).
-    samples: usize,
-    /// Median detectable change over rows where one exists.
-    median_mdc: Option<f64>,
-    /// Cases where the detectable change exceeds the tolerance.
-    underpowered: usize,
-    /// Median detectable change over those cases.
-    underpowered_mdc: Option<f64>,
-    /// Cases where no change at all could be significant.
-    undetectable: usize,
-    /// Repetitions that bring every such case within tolerance, when known.
-    repetitions_needed: Option<u32>,
-}
-
-impl<'a> View<'a> {
-    fn new(comparison: &'a Comparison, color: bool) -> Self {
-        let rows: Vec<Row<'a>> = comparison
-            .cases
-            .iter()
-            .flat_map(|case| case.metrics.iter().map(move |m| Row::new(&case.id, case.verdict, m)))
-            .collect();
-        let with_status = |statuses: &[MetricStatus]| -> Vec<Row<'a>> {
-            rows.iter().filter(|r| statuses.contains(&r.metric.status)).cloned().collect()
-        };
-        let mut changes = with_status(&[MetricStatus::Regressed, MetricStatus::Warn, MetricStatus::Improved]);
-        changes.sort_by_key(|r| r.metric.status);
-        let regressed = with_status(&[MetricStatus::Regressed]);
-        let notable = with_status(&[
-            MetricStatus::Regressed,
-            MetricStatus::Warn,
-            MetricStatus::CannotJudge,
-            MetricStatus::Improved,
-        ]);
-        let noise_count = rows.iter().filter(|r| r.metric.status == MetricStatus::Noise).count();
-        let cannot_judge = comparison
-            .cases
-            .iter()
-            .filter_map(|case| {
-                let metrics: Vec<&MetricComparison> =
-                    case.metrics.iter().filter(|m| m.status == MetricStatus::CannotJudge).collect();
-                (!metrics.is_empty()).then(|| CannotJudge {
-                    case: &case.id,
-                    metrics: metrics.iter().map(|m| format!("{} {}", m.phase, m.metric)).collect(),
-                    samples: metrics.iter().map(|m| m.samples[0].min(m.samples[1])).min().unwrap_or(0),
-                    repetitions_needed: metrics.iter().filter_map(|m| m.repetitions_needed).max(),
-                })
-            })
-            .collect();
-        let power = power(&rows);
-        View { comparison, rows, changes, regressed, notable, noise_count, cannot_judge, power, color }
-    }
-}
-
-impl<'a> Row<'a> {
-    fn new(case: &'a str, case_verdict: CaseVerdict, m: &'a MetricComparison) -> Self {
-        let cells = Cells {
-            case: clean(case),
-            phase: clean(&m.phase),
-            metric: clean(&m.metric),
-            baseline: format_value(Some(m.baseline), &clean(&m.unit)),
-            current: format_value(Some(m.current), &clean(&m.unit)),
-            change: format_pct(m.change),
-            limit: format_limit(&Limit {
-                direction: m.direction,
-                tolerance: m.tolerance,
-                floor: m.floor,
-                unit: clean(&m.unit),
-            }),
-            p: format_p(m.p_value),
-            mdc: m.min_detectable_change.map_or_else(|| "—".to_string(), format_pct_abs),
-            status: m.status.as_str().replace('_', " "),
-        };
-        Row { case, case_verdict, metric: m, cells }
-    }
-}
-
-fn median(values: &mut [f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 0 { (values[mid - 1] + values[mid]) / 2.0 } else { values[mid] })
-}
-
-/// Aggregates noise and power per metric name, so a suite of fifty cases
-/// gives one line per metric rather than fifty.
-fn power<'a>(rows: &[Row<'a>]) -> Vec<Power<'a>> {
-    let mut groups: BTreeMap<&'a str, Vec<&Row<'a>>> = BTreeMap::new();
-    // Only rows with a significance test have a detectable change: GPU
-    // figures (one value per phase, no p-value) are judged on tolerance alone.
-    for row in rows.iter().filter(|r| r.metric.p_value.is_some() || r.metric.status == MetricStatus::CannotJudge) {
-        groups.entry(row.metric.metric.as_str()).or_default().push(row);
-    }
-    // Rows are per phase; people count cases.
-    let cases = |rows: &[&Row<'a>]| {
-        let mut ids: Vec<&str> = rows.iter().map(|r| r.case).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
-    };
-    groups
-        .into_iter()
-        .map(|(metric, group)| {
-            let tolerance = group.iter().map(|r| r.metric.tolerance).fold(f64::INFINITY, f64::min);
-            let mut samples: Vec<f64> = group.iter().map(|r| r.metric.samples[1] as f64).collect();
-            let mut mdcs: Vec<f64> = group.iter().filter_map(|r| r.metric.min_detectable_change).collect();
-            let under: Vec<&Row<'a>> = group
-                .iter()
-                .copied()
-                // Changes below the floor never count, so only compare against the larger of the two.
-                .filter(|r| {
-                    let effective =
-                        r.metric.tolerance.max(r.metric.floor / r.metric.baseline.abs().max(f64::MIN_POSITIVE));
-                    r.metric.min_detectable_change.is_some_and(|d| d > effective)
-                })
-                .collect();
-            let mut under_mdcs: Vec<f64> = under.iter().filter_map(|r| r.metric.min_detectable_change).collect();
-            let undetectable: Vec<&Row<'a>> =
-                group.iter().copied().filter(|r| r.metric.min_detectable_change.is_none()).collect();
-            Power {
-                metric,
-                unit: group.first().map_or("", |r| r.metric.unit.as_str()),
-                tolerance,
-                cases: cases(&group),
-                samples: median(&mut samples).map_or(0, |s| s.round() as usize),
-                median_mdc: median(&mut mdcs),
-                underpowered: cases(&under),
-                underpowered_mdc: median(&mut under_mdcs),
-                undetectable: cases(&undetectable),
-                repetitions_needed: under.iter().chain(&undetectable).filter_map(|r| r.metric.repetitions_needed).max(),
-            }
-        })
-        .collect()
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------
@@ -880,9 +769,12 @@ fn cut_lines(md: &str, max_chars: usize, note_block: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::gate::{CaseComparison, Counts, Level, Mismatch, SCHEMA, ServerSummary, Verdict};
+    use crate::gate::{
+        CaseComparison, CaseVerdict, Counts, Level, MetricComparison, MetricStatus, Mismatch, SCHEMA, ServerSummary,
+        Verdict,
+    };
     use crate::runner::capabilities::Capabilities;
 
     const ACCEPT: &str =
@@ -1014,7 +906,7 @@ mod tests {
         )
     }
 
-    fn regression() -> Comparison {
+    pub(crate) fn regression() -> Comparison {
         let chat = case(
             "chat/512",
             CaseVerdict::Regressed,

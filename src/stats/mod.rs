@@ -32,11 +32,13 @@ pub struct Summary {
 /// Summarises `values`; `None` when there is no finite sample to summarise.
 /// Non-finite values are ignored: a summary never contains NaN.
 pub fn summarize(values: &[f64]) -> Option<Summary> {
-    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let mut sorted: Vec<f64> = Vec::with_capacity(values.len());
+    sorted.extend(values.iter().copied().filter(|v| v.is_finite()));
     if sorted.is_empty() {
         return None;
     }
-    sorted.sort_by(f64::total_cmp);
+    // Values equal under total_cmp are the same bits, so unstable sorting gives the same order.
+    sorted.sort_unstable_by(f64::total_cmp);
     let n = sorted.len();
     // Scaled by the largest magnitude, so values near f64::MAX (a server's
     // absurd gauge) give a finite mean and spread instead of infinity, which

@@ -53,13 +53,11 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
         return None;
     }
     // `true` marks a value of `a`.
-    let mut pooled: Vec<(f64, bool)> = a
-        .iter()
-        .filter(|x| x.is_finite())
-        .map(|&x| (x, true))
-        .chain(b.iter().filter(|x| x.is_finite()).map(|&x| (x, false)))
-        .collect();
-    pooled.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut pooled: Vec<(f64, bool)> = Vec::with_capacity(n1 + n2);
+    pooled.extend(a.iter().filter(|x| x.is_finite()).map(|&x| (x, true)));
+    pooled.extend(b.iter().filter(|x| x.is_finite()).map(|&x| (x, false)));
+    // Unstable is enough: which side an equal value came from does not change its mid-rank.
+    pooled.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
 
     // Mid-ranks: each run of equal values shares the mean of its ranks.
     let mut rank_sum_a = 0.0;
@@ -89,7 +87,7 @@ pub fn mann_whitney_u(a: &[f64], b: &[f64]) -> Option<MannWhitney> {
         // lower tail at the nearer end.
         let u_int = u.round() as usize;
         let u_low = u_int.min(n1 * n2 - u_int);
-        let p = 2.0 * exact_lower_tail(n1, n2, u_low);
+        let p = 2.0 * exact_lower_tail_cached(n1, n2, u_low);
         return Some(MannWhitney { u, p_value: clamp_p(p), exact: true });
     }
 
@@ -119,6 +117,12 @@ fn clamp_p(p: f64) -> f64 {
 /// rising lower half of the distribution the subtractions lose little
 /// precision (checked against exact integers in the tests).
 fn exact_lower_tail(n1: usize, n2: usize, u_max: usize) -> f64 {
+    let total = binomial_f64(n1 + n2, n1.min(n2));
+    exact_counts(n1, n2, u_max).iter().sum::<f64>() / total
+}
+
+/// The number of arrangements giving each U in `0..=u_max` (see `exact_lower_tail`).
+fn exact_counts(n1: usize, n2: usize, u_max: usize) -> Vec<f64> {
     let (m, n) = if n1 <= n2 { (n1, n2) } else { (n2, n1) };
     let len = u_max + 1;
     let mut counts = vec![0.0f64; len];
@@ -132,8 +136,54 @@ fn exact_lower_tail(n1: usize, n2: usize, u_max: usize) -> f64 {
             counts[j] += counts[j - k];
         }
     }
-    let total = binomial_f64(n1 + n2, m);
-    counts.iter().sum::<f64>() / total
+    counts
+}
+
+/// `exact_lower_tail` from a per-thread table of the whole lower half of the
+/// null distribution for each recent `(n1, n2)`: a comparison tests thousands
+/// of metrics with the same few sample sizes, and building the distribution
+/// costs more than the rest of the test.
+fn exact_lower_tail_cached(n1: usize, n2: usize, u_max: usize) -> f64 {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::rc::Rc;
+    /// Sizes kept per thread; each table holds at most 5,001 values.
+    const KEEP: usize = 16;
+    /// Lower tails by (smaller size, larger size).
+    type Tails = HashMap<(usize, usize), Rc<Vec<f64>>>;
+    thread_local! {
+        static TAILS: RefCell<Tails> = RefCell::new(HashMap::new());
+    }
+    let key = (n1.min(n2), n1.max(n2));
+    let half = n1 * n2 / 2;
+    if u_max > half {
+        return exact_lower_tail(n1, n2, u_max);
+    }
+    let table = TAILS.with(|t| t.borrow().get(&key).cloned()).unwrap_or_else(|| {
+        let table = Rc::new(lower_tails(key.0, key.1, half));
+        TAILS.with(|t| {
+            let mut t = t.borrow_mut();
+            if t.len() >= KEEP {
+                t.clear();
+            }
+            t.insert(key, Rc::clone(&table));
+        });
+        table
+    });
+    table[u_max]
+}
+
+/// P(U <= u) for every `u` in `0..=u_max`: the running sums of the same
+/// counts `exact_lower_tail` builds.
+fn lower_tails(n1: usize, n2: usize, u_max: usize) -> Vec<f64> {
+    let mut counts = exact_counts(n1, n2, u_max);
+    let total = binomial_f64(n1 + n2, n1.min(n2));
+    let mut sum = 0.0;
+    for c in &mut counts {
+        sum += *c;
+        *c = sum / total;
+    }
+    counts
 }
 
 /// C(n, k) as f64, by a product of ratios; only called for the exact test,
@@ -305,7 +355,8 @@ fn sorted_median(sorted: &[f64]) -> f64 {
 /// `None` when there are fewer than 2 finite values, when the median is 0, or
 /// when the result overflows.
 pub fn robust_cv(samples: &[f64]) -> Option<f64> {
-    let mut values: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
+    let mut values: Vec<f64> = Vec::with_capacity(samples.len());
+    values.extend(samples.iter().copied().filter(|x| x.is_finite()));
     if values.len() < 2 {
         return None;
     }
@@ -328,16 +379,17 @@ pub fn robust_cv(samples: &[f64]) -> Option<f64> {
 /// noise by 28%), while the standard deviation is what the power formula is
 /// written in; outliers can only make it larger, i.e. more cautious.
 pub fn sample_cv(samples: &[f64]) -> Option<f64> {
-    let values: Vec<f64> = samples.iter().copied().filter(|x| x.is_finite()).collect();
-    if values.len() < 2 {
+    let values = || samples.iter().copied().filter(|x| x.is_finite());
+    let count = values().count();
+    if count < 2 {
         return None;
     }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
+    let n = count as f64;
+    let mean = values().sum::<f64>() / n;
     if mean == 0.0 {
         return None;
     }
-    let var = values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let var = values().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
     let cv = var.sqrt() / mean.abs();
     cv.is_finite().then_some(cv)
 }
@@ -374,18 +426,91 @@ pub fn pooled_cv(a: &[f64], b: &[f64]) -> Option<f64> {
 /// is 0, when `alpha` or `power` is outside `(0, 1)`, or when `power` is so low
 /// that the formula would give a change of zero or less.
 pub fn min_detectable_change(cv: f64, n1: usize, n2: usize, alpha: f64, power: f64) -> Option<f64> {
-    let in_unit = |x: f64| x > 0.0 && x < 1.0;
-    if !cv.is_finite() || cv < 0.0 || n1 == 0 || n2 == 0 || !in_unit(alpha) || !in_unit(power) {
-        return None;
+    Detection::new(alpha, power)?.min_detectable_change(cv, n1, n2)
+}
+
+/// A test level and a power with their normal quantiles computed once, for
+/// the many rows of a comparison that share them: the quantiles cost more
+/// than the rest of a row's minimum detectable change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    alpha: f64,
+    /// Smallest `n` at which `n` against `n` samples can be significant.
+    min_equal_n: usize,
+    /// Normal quantile of `1 - alpha/2`.
+    z_alpha: f64,
+    /// Normal quantile of `power`.
+    z_power: f64,
+}
+
+impl Detection {
+    /// `None` when `alpha` or `power` is outside `(0, 1)`.
+    pub fn new(alpha: f64, power: f64) -> Option<Detection> {
+        let in_unit = |x: f64| x > 0.0 && x < 1.0;
+        (in_unit(alpha) && in_unit(power)).then(|| Detection {
+            alpha,
+            // min_p_value(n, n) falls at least fourfold per step (C(2n, n) grows
+            // so), so this stops within a few hundred steps for any alpha > 0.
+            min_equal_n: (1..).find(|&n| can_be_significant(n, n, alpha)).unwrap_or(usize::MAX),
+            z_alpha: normal_quantile(1.0 - alpha / 2.0),
+            z_power: normal_quantile(power),
+        })
     }
-    if min_p_value(n1, n2) > alpha {
+
+    /// The test level.
+    pub fn alpha(&self) -> f64 {
+        self.alpha
+    }
+
+    /// `min_p_value(n1, n2) <= alpha`: whether any change can be significant.
+    pub fn can_be_significant(&self, n1: usize, n2: usize) -> bool {
+        if n1 == n2 { n1 >= self.min_equal_n } else { can_be_significant(n1, n2, self.alpha) }
+    }
+
+    /// [`min_detectable_change`] at this level and power.
+    pub fn min_detectable_change(&self, cv: f64, n1: usize, n2: usize) -> Option<f64> {
+        if !self.can_be_significant(n1, n2) {
+            return None;
+        }
+        mdc_with(cv, n1, n2, self.z_alpha, self.z_power)
+    }
+
+    /// [`repetitions_for`] at this level and power.
+    pub fn repetitions_for(&self, cv: f64, change: f64, n_baseline: Option<usize>) -> Option<usize> {
+        let detects = |n: usize| {
+            let n1 = n_baseline.unwrap_or(n);
+            self.min_detectable_change(cv, n1, n).is_some_and(|mdc| mdc <= change)
+        };
+        // The MDC only shrinks as n grows (and once defined stays defined), so the
+        // answer is the boundary of a monotone predicate: bisect.
+        if !detects(MAX_REPETITIONS) {
+            return None;
+        }
+        let (mut lo, mut hi) = (0, MAX_REPETITIONS); // detects(lo) false (n = 0), detects(hi) true
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if detects(mid) {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        Some(hi)
+    }
+}
+
+/// `min_detectable_change` with the normal quantiles `z_alpha` (of
+/// `1 - alpha/2`) and `z_power` already computed (a search over `n` computes
+/// them once, not at every step), for sizes where a change can be significant.
+fn mdc_with(cv: f64, n1: usize, n2: usize, z_alpha: f64, z_power: f64) -> Option<f64> {
+    if !cv.is_finite() || cv < 0.0 || n1 == 0 || n2 == 0 {
         return None;
     }
     // Student-t rather than normal quantiles: at the 5-20 samples a gate
     // has, the normal formula overpromises (simulated power 0.88 instead of
     // 0.95 at 10 vs 10); the t correction brings it back to nominal.
     let df = n1.saturating_add(n2).saturating_sub(2).max(1) as f64;
-    let z_sum = student_t_quantile(1.0 - alpha / 2.0, df) + student_t_quantile(power, df);
+    let z_sum = t_from_z(z_alpha, df) + t_from_z(z_power, df);
     if z_sum.is_nan() || z_sum <= 0.0 {
         return None;
     }
@@ -393,11 +518,35 @@ pub fn min_detectable_change(cv: f64, n1: usize, n2: usize, alpha: f64, power: f
     mdc.is_finite().then_some(mdc)
 }
 
+/// `min_p_value(n1, n2) <= alpha`, without summing further than needed:
+/// `ln C(n1 + n2, k)` only grows with each term, so the loop stops as soon
+/// as it passes `ln(2 / alpha)` by a margin no rounding can cross; near the
+/// boundary the answer is `min_p_value`'s own.
+fn can_be_significant(n1: usize, n2: usize, alpha: f64) -> bool {
+    let (k, other) = if n1 <= n2 { (n1, n2) } else { (n2, n1) };
+    if k == 0 {
+        return false;
+    }
+    let target = (2.0 / alpha).ln() + 1e-6;
+    let mut ln_c = 0.0;
+    for i in 1..=k {
+        ln_c += ((other as f64 + i as f64) / i as f64).ln();
+        if ln_c > target {
+            return true;
+        }
+    }
+    min_p_value(n1, n2) <= alpha
+}
+
 /// Quantile of Student's t distribution with `df` degrees of freedom, by the
 /// Cornish-Fisher expansion around the normal quantile (Abramowitz & Stegun
 /// 26.7.5); relative error below 1e-3 for `df >= 3`, exact as `df` grows.
 pub fn student_t_quantile(p: f64, df: f64) -> f64 {
-    let z = normal_quantile(p);
+    t_from_z(normal_quantile(p), df)
+}
+
+/// The Cornish-Fisher step of `student_t_quantile`, from the normal quantile `z`.
+fn t_from_z(z: f64, df: f64) -> f64 {
     if !(z.is_finite() && df.is_finite() && df > 0.0) {
         return z;
     }
@@ -417,25 +566,7 @@ pub fn student_t_quantile(p: f64, df: f64) -> f64 {
 /// baseline too small to ever reach `change`), or when the inputs make
 /// `min_detectable_change` undefined.
 pub fn repetitions_for(cv: f64, change: f64, alpha: f64, power: f64, n_baseline: Option<usize>) -> Option<usize> {
-    let detects = |n: usize| {
-        let n1 = n_baseline.unwrap_or(n);
-        min_detectable_change(cv, n1, n, alpha, power).is_some_and(|mdc| mdc <= change)
-    };
-    // The MDC only shrinks as n grows (and once defined stays defined), so the
-    // answer is the boundary of a monotone predicate: bisect.
-    if !detects(MAX_REPETITIONS) {
-        return None;
-    }
-    let (mut lo, mut hi) = (0, MAX_REPETITIONS); // detects(lo) false (n = 0), detects(hi) true
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if detects(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    Some(hi)
+    Detection::new(alpha, power)?.repetitions_for(cv, change, n_baseline)
 }
 
 #[cfg(test)]
@@ -562,6 +693,40 @@ mod tests {
                 assert!(close(got, expected, 1e-9), "{n1}x{n2} u={u}: {got} vs {expected}");
             }
         }
+    }
+
+    #[test]
+    fn cached_tails_equal_the_direct_recurrence() {
+        // More sizes than the cache keeps, twice over, so tables are evicted and rebuilt.
+        for _ in 0..2 {
+            for n1 in 1..=6 {
+                for n2 in [1usize, 2, 3, 10, 31] {
+                    for u in 0..=n1 * n2 {
+                        let got = exact_lower_tail_cached(n1, n2, u);
+                        assert_eq!(got, exact_lower_tail(n1, n2, u), "{n1}x{n2} u={u}");
+                        assert_eq!(exact_lower_tail_cached(n2, n1, u), got, "{n2}x{n1} u={u}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn detection_says_when_a_change_can_be_significant_as_min_p_value_does() {
+        for alpha in [0.5, 0.05, 0.01, 1e-5, 0.01 / 1000.0, 1e-12, 1e-300] {
+            let d = Detection::new(alpha, 0.95).unwrap();
+            for n1 in 0..40 {
+                for n2 in [0usize, 1, 2, 5, 9, 10, 11, 20, n1, 500] {
+                    let expected = min_p_value(n1, n2) <= alpha;
+                    assert_eq!(d.can_be_significant(n1, n2), expected, "alpha {alpha}, {n1} vs {n2}");
+                    assert_eq!(can_be_significant(n1, n2, alpha), expected, "alpha {alpha}, {n1} vs {n2}");
+                }
+            }
+        }
+        // Exactly at the boundary: 2 / C(20, 10) is the smallest p of 10 against 10.
+        let edge = min_p_value(10, 10);
+        assert!(Detection::new(edge, 0.95).unwrap().can_be_significant(10, 10));
+        assert!(!Detection::new(edge * 0.999_999, 0.95).unwrap().can_be_significant(10, 10));
     }
 
     #[test]
