@@ -10,7 +10,9 @@
 //!    256 and 1024 streams; every measured inter-chunk gap and TTFT is compared with the
 //!    simulator's ground truth (its `--truth-log`), reporting p50/p99/max error.
 //!
-//! Environment: INFERGATE_BENCH_TOKENS (tokens per stream, default 2000).
+//! Environment: INFERGATE_BENCH_TOKENS (tokens per stream in 1., default
+//! 2000), INFERGATE_BENCH_ONLY (`ingest` or `timing`, default both),
+//! INFERGATE_BENCH_RUNS (how many times 2. runs, default 1).
 //! Figures depend on the machine; the client and the simulator share its cores.
 
 use std::io::BufRead as _;
@@ -46,6 +48,13 @@ fn start_sim(extra: &[&str]) -> SimProcess {
     std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
     let url = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
     SimProcess { child, url }
+}
+
+/// The 1, 5 and 15 minute load averages, as the kernel reports them.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn cpu_seconds() -> f64 {
@@ -120,6 +129,20 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("client_ingest: {cores} cores shared by client and simulator; {tokens} tokens per stream\n");
 
+    let only = std::env::var("INFERGATE_BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
+    if wanted("ingest") {
+        ingest(&rt, tokens);
+    }
+    if wanted("timing") {
+        let runs: usize = std::env::var("INFERGATE_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+        for run in 1..=runs.max(1) {
+            timing(&rt, run, runs);
+        }
+    }
+}
+
+fn ingest(rt: &tokio::runtime::Runtime, tokens: u32) {
     println!("1. ingest, simulator streaming without pauses");
     println!(
         "{:>8} {:>10} {:>12} {:>10} {:>14} {:>16}",
@@ -128,7 +151,7 @@ fn main() {
     let sim = start_sim(&["--itl-ms", "0"]);
     for streams in [1usize, 64, 256, 1024] {
         let per_stream = if streams == 1 { tokens * 10 } else { tokens };
-        let (records, wall, cpu) = run_streams(&rt, &sim.url, streams, per_stream);
+        let (records, wall, cpu) = run_streams(rt, &sim.url, streams, per_stream);
         let failed = records.iter().filter(|r| !r.ok).count();
         let chunks: usize = records.iter().filter(|r| r.ok).map(|r| r.itl_ms.len() + 1).sum();
         println!(
@@ -141,8 +164,14 @@ fn main() {
         );
     }
     drop(sim);
+}
 
-    println!("\n2. timing error against ground truth, simulator pacing 20 ms/token (±20%)");
+fn timing(rt: &tokio::runtime::Runtime, run: usize, runs: usize) {
+    let of = if runs > 1 { format!(", run {run} of {runs}") } else { String::new() };
+    println!(
+        "\n2. timing error against ground truth, simulator pacing 20 ms/token (±20%){of}; load average {}",
+        load_average()
+    );
     println!(
         "{:>8} {:>8} {:>12} {:>12} {:>12} {:>14} {:>14}",
         "streams", "gaps", "ITL err p50", "ITL err p99", "ITL err max", "TTFT diff p50", "TTFT diff p99"
@@ -152,7 +181,7 @@ fn main() {
         let log = dir.path().join("truth.jsonl");
         let sim =
             start_sim(&["--itl-ms", "20", "--itl-jitter", "0.2", "--truth-log", log.to_str().expect("utf-8 path")]);
-        let (records, _, _) = run_streams(&rt, &sim.url, streams, 100);
+        let (records, _, _) = run_streams(rt, &sim.url, streams, 100);
         drop(sim);
         let truth: Vec<TruthRecord> = std::fs::read_to_string(&log)
             .expect("truth log")

@@ -142,7 +142,8 @@ impl Segments {
 /// The server's own time (receipt to last chunk, ms) and count of each kind of request.
 #[derive(Debug, Default)]
 struct ServerTime {
-    /// Streamed requests before the first measured one: the capability probe.
+    /// Streamed requests before the first measured one: the capability
+    /// probes (sent together, so the longest one's time).
     probe: (f64, u32),
     /// Non-streamed requests: `usage.prompt_tokens` probes.
     sizing: (f64, u32),
@@ -168,14 +169,20 @@ impl ServerTime {
         let first = truth.iter().filter(|t| measured.contains_key(t.id.as_str())).map(|t| number(&t.id)).min();
         let mut s = ServerTime::default();
         for t in truth {
+            let seconds = t.e2e_ms / 1000.0;
             let slot = match measured.get(t.id.as_str()) {
                 _ if !t.stream => &mut s.sizing,
                 Some(PhaseName::Cold) => &mut s.cold,
                 Some(PhaseName::Warm) => &mut s.warm,
-                None if first.is_none_or(|f| number(&t.id) < f) => &mut s.probe,
+                None if first.is_none_or(|f| number(&t.id) < f) => {
+                    // The capability probes run at once: their server time is the longest one's.
+                    s.probe.0 = s.probe.0.max(seconds);
+                    s.probe.1 += 1;
+                    continue;
+                }
                 None => &mut s.warmup,
             };
-            slot.0 += t.e2e_ms / 1000.0;
+            slot.0 += seconds;
             slot.1 += 1;
         }
         s

@@ -15,6 +15,7 @@ pub mod fsutil;
 pub mod gate;
 pub mod github;
 pub mod http;
+pub mod json;
 pub mod progress;
 pub mod report;
 pub mod results;

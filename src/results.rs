@@ -511,7 +511,7 @@ impl Results {
 
     /// Writes the results atomically (`-` writes to stdout).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let mut json = serde_json::to_vec_pretty(self).context("cannot serialize results")?;
+        let mut json = crate::json::to_vec(self).context("cannot serialize results")?;
         json.push(b'\n');
         crate::fsutil::write_output(path, &json)
     }

@@ -72,7 +72,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
 }
 
 fn save_comparison(cmp: &Comparison, path: &Path) -> Result<(), Failure> {
-    let mut json = serde_json::to_vec_pretty(cmp).context("cannot serialize the comparison").map_err(Failure::run)?;
+    let mut json = crate::json::to_vec(cmp).context("cannot serialize the comparison").map_err(Failure::run)?;
     json.push(b'\n');
     crate::fsutil::write_output(path, &json).map_err(Failure::run)
 }
@@ -120,7 +120,8 @@ pub fn emit_report(cmp: &Comparison, args: &ReportArgs) -> Result<(), Failure> {
     };
     let text = match args.format {
         ReportFormat::Json => {
-            let mut s = serde_json::to_string_pretty(cmp).context("cannot serialize").map_err(Failure::run)?;
+            let json = crate::json::to_vec(cmp).context("cannot serialize").map_err(Failure::run)?;
+            let mut s = String::from_utf8(json).context("serialized JSON is UTF-8").map_err(Failure::run)?;
             s.push('\n');
             s
         }
@@ -443,7 +444,7 @@ pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32
     }
     let report = crate::gate::calibrate::calibrate(&runs, &rules);
     let json_path = sibling(&output, "calibration.json");
-    let mut json = serde_json::to_vec_pretty(&report).context("cannot serialize").map_err(Failure::run)?;
+    let mut json = crate::json::to_vec(&report).context("cannot serialize").map_err(Failure::run)?;
     json.push(b'\n');
     crate::fsutil::write_output(&json_path, &json).map_err(Failure::run)?;
     print_stdout(&crate::gate::calibrate::render(&report));

@@ -51,7 +51,7 @@ pub fn write_full_report(
     let md = full::render(&report, lang, template, &relative).map_err(Failure::invalid)?;
     let md_path = dir.join("report.md");
     crate::fsutil::write_atomic(&md_path, md.as_bytes()).map_err(Failure::run)?;
-    let mut json = serde_json::to_vec_pretty(&report).context("cannot serialize the report").map_err(Failure::run)?;
+    let mut json = crate::json::to_vec(&report).context("cannot serialize the report").map_err(Failure::run)?;
     json.push(b'\n');
     crate::fsutil::write_atomic(&dir.join("report.json"), &json).map_err(Failure::run)?;
     Ok(md_path)

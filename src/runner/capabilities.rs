@@ -98,8 +98,10 @@ pub async fn identify(client: &Client, owned_by: Option<&str>, caps: &mut Capabi
     }
 }
 
-/// Three short streamed requests: no length control, `ignore_eos` alone,
-/// `min_tokens` alone. A flag the server rejects (HTTP 4xx) counts as not
+/// Three short streamed requests, sent together: no length control,
+/// `ignore_eos` alone, `min_tokens` alone. Together they take as long as one
+/// (a server that runs one request at a time queues them, as it would one
+/// after the other). A flag the server rejects (HTTP 4xx) counts as not
 /// holding the length.
 pub async fn probe_length(client: &Client, caps: &mut Capabilities) {
     let ask = |ignore_eos: bool, min_tokens: bool| Generation {
@@ -113,7 +115,8 @@ pub async fn probe_length(client: &Client, caps: &mut Capabilities) {
         let req = client.prepare(PROBE_PROMPT, g);
         client.measure(&req, std::time::Instant::now()).await
     };
-    let plain = run(ask(false, false)).await;
+    let (plain, with_ignore, with_min) =
+        tokio::join!(run(ask(false, false)), run(ask(true, false)), run(ask(false, true)));
     if !plain.ok {
         caps.notes.push(format!("the length probe failed: {}", message(&plain)));
         return;
@@ -127,12 +130,10 @@ pub async fn probe_length(client: &Client, caps: &mut Capabilities) {
         return;
     }
     let holds = |r: &RequestRecord| r.ok && r.output_tokens == Some(PROBE_TOKENS);
-    let with_ignore = run(ask(true, false)).await;
     caps.ignore_eos_holds_length = Some(holds(&with_ignore));
     if !with_ignore.ok {
         caps.notes.push(format!("ignore_eos: {}", message(&with_ignore)));
     }
-    let with_min = run(ask(false, true)).await;
     caps.min_tokens_holds_length = Some(holds(&with_min));
     if !with_min.ok {
         caps.notes.push(format!("min_tokens: {}", message(&with_min)));
