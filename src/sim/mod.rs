@@ -202,9 +202,8 @@ pub async fn start(config: SimConfig, bind: SocketAddr) -> anyhow::Result<SimSer
 async fn spawn(config: SimConfig, bind: SocketAddr, keep_truth: bool) -> anyhow::Result<SimServer> {
     config.validate()?;
     let shared = Arc::new(Shared::new(config, keep_truth)?);
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot bind the simulator to {bind}; pick another address or port"))?;
+    let listener =
+        listen(bind).with_context(|| format!("cannot bind the simulator to {bind}; pick another address or port"))?;
     let addr = listener.local_addr().context("reading the simulator's bound address")?;
     let (stop, stopped) = oneshot::channel::<()>();
     let app = server::router(Arc::clone(&shared));
@@ -219,6 +218,20 @@ async fn spawn(config: SimConfig, bind: SocketAddr, keep_truth: bool) -> anyhow:
             .await
     });
     Ok(SimServer { addr, shared, stop: Some(stop), task })
+}
+
+/// A listening socket with room for 4,096 pending connections (tokio's
+/// default is 1,024): a benchmark opening 1,024 streams at once overflowed
+/// the queue, and every dropped connection attempt came back after the
+/// kernel's one-second SYN retry, a TTFT the server never caused. The
+/// kernel caps the queue at `net.core.somaxconn`.
+fn listen(bind: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if bind.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As tokio's own bind: a restarted simulator can take its port again at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(bind)?;
+    socket.listen(4096)
 }
 
 impl SimServer {
