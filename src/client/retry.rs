@@ -9,7 +9,7 @@
 //! recorded on the request ([`RetriedAttempt`]), whose measurement is the last
 //! attempt's.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::{Client, PreparedRequest};
 use crate::results::{ErrorClass, RequestRecord, RetriedAttempt};
@@ -54,11 +54,21 @@ enum Decision {
     Keep(Option<String>),
 }
 
-/// Parses a `Retry-After` value in delta-seconds (`"3"`, `"1.5"`); an
-/// HTTP date or anything else is not usable.
+/// Parses a `Retry-After` value: delta-seconds (`"3"`, `"1.5"`) or an HTTP
+/// date (`"Wed, 21 Oct 2015 07:28:00 GMT"`, the wait until then; none for a
+/// date already past). Anything else is not usable.
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let secs: f64 = value.trim().parse().ok()?;
-    (0.0..=1e9).contains(&secs).then(|| Duration::from_secs_f64(secs))
+    parse_retry_after_at(value, SystemTime::now())
+}
+
+/// [`parse_retry_after`] with the clock's time given.
+fn parse_retry_after_at(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (0.0..=1e9).contains(&secs).then(|| Duration::from_secs_f64(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Decides about `record`, the result of attempt number `attempt` (1-based).
@@ -200,12 +210,26 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_takes_delta_seconds_only() {
+    fn retry_after_takes_delta_seconds_or_an_http_date() {
         assert_eq!(parse_retry_after(" 2 "), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
         assert_eq!(parse_retry_after("0"), Some(Duration::ZERO));
-        for bad in ["", "-1", "NaN", "inf", "1e12", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+        for bad in ["", "-1", "NaN", "inf", "1e12", "tomorrow", "Wed, 32 Oct 2015 07:28:00 GMT"] {
             assert_eq!(parse_retry_after(bad), None, "{bad}");
         }
+        // 2015-10-21 07:28:00 UTC is 1445412480 s after the epoch.
+        let at = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        let date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(parse_retry_after_at(date, at(1_445_412_477)), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after_at(date, at(1_445_412_480)), Some(Duration::ZERO));
+        // A date already past: retry at once (the retry count still bounds it).
+        assert_eq!(parse_retry_after_at(date, at(1_445_412_999)), Some(Duration::ZERO));
+        // The obsolete date forms HTTP still allows.
+        assert_eq!(
+            parse_retry_after_at("Wednesday, 21-Oct-15 07:28:00 GMT", at(1_445_412_470)),
+            Some(Duration::from_secs(10))
+        );
+        // A far date is a wait longer than infergate takes, decided by `decide`.
+        assert!(parse_retry_after(date.replace("2015", "2099").as_str()).is_some_and(|w| w > MAX_RETRY_WAIT));
     }
 }
