@@ -159,12 +159,12 @@ impl Row {
 
     /// The terminal's texts of this row, formatted on first use.
     pub(super) fn cells(&self) -> &Texts {
-        self.cells.get_or_init(|| Arc::new(Texts::terminal(&self.case().id, self.metric(), self.limit())))
+        self.cells.get_or_init(|| Arc::new(Texts::of(Escape::Terminal, &self.case().id, self.metric(), self.limit())))
     }
 
     /// The Markdown report's texts of this row, formatted on first use.
     fn md(&self) -> &Arc<Texts> {
-        self.md.get_or_init(|| Arc::new(Texts::markdown(&self.case().id, self.metric(), self.limit())))
+        self.md.get_or_init(|| Arc::new(Texts::of(Escape::Markdown, &self.case().id, self.metric(), self.limit())))
     }
 }
 
@@ -304,12 +304,18 @@ impl Texts {
         Texts { text, ends, keys }
     }
 
-    /// The terminal's texts: free text through `clean`.
-    fn terminal(case: &str, m: &MetricComparison, limit: &str) -> Texts {
-        let unit = clean(&m.unit);
+    /// A report's texts of a row: the terminal's (free text through
+    /// `clean`, keys [`CELL_KEYS`]) or the Markdown report's (everything
+    /// through `md_escape`, keys [`MD_KEYS`], the detectable change as
+    /// "catches ≥ 7.1%").
+    fn of(escape: Escape, case: &str, m: &MetricComparison, limit: &str) -> Texts {
+        let (keys, unit, catches) = match escape {
+            Escape::Terminal => (&CELL_KEYS, clean(&m.unit), ""),
+            Escape::Markdown => (&MD_KEYS, m.unit.clone(), "catches ≥ "),
+        };
         Texts::build(
-            &CELL_KEYS,
-            Escape::Terminal,
+            keys,
+            escape,
             [
                 &|o| o.push_str(case),
                 &|o| o.push_str(&m.phase),
@@ -320,31 +326,8 @@ impl Texts {
                 &|o| o.push_str(limit),
                 &|o| write_p(o, m.p_value),
                 &|o| match m.min_detectable_change {
-                    Some(d) => write_pct_abs(o, d),
-                    None => o.push('—'),
-                },
-                &|o| o.extend(m.status.as_str().chars().map(|c| if c == '_' { ' ' } else { c })),
-            ],
-        )
-    }
-
-    /// The Markdown report's texts: everything through `md_escape`.
-    fn markdown(case: &str, m: &MetricComparison, limit: &str) -> Texts {
-        Texts::build(
-            &MD_KEYS,
-            Escape::Markdown,
-            [
-                &|o| o.push_str(case),
-                &|o| o.push_str(&m.phase),
-                &|o| o.push_str(&m.metric),
-                &|o| write_value(o, Some(m.baseline), &m.unit),
-                &|o| write_value(o, Some(m.current), &m.unit),
-                &|o| write_pct(o, m.change),
-                &|o| o.push_str(limit),
-                &|o| write_p(o, m.p_value),
-                &|o| match m.min_detectable_change {
                     Some(d) => {
-                        o.push_str("catches ≥ ");
+                        o.push_str(catches);
                         write_pct_abs(o, d);
                     }
                     None => o.push('—'),
