@@ -352,7 +352,9 @@ pub(super) fn format_limit(limit: &Limit) -> String {
 ///
 /// GitHub links `@name` and `#123` after Markdown is rendered, so escaping
 /// cannot stop them: a zero-width space after the `@` or `#` does, and the
-/// text still reads the same. A `::` is escaped so that no line of the
+/// text still reads the same. It also links bare URLs (`https://…`,
+/// `www.…`) as it parses them: a backslash before the `:` of `://` and the
+/// `.` of `www.` keeps them text. A `::` is escaped so that no line of the
 /// report printed in a CI log can start a workflow command (`::error::`).
 pub fn md_escape(text: &str) -> String {
     /// Zero-width space, as an entity so it shows in the source.
@@ -362,10 +364,14 @@ pub fn md_escape(text: &str) -> String {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 8);
-    let line = one_line(text);
-    let mut chars = line.chars().peekable();
-    while let Some(c) = chars.next() {
-        let next = chars.peek().copied();
+    let line: Vec<char> = one_line(text).chars().collect();
+    let at = |i: usize, s: &str| s.chars().enumerate().all(|(k, c)| line.get(i + k) == Some(&c));
+    let at_www =
+        |i: usize| "www.".chars().enumerate().all(|(k, c)| line.get(i + k).is_some_and(|l| l.eq_ignore_ascii_case(&c)));
+    let mut i = 0;
+    while let Some(&c) = line.get(i) {
+        let next = line.get(i + 1).copied();
+        i += 1;
         match c {
             '\\' | '*' | '_' | '[' | ']' | '|' | '`' | '~' => {
                 out.push('\\');
@@ -383,7 +389,12 @@ pub fn md_escape(text: &str) -> String {
                     out.push_str(ZWSP);
                 }
             }
-            ':' if next == Some(':') => out.push_str("\\:"),
+            ':' if next == Some(':') || at(i, "//") => out.push_str("\\:"),
+            'w' | 'W' if at_www(i - 1) => {
+                out.extend(&line[i - 1..i + 2]);
+                out.push_str("\\.");
+                i += 3;
+            }
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
@@ -396,6 +407,7 @@ pub fn md_escape(text: &str) -> String {
 /// Whether [`md_escape`] would change `text`.
 pub(super) fn needs_md_escape(text: &str) -> bool {
     text.contains(|c: char| c.is_control() || "\\*_[]|`~#@:&<>".contains(c))
+        || text.as_bytes().windows(4).any(|w| w.eq_ignore_ascii_case(b"www."))
 }
 
 /// Text on one line: every run of line breaks, tabs and other control
@@ -1074,6 +1086,9 @@ pub(super) mod tests {
             ("fixes #1, see #x and @ alone", r"fixes \#&#8203;1, see \#x and @ alone"),
             ("::error::owned", r"\::error\::owned"),
             ("a: b", "a: b"),
+            ("see https://evil.example/x", r"see https\://evil.example/x"),
+            ("www.evil.example and WWW.x", r"www\.evil.example and WWW\.x"),
+            ("awww.x ww. w", r"awww\.x ww. w"),
         ];
         for (input, want) in cases {
             assert_eq!(md_escape(input), *want, "md({input:?})");
