@@ -389,13 +389,16 @@ fn big_suite(scenarios: usize, output: u32) -> Suite {
 }
 
 /// Gives every request inter-chunk gaps around its TPOT (the synthetic
-/// results have none), so the file is as large as a real run's.
+/// results have none), so the file is as large as a real run's: rounded to
+/// the microsecond, as the client records them.
 fn fill_itl(results: &mut Results) {
     for case in &mut results.cases {
         for phase in case.phases.values_mut() {
             for r in &mut phase.requests {
                 let (Some(tpot), Some(out)) = (r.tpot_ms, r.output_tokens) else { continue };
-                r.itl_ms = (1..out).map(|k| tpot * (0.9 + 0.01 * f64::from(k * 7919 % 21))).collect();
+                r.itl_ms = (1..out)
+                    .map(|k| (tpot * (0.9 + 0.01 * f64::from(k * 7919 % 21)) * 1000.0).round() / 1000.0)
+                    .collect();
             }
             phase.summary = PhaseSummary::from_records(&phase.requests, phase.summary.duration_s, case.output_tokens);
         }
