@@ -486,18 +486,31 @@ fn compare_render(repetitions: u32) {
     );
     show("load the results file", spread(time_ms(1, 5, || Results::load(&results_path))));
     show("load the baseline file", spread(time_ms(1, 5, || Baseline::load(&baseline_path))));
-    let cli = spread(time_ms(1, 5, || {
-        let status = Command::new(BIN)
-            .args(["compare", "--results", &rp, "--baseline", &bp, "--comparison"])
-            .arg(dir.path().join("comparison.json"))
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run infergate compare");
-        assert!(status.code().is_some_and(|c| c <= 1), "infergate compare failed: {status}");
-    }));
+    let comparison = dir.path().join("comparison.json");
+    let args: [&std::ffi::OsStr; 7] = [
+        "compare".as_ref(),
+        "--results".as_ref(),
+        rp.as_ref(),
+        "--baseline".as_ref(),
+        bp.as_ref(),
+        "--comparison".as_ref(),
+        comparison.as_os_str(),
+    ];
+    let cli = spread(time_ms(1, 5, || run_quietly("infergate compare", &args, dir.path())));
     show("`infergate compare` process (5 runs after 1)", cli);
+}
+
+/// Runs the release binary with `args` in `dir`, output discarded; it must
+/// exit 0 or 1 (a verdict, not a failure).
+fn run_quietly(name: &str, args: &[&std::ffi::OsStr], dir: &Path) {
+    let status = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run infergate");
+    assert!(status.code().is_some_and(|c| c <= 1), "{name} failed: {status}");
 }
 
 // ---------------------------------------------------------------------------
@@ -530,16 +543,7 @@ fn start_up() {
         ("infergate compare (one case)", tiny),
     ];
     for (name, args) in commands {
-        let (m, lo, hi) = spread(time_ms(3, 30, || {
-            let status = Command::new(BIN)
-                .args(&args)
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("run infergate");
-            assert!(status.code().is_some_and(|c| c <= 1), "{name} failed: {status}");
-        }));
+        let (m, lo, hi) = spread(time_ms(3, 30, || run_quietly(name, &args, dir.path())));
         println!("   {name:<44} {m:>10.2} {lo:>10.2} {hi:>10.2}");
     }
 }

@@ -158,13 +158,17 @@ impl Row {
     }
 
     /// The terminal's texts of this row, formatted on first use.
-    pub(super) fn cells(&self) -> &Texts {
-        self.cells.get_or_init(|| Arc::new(Texts::of(Escape::Terminal, &self.case().id, self.metric(), self.limit())))
+    pub(super) fn cells(&self) -> &Arc<Texts> {
+        self.texts(&self.cells, Escape::Terminal)
     }
 
     /// The Markdown report's texts of this row, formatted on first use.
     fn md(&self) -> &Arc<Texts> {
-        self.md.get_or_init(|| Arc::new(Texts::of(Escape::Markdown, &self.case().id, self.metric(), self.limit())))
+        self.texts(&self.md, Escape::Markdown)
+    }
+
+    fn texts<'s>(&'s self, slot: &'s OnceLock<Arc<Texts>>, escape: Escape) -> &'s Arc<Texts> {
+        slot.get_or_init(|| Arc::new(Texts::of(escape, &self.case().id, self.metric(), self.limit())))
     }
 }
 
@@ -183,10 +187,7 @@ impl Object for Row {
         Some(match key.as_str()? {
             "case" => Value::from(self.case().id.as_str()),
             "case_verdict" => serialized(&self.case().verdict),
-            "cells" => {
-                self.cells();
-                Value::from_dyn_object(Arc::clone(self.cells.get()?))
-            }
+            "cells" => Value::from_dyn_object(Arc::clone(self.cells())),
             "md" => Value::from_dyn_object(Arc::clone(self.md())),
             "metric" => Value::from(m.metric.as_str()),
             "phase" => Value::from(m.phase.as_str()),
