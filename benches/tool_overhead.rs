@@ -437,10 +437,10 @@ fn compare_render(repetitions: u32) {
         size(&results_path),
         size(&baseline_path)
     );
-    let (rp, bp) = (results_path.display().to_string(), baseline_path.display().to_string());
+    let (rp, bp) = (vec![results_path.display().to_string()], baseline_path.display().to_string());
     let input = CompareInput {
-        results: &results,
-        results_path: &rp,
+        current: std::slice::from_ref(&results),
+        results_paths: &rp,
         baseline: &baseline,
         baseline_path: &bp,
         rules: &rules,
@@ -482,7 +482,7 @@ fn compare_render(repetitions: u32) {
     show("comparison JSON (serialize)", spread(time_ms(3, 15, || serde_json::to_vec_pretty(&cmp))));
     show(
         "accept preview (baseline merge + TOML diff)",
-        spread(time_ms(1, 5, || accept_preview(&results, &baseline, &baseline_path, &rules))),
+        spread(time_ms(1, 5, || accept_preview(std::slice::from_ref(&results), &baseline, &baseline_path, &rules))),
     );
     show("load the results file", spread(time_ms(1, 5, || Results::load(&results_path))));
     show("load the baseline file", spread(time_ms(1, 5, || Baseline::load(&baseline_path))));
@@ -490,7 +490,7 @@ fn compare_render(repetitions: u32) {
     let args: [&std::ffi::OsStr; 7] = [
         "compare".as_ref(),
         "--results".as_ref(),
-        rp.as_ref(),
+        rp[0].as_ref(),
         "--baseline".as_ref(),
         bp.as_ref(),
         "--comparison".as_ref(),

@@ -1,14 +1,18 @@
-//! Baseline files: `baselines/PROFILE.toml`, schema `infergate.baseline.v1`.
+//! Baseline files: `baselines/PROFILE.toml`, schema `infergate.baseline.v2`.
 //!
 //! A baseline is what the gate compares against: per case and phase the
-//! statistics the rules use and the per-request samples the significance test
-//! needs, the prompt fingerprints and environment that decide comparability,
-//! and one greedy output per case for the output-drift check. Files are
-//! written with a stable key order and values rounded to 4 significant digits,
-//! so that re-recording an unchanged system changes few lines; with
-//! `--only-changed` a series whose change is within noise keeps its old values
-//! and the diff is empty.
+//! per-request samples of each run it was recorded from (the run, one server
+//! launch, is the statistical unit: several runs show how far the system
+//! drifts between launches), the statistics the rules compare, the prompt
+//! fingerprints and environment that decide comparability, and one greedy
+//! output per case for the output-drift check. Files are written with a
+//! stable key order and values rounded to 4 significant digits, so that
+//! re-recording an unchanged system changes few lines; with
+//! `--only-changed` a phase the gate would not report as changed keeps its
+//! old runs and the diff is empty. Version 1 files (one run, `samples`) are
+//! still read, as a baseline of one run.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
@@ -16,12 +20,13 @@ use anyhow::{Context as _, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::gate::metrics::{CATALOGUE, Series, Source};
-use crate::gate::rules::Rules;
 use crate::results::{PhaseName, PhaseResult, Results};
-use crate::stats::significance;
 
 /// Schema identifier of baseline files.
-pub const SCHEMA: &str = "infergate.baseline.v1";
+pub const SCHEMA: &str = "infergate.baseline.v2";
+
+/// The schema of one-run baseline files, still read.
+pub const SCHEMA_V1: &str = "infergate.baseline.v1";
 
 /// The folder baselines live in, relative to the working directory.
 pub const DIR: &str = "baselines";
@@ -34,10 +39,10 @@ pub struct Baseline {
     pub schema: String,
     /// Profile name (GPU x model x server), the file's stem.
     pub profile: String,
-    /// When the results were recorded (RFC 3339).
+    /// When the last of its runs finished (RFC 3339).
     pub recorded_at: String,
-    /// Run id of the results it was recorded from.
-    pub run_id: String,
+    /// Run ids of the results it was recorded from, in recording order.
+    pub run_ids: Vec<String>,
     /// infergate version that recorded it.
     pub tool_version: String,
     /// Git commit the results were recorded at.
@@ -158,58 +163,130 @@ impl BaselineCase {
             PhaseName::Warm => self.warm.as_ref(),
         }
     }
+
+    /// Run ids of the case's runs (those of its warm phase, else its cold phase).
+    pub fn run_ids(&self) -> Vec<&str> {
+        self.warm
+            .as_ref()
+            .or(self.cold.as_ref())
+            .map_or_else(Vec::new, |p| p.runs.iter().map(|r| r.run.as_str()).collect())
+    }
 }
 
 /// One phase of a baseline case.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselinePhase {
-    /// Requests sent.
+    /// Requests sent, over all runs.
     pub requests: u32,
-    /// Requests that failed.
+    /// Requests that failed, over all runs.
     pub errors: u32,
-    /// Metric values the rules compare, by catalogue name.
+    /// The values the rules compare, by catalogue name: for per-request
+    /// metrics the geometric mean of the runs' values, for GPU figures the
+    /// median of the runs'.
     pub stats: BTreeMap<String, f64>,
-    /// Per-request samples by series, for the significance test.
-    pub samples: BTreeMap<String, Vec<f64>>,
+    /// Each run's per-request samples, in recording order.
+    pub runs: Vec<RunSamples>,
+}
+
+/// The per-request samples of one run of one phase, by series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSamples {
+    /// Run id of the results the samples came from.
+    pub run: String,
+    /// Output tokens / E2E, tokens/s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens_per_second: Vec<f64>,
+    /// Decode tokens per second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decode_tokens_per_second: Vec<f64>,
+    /// Time to first token, ms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ttft_ms: Vec<f64>,
+    /// Time per output token, ms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tpot_ms: Vec<f64>,
+    /// End-to-end latency, ms.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub e2e_ms: Vec<f64>,
+}
+
+impl RunSamples {
+    /// The samples of a series (empty when absent).
+    pub fn series(&self, s: Series) -> &[f64] {
+        match s {
+            Series::TokensPerSecond => &self.tokens_per_second,
+            Series::DecodeTokensPerSecond => &self.decode_tokens_per_second,
+            Series::TtftMs => &self.ttft_ms,
+            Series::TpotMs => &self.tpot_ms,
+            Series::E2eMs => &self.e2e_ms,
+        }
+    }
+
+    fn series_mut(&mut self, s: Series) -> &mut Vec<f64> {
+        match s {
+            Series::TokensPerSecond => &mut self.tokens_per_second,
+            Series::DecodeTokensPerSecond => &mut self.decode_tokens_per_second,
+            Series::TtftMs => &mut self.ttft_ms,
+            Series::TpotMs => &mut self.tpot_ms,
+            Series::E2eMs => &mut self.e2e_ms,
+        }
+    }
+
+    /// The samples of one phase of one run, rounded to 4 significant digits.
+    fn of(run: &str, p: &PhaseResult) -> RunSamples {
+        let mut out = RunSamples { run: run.to_string(), ..RunSamples::default() };
+        for s in Series::ALL {
+            *out.series_mut(s) = s.samples(&p.requests).into_iter().map(round4).collect();
+        }
+        out
+    }
 }
 
 impl BaselinePhase {
-    fn from_phase(p: &PhaseResult) -> BaselinePhase {
-        let samples: BTreeMap<String, Vec<f64>> = Series::ALL
-            .iter()
-            .map(|s| (s.key().to_string(), s.samples(&p.requests).into_iter().map(round4).collect::<Vec<_>>()))
-            .filter(|(_, v)| !v.is_empty())
-            .collect();
-        let mut stats = BTreeMap::new();
-        if let Some(gpu) = &p.gpu {
-            for m in CATALOGUE {
-                if let Source::Gpu(g) = m.source {
-                    if let Some(v) = g.of(gpu) {
-                        stats.insert(m.name.to_string(), round4(v));
-                    }
+    /// A phase recorded from the same phase of several runs.
+    fn from_runs(phases: &[(&str, &PhaseResult)]) -> BaselinePhase {
+        let mut phase = BaselinePhase {
+            requests: phases.iter().map(|(_, p)| p.summary.requests).sum(),
+            errors: phases.iter().map(|(_, p)| p.summary.errors).sum(),
+            stats: BTreeMap::new(),
+            runs: phases.iter().map(|(id, p)| RunSamples::of(id, p)).collect(),
+        };
+        for m in CATALOGUE {
+            if let Source::Gpu(g) = m.source {
+                let values: Vec<f64> =
+                    phases.iter().filter_map(|(_, p)| p.gpu.as_ref().and_then(|gpu| g.of(gpu))).collect();
+                if let Some(s) = crate::stats::summarize(&values) {
+                    phase.stats.insert(m.name.to_string(), round4(s.median));
                 }
             }
         }
-        let mut phase = BaselinePhase { requests: p.summary.requests, errors: p.summary.errors, stats, samples };
         phase.recompute_stats();
         phase
     }
 
-    /// Recomputes the per-request statistics in `stats` from `samples` (GPU figures stay).
-    fn recompute_stats(&mut self) {
+    /// Recomputes the per-request statistics in `stats` from the runs (GPU figures stay).
+    pub fn recompute_stats(&mut self) {
         for m in CATALOGUE {
             let Some((series, statistic)) = m.request_source() else { continue };
-            match self.samples.get(series.key()).and_then(|s| statistic.of(s)) {
-                Some(v) => self.stats.insert(m.name.to_string(), round4(v)),
-                None => self.stats.remove(m.name),
+            let logs: Vec<f64> = self
+                .runs
+                .iter()
+                .filter_map(|r| statistic.of(r.series(series)))
+                .filter(|v| *v > 0.0)
+                .map(f64::ln)
+                .collect();
+            match crate::stats::mean(&logs) {
+                Some(v) if logs.len() == self.runs.len() => self.stats.insert(m.name.to_string(), round4(v.exp())),
+                _ => self.stats.remove(m.name),
             };
         }
     }
 
-    /// Samples of a series (empty when absent).
-    pub fn series(&self, s: Series) -> &[f64] {
-        self.samples.get(s.key()).map_or(&[], Vec::as_slice)
+    /// The runs' samples of a series, one slice per run.
+    pub fn series(&self, s: Series) -> Vec<Cow<'_, [f64]>> {
+        self.runs.iter().map(|r| Cow::Borrowed(r.series(s))).collect()
     }
 }
 
@@ -231,63 +308,109 @@ pub fn round4(x: f64) -> f64 {
 }
 
 impl Baseline {
-    /// A baseline recorded from `results` (only its complete, error-free phases
-    /// are meaningful; the caller refuses the others).
+    /// A baseline recorded from one run (only its complete, error-free
+    /// phases are meaningful; the caller refuses the others).
     pub fn from_results(results: &Results, profile: &str) -> Baseline {
-        let cases = results
-            .cases
-            .iter()
-            .map(|c| {
-                let phase = |n: PhaseName| c.phases.get(&n).map(BaselinePhase::from_phase);
-                let output_text = c
-                    .phases
-                    .get(&PhaseName::Warm)
-                    .and_then(|p| p.requests.iter().find(|r| r.ok).and_then(|r| r.output_text.clone()));
-                (
-                    c.id.clone(),
+        Baseline::from_runs(std::slice::from_ref(results), profile)
+    }
+
+    /// A baseline recorded from several runs of the same suite (the caller
+    /// checks that they are comparable): every case gets one entry per run
+    /// that has it, in the order given. The header describes the last run.
+    pub fn from_runs(runs: &[Results], profile: &str) -> Baseline {
+        let mut ids: Vec<&str> = Vec::new();
+        for r in runs {
+            for c in &r.cases {
+                if !ids.contains(&c.id.as_str()) {
+                    ids.push(&c.id);
+                }
+            }
+        }
+        let cases = ids
+            .into_iter()
+            .filter_map(|id| {
+                let found: Vec<(&str, &crate::results::CaseResult)> = runs
+                    .iter()
+                    .filter_map(|r| r.cases.iter().find(|c| c.id == id).map(|c| (r.run_id.as_str(), c)))
+                    .collect();
+                let (_, first) = *found.first()?;
+                let phase = |n: PhaseName| {
+                    let phases: Vec<(&str, &PhaseResult)> =
+                        found.iter().filter_map(|(run, c)| c.phases.get(&n).map(|p| (*run, p))).collect();
+                    (!phases.is_empty()).then(|| BaselinePhase::from_runs(&phases))
+                };
+                let output_text = found.iter().find_map(|(_, c)| {
+                    c.phases
+                        .get(&PhaseName::Warm)
+                        .and_then(|p| p.requests.iter().find(|r| r.ok).and_then(|r| r.output_text.clone()))
+                });
+                Some((
+                    id.to_string(),
                     BaselineCase {
-                        scenario: c.scenario.clone(),
-                        context_tokens: c.context_tokens,
-                        output_tokens: c.output_tokens,
-                        prompt_tokens: c.prompt.tokens,
-                        template_fingerprint: c.prompt.template_fingerprint.clone(),
-                        text_fingerprint: c.prompt.text_fingerprint.clone(),
+                        scenario: first.scenario.clone(),
+                        context_tokens: first.context_tokens,
+                        output_tokens: first.output_tokens,
+                        prompt_tokens: first.prompt.tokens,
+                        template_fingerprint: first.prompt.template_fingerprint.clone(),
+                        text_fingerprint: first.prompt.text_fingerprint.clone(),
                         output_text,
                         cold: phase(PhaseName::Cold),
                         warm: phase(PhaseName::Warm),
                     },
-                )
+                ))
             })
             .collect();
+        let last = runs.last();
         Baseline {
             schema: SCHEMA.into(),
             profile: profile.into(),
-            recorded_at: results.finished_at.clone(),
-            run_id: results.run_id.clone(),
-            tool_version: results.environment.tool_version.clone(),
-            git_commit: results.environment.git_commit.clone(),
-            suite: BaselineSuite { name: results.suite.name.clone(), seed: results.suite.seed },
-            environment: Fingerprint::of(results),
+            recorded_at: last.map(|r| r.finished_at.clone()).unwrap_or_default(),
+            run_ids: runs.iter().map(|r| r.run_id.clone()).collect(),
+            tool_version: last.map(|r| r.environment.tool_version.clone()).unwrap_or_default(),
+            git_commit: last.and_then(|r| r.environment.git_commit.clone()),
+            suite: BaselineSuite {
+                name: last.map(|r| r.suite.name.clone()).unwrap_or_default(),
+                seed: last.map_or(0, |r| r.suite.seed),
+            },
+            environment: last.map(Fingerprint::of).unwrap_or_default(),
             cases,
         }
     }
 
-    /// Reads a baseline; errors name the file, line and key.
+    /// Fewest runs any recorded case phase has.
+    pub fn min_runs(&self) -> usize {
+        self.cases.values().flat_map(|c| [&c.cold, &c.warm]).flatten().map(|p| p.runs.len()).min().unwrap_or(0)
+    }
+
+    /// Reads a baseline (version 2, or version 1 as one run); errors name the file, line and key.
     pub fn load(path: &Path) -> anyhow::Result<Baseline> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
-        let b: Baseline = crate::config::parse_toml(&text, &path.display().to_string()).map_err(|e| anyhow!(e))?;
-        if b.schema != SCHEMA {
-            bail!("{}: schema is `{}`, this infergate reads `{SCHEMA}`", path.display(), b.schema);
+        Baseline::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a baseline file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> anyhow::Result<Baseline> {
+        #[derive(Deserialize)]
+        struct Header {
+            schema: Option<String>,
         }
+        let header: Header = crate::config::parse_toml(text, origin).map_err(|e| anyhow!(e))?;
+        let b = match header.schema.as_deref() {
+            Some(SCHEMA) => crate::config::parse_toml::<Baseline>(text, origin).map_err(|e| anyhow!(e))?,
+            Some(SCHEMA_V1) => {
+                crate::config::parse_toml::<v1::Baseline>(text, origin).map_err(|e| anyhow!(e))?.upgrade()
+            }
+            Some(other) => bail!("{origin}: schema is `{other}`, this infergate reads `{SCHEMA}` and `{SCHEMA_V1}`"),
+            None => bail!("{origin}: missing field `schema`: not an infergate baseline"),
+        };
         for (id, case) in &b.cases {
             for (name, phase) in [("cold", &case.cold), ("warm", &case.warm)] {
                 let Some(phase) = phase else { continue };
-                for (series, values) in &phase.samples {
-                    if !Series::ALL.iter().any(|s| s.key() == series) {
-                        bail!("{}: cases.\"{id}\".{name}.samples: unknown series `{series}`", path.display());
-                    }
-                    if let Some(v) = values.iter().find(|v| !v.is_finite() || **v < 0.0) {
-                        bail!("{}: cases.\"{id}\".{name}.samples.{series}: invalid sample {v}", path.display());
+                for (i, run) in phase.runs.iter().enumerate() {
+                    for series in Series::ALL {
+                        if let Some(v) = run.series(series).iter().find(|v| !v.is_finite() || **v < 0.0) {
+                            bail!("{origin}: cases.\"{id}\".{name}.runs[{i}].{}: invalid sample {v}", series.key());
+                        }
                     }
                 }
             }
@@ -304,19 +427,122 @@ impl Baseline {
     }
 }
 
-/// How `baseline update` merges new results into an existing baseline.
-#[derive(Debug, Clone)]
-pub struct UpdateOptions {
-    /// Keep old values whose change is within noise.
-    pub only_changed: bool,
-    /// Only these cases (comma-separated globs); the rest keep their old values.
-    pub cases: Option<String>,
-    /// The gate's rules: a change the gate would not report is noise.
-    pub rules: Rules,
+/// Version 1 files: one run, its samples under `samples`.
+mod v1 {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::{BaselineSuite, Fingerprint, RunSamples};
+    use crate::gate::metrics::Series;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(super) struct Baseline {
+        schema: String,
+        profile: String,
+        recorded_at: String,
+        run_id: String,
+        tool_version: String,
+        git_commit: Option<String>,
+        suite: BaselineSuite,
+        environment: Fingerprint,
+        cases: BTreeMap<String, Case>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Case {
+        scenario: String,
+        context_tokens: u32,
+        output_tokens: u32,
+        prompt_tokens: u32,
+        template_fingerprint: String,
+        text_fingerprint: String,
+        output_text: Option<String>,
+        cold: Option<Phase>,
+        warm: Option<Phase>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Phase {
+        requests: u32,
+        errors: u32,
+        stats: BTreeMap<String, f64>,
+        samples: BTreeMap<String, Vec<f64>>,
+    }
+
+    impl Baseline {
+        pub(super) fn upgrade(self) -> super::Baseline {
+            let run_id = self.run_id;
+            let phase = |p: Option<Phase>| {
+                p.map(|p| {
+                    let mut run = RunSamples { run: run_id.clone(), ..RunSamples::default() };
+                    for s in Series::ALL {
+                        if let Some(v) = p.samples.get(s.key()) {
+                            run.series_mut(s).clone_from(v);
+                        }
+                    }
+                    super::BaselinePhase { requests: p.requests, errors: p.errors, stats: p.stats, runs: vec![run] }
+                })
+            };
+            let _ = self.schema;
+            super::Baseline {
+                schema: super::SCHEMA.into(),
+                profile: self.profile,
+                recorded_at: self.recorded_at,
+                run_ids: vec![run_id.clone()],
+                tool_version: self.tool_version,
+                git_commit: self.git_commit,
+                suite: self.suite,
+                environment: self.environment,
+                cases: self
+                    .cases
+                    .into_iter()
+                    .map(|(id, c)| {
+                        (
+                            id,
+                            super::BaselineCase {
+                                scenario: c.scenario,
+                                context_tokens: c.context_tokens,
+                                output_tokens: c.output_tokens,
+                                prompt_tokens: c.prompt_tokens,
+                                template_fingerprint: c.template_fingerprint,
+                                text_fingerprint: c.text_fingerprint,
+                                output_text: c.output_text,
+                                cold: phase(c.cold),
+                                warm: phase(c.warm),
+                            },
+                        )
+                    })
+                    .collect(),
+            }
+        }
+    }
 }
 
-/// Merges `new` into `old` per the options.
-pub fn merge(old: Option<&Baseline>, mut new: Baseline, opts: &UpdateOptions) -> Baseline {
+/// How `baseline update` merges new results into an existing baseline.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateOptions {
+    /// Only these cases (comma-separated globs); the rest keep their old values.
+    pub cases: Option<String>,
+    /// Output similarity at or above which the old greedy output is kept.
+    pub drift_min_similarity: f64,
+}
+
+/// Whether a case's phase is unchanged between two recordings: (case id, phase, old, new).
+pub type Unchanged<'a> = &'a dyn Fn(&str, PhaseName, &BaselinePhase, &BaselinePhase) -> bool;
+
+/// Merges `new` into `old`: cases outside `opts.cases` keep their old entry;
+/// with `unchanged`, a selected case's phase that it calls unchanged
+/// (`--only-changed`: the gate would not report it) keeps its old runs.
+pub fn merge(
+    old: Option<&Baseline>,
+    mut new: Baseline,
+    opts: &UpdateOptions,
+    unchanged: Option<Unchanged<'_>>,
+) -> Baseline {
     let Some(old) = old else { return new };
     let selected = |id: &str| {
         opts.cases.as_deref().is_none_or(|g| g.split(',').map(str::trim).any(|g| crate::suite::glob_match(g, id)))
@@ -328,19 +554,20 @@ pub fn merge(old: Option<&Baseline>, mut new: Baseline, opts: &UpdateOptions) ->
             cases.insert(id.clone(), case.clone());
         }
     }
-    // The same per-case level as the gate (Bonferroni over the cases).
-    let alpha = opts.rules.significance / new.cases.len().max(1) as f64;
     for (id, mut case) in std::mem::take(&mut new.cases) {
         if !selected(&id) {
             continue;
         }
-        if opts.only_changed {
+        if let Some(unchanged) = unchanged {
             if let Some(prev) = old.cases.get(&id).filter(|p| p.template_fingerprint == case.template_fingerprint) {
-                let noise = Noise { rules: &opts.rules, case: &id, alpha };
-                case.cold = noise.keep(prev.cold.as_ref(), case.cold);
-                case.warm = noise.keep(prev.warm.as_ref(), case.warm);
+                let keep = |name: PhaseName, old: Option<&BaselinePhase>, new: Option<BaselinePhase>| match (old, new) {
+                    (Some(o), Some(n)) if unchanged(&id, name, o, &n) => Some(o.clone()),
+                    (_, n) => n,
+                };
+                case.cold = keep(PhaseName::Cold, prev.cold.as_ref(), case.cold);
+                case.warm = keep(PhaseName::Warm, prev.warm.as_ref(), case.warm);
                 if let (Some(a), Some(b)) = (&prev.output_text, &case.output_text) {
-                    if similarity(a, b) >= opts.rules.drift_min_similarity {
+                    if similarity(a, b) >= opts.drift_min_similarity {
                         case.output_text = Some(a.clone());
                     }
                 }
@@ -349,65 +576,20 @@ pub fn merge(old: Option<&Baseline>, mut new: Baseline, opts: &UpdateOptions) ->
         cases.insert(id, case);
     }
     new.cases = cases;
-    if opts.only_changed && new.cases == old.cases && new.suite == old.suite && new.environment == old.environment {
+    if unchanged.is_some() && new.cases == old.cases && new.suite == old.suite && new.environment == old.environment {
         // Nothing but the header would change: keep the file as it is.
         return old.clone();
     }
+    // The header lists every run the file still holds.
+    let mut ids: Vec<String> = Vec::new();
+    for id in old.run_ids.iter().chain(new.run_ids.iter()) {
+        let used = new.cases.values().any(|c| c.run_ids().contains(&id.as_str()));
+        if used && !ids.contains(id) {
+            ids.push(id.clone());
+        }
+    }
+    new.run_ids = ids;
     new
-}
-
-/// "Within noise" for `--only-changed`: a change the gate would not report.
-struct Noise<'a> {
-    rules: &'a Rules,
-    case: &'a str,
-    alpha: f64,
-}
-
-impl Noise<'_> {
-    /// The new phase, with every series whose change is noise replaced by the old one.
-    fn keep(&self, old: Option<&BaselinePhase>, new: Option<BaselinePhase>) -> Option<BaselinePhase> {
-        let (Some(old), Some(mut new)) = (old, new.clone()) else { return new };
-        if old.requests != new.requests || old.errors != new.errors {
-            return Some(new);
-        }
-        for series in Series::ALL {
-            let (Some(prev), Some(values)) = (old.samples.get(series.key()), new.samples.get_mut(series.key())) else {
-                continue;
-            };
-            if self.within_noise(series, prev, values) {
-                values.clone_from(prev);
-            }
-        }
-        // GPU figures: keep the old value unless it moved beyond tolerance and floor.
-        for m in CATALOGUE.iter().filter(|m| matches!(m.source, Source::Gpu(_))) {
-            let (Some(b), Some(c)) = (old.stats.get(m.name), new.stats.get(m.name).copied()) else { continue };
-            let rule = self.rules.rule_for(self.case, m);
-            let change = if *b == 0.0 { f64::INFINITY } else { ((c - b) / b).abs() };
-            if !(change > rule.tolerance && (c - b).abs() >= rule.floor) {
-                new.stats.insert(m.name.to_string(), *b);
-            }
-        }
-        new.recompute_stats();
-        Some(new)
-    }
-
-    /// True when no metric computed from `series` changes beyond its
-    /// tolerance and floor with a significant (or, for series too short to
-    /// test, any) shift.
-    fn within_noise(&self, series: Series, old: &[f64], new: &[f64]) -> bool {
-        let testable = significance::min_p_value(old.len(), new.len()) <= self.alpha;
-        let significant = testable && significance::mann_whitney_u(old, new).is_some_and(|t| t.p_value < self.alpha);
-        CATALOGUE.iter().filter(|m| m.request_source().is_some_and(|(s, _)| s == series)).all(|m| {
-            let rule = self.rules.rule_for(self.case, m);
-            let Some((_, statistic)) = m.request_source() else { return true };
-            let (Some(b), Some(c)) = (statistic.of(old), statistic.of(new)) else { return false };
-            if b == 0.0 {
-                return c == 0.0;
-            }
-            let beyond = ((c - b) / b).abs() > rule.tolerance && (c - b).abs() >= rule.floor;
-            !beyond || (testable && !significant)
-        })
-    }
 }
 
 /// Character-level similarity ratio (0..1) of two texts.
@@ -577,26 +759,6 @@ mod tests {
     }
 
     #[test]
-    fn noise_keeps_old_values_and_real_change_replaces_them() {
-        let rules = Rules::default();
-        let noise = Noise { rules: &rules, case: "a/1", alpha: 0.01 };
-        let old = vec![100.0, 101.0, 99.0, 100.5, 99.5, 100.2, 99.8, 100.1, 99.9, 100.3];
-        let same: Vec<f64> = old.iter().map(|v| v + 0.05).collect();
-        let slower: Vec<f64> = old.iter().map(|v| v * 1.2).collect();
-        let within_tolerance: Vec<f64> = old.iter().map(|v| v * 1.04).collect();
-        assert!(noise.within_noise(Series::E2eMs, &old, &same));
-        assert!(!noise.within_noise(Series::E2eMs, &old, &slower));
-        // Significant but inside the 10% E2E tolerance: the gate would not report it.
-        assert!(noise.within_noise(Series::E2eMs, &old, &within_tolerance));
-        // The same 4% on throughput is inside 5% too; 8% is not.
-        let faster: Vec<f64> = old.iter().map(|v| v * 0.92).collect();
-        assert!(!noise.within_noise(Series::TokensPerSecond, &old, &faster));
-        // One sample each (cold): only a change beyond tolerance and floor counts.
-        assert!(noise.within_noise(Series::TtftMs, &[27.0], &[31.0]), "+15% but 4 ms, under the 20 ms floor");
-        assert!(!noise.within_noise(Series::TtftMs, &[270.0], &[350.0]));
-    }
-
-    #[test]
     fn file_round_trips_byte_for_byte() {
         let r = crate::gate::compare::tests::results(&["a/1", "b/2"], 3, 10, 1.0, 0.03);
         let b = Baseline::from_results(&r, "p");
@@ -608,8 +770,10 @@ mod tests {
         assert_eq!(back, b);
         assert_eq!(back.to_toml().unwrap(), text);
         // Every number has at most 4 significant digits.
-        for v in b.cases["a/1"].warm.as_ref().unwrap().samples.values().flatten() {
-            assert_eq!(*v, round4(*v));
+        for run in &b.cases["a/1"].warm.as_ref().unwrap().runs {
+            for v in Series::ALL.iter().flat_map(|s| run.series(*s)) {
+                assert_eq!(*v, round4(*v));
+            }
         }
     }
 
@@ -621,7 +785,14 @@ mod tests {
         let err = format!("{:#}", Baseline::load(&path).unwrap_err());
         assert!(err.contains("bad.toml:2") && err.contains("profile"), "{err}");
         std::fs::write(&path, "schema = \"other\"\n").unwrap();
-        assert!(format!("{:#}", Baseline::load(&path).unwrap_err()).contains("missing field"));
+        let err = format!("{:#}", Baseline::load(&path).unwrap_err());
+        assert!(err.contains("bad.toml: schema is `other`") && err.contains(SCHEMA), "{err}");
+        std::fs::write(&path, "profile = \"p\"\n").unwrap();
+        assert!(format!("{:#}", Baseline::load(&path).unwrap_err()).contains("missing field `schema`"));
+        // Version 2 keys are checked too: a misspelled series names its line.
+        std::fs::write(&path, "schema = \"infergate.baseline.v2\"\nprofile = \"p\"\nrecorded_at = \"x\"\nrun_ids = []\ntool_version = \"0\"\n[suite]\nname = \"q\"\nseed = 1\n[environment]\nmodel = \"m\"\napi = \"chat\"\n[cases.\"a/1\"]\nscenario = \"a\"\ncontext_tokens = 1\noutput_tokens = 1\nprompt_tokens = 1\ntemplate_fingerprint = \"t\"\ntext_fingerprint = \"t\"\n[[cases.\"a/1\".warm.runs]]\nrun = \"r\"\nttft = [1.0]\n").unwrap();
+        let err = format!("{:#}", Baseline::load(&path).unwrap_err());
+        assert!(err.contains("bad.toml:") && err.contains("ttft"), "{err}");
     }
 
     #[test]

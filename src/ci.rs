@@ -166,7 +166,10 @@ pub fn annotations(cmp: &Comparison) -> Vec<String> {
                 _ => continue,
             };
             let what = if m.status == MetricStatus::CannotJudge {
-                format!("cannot judge {} with {} samples", m.metric, m.samples[1])
+                format!(
+                    "cannot judge {} ({} run(s) of {} request(s) on the current side)",
+                    m.metric, m.runs[1], m.samples[1]
+                )
             } else {
                 format!(
                     "{} {:+.1}% ({} -> {} {}), limit {:.0}%",
@@ -286,8 +289,8 @@ mod tests {
         let current = results(&[id], 2, 12, 1.5, 0.01);
         let rules = crate::gate::rules::Rules::default();
         let mut cmp = compare(&CompareInput {
-            results: &current,
-            results_path: "r.json",
+            current: std::slice::from_ref(&current),
+            results_paths: &["r.json".to_string()],
             baseline: &base,
             baseline_path: "baselines/p.toml",
             rules: &rules,

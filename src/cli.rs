@@ -33,8 +33,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the suite against a live server and write a results file.
-    Run(RunArgs),
+    /// Run the suite against a live server and write a results file (one per run).
+    Run(RunCmdArgs),
     /// Serve the built-in simulated OpenAI-compatible server.
     Sim(SimArgs),
     /// Run the whole loop against the built-in simulator (no server needed).
@@ -56,6 +56,17 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write the full report (Korean or English) with plots from results file(s).
     Report(ReportCmdArgs),
+}
+
+/// `infergate run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunCmdArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Run the suite K times, each a fresh server launch with --server-command, writing one results
+    /// file per run (results.run1.json ...): the runs of a baseline.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
 }
 
 /// `infergate report`.
@@ -117,9 +128,9 @@ pub enum ColorChoice {
 /// `infergate compare`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// The results file.
-    #[arg(long, value_name = "PATH")]
-    pub results: PathBuf,
+    /// The results file, or several: runs of the same suite, judged together.
+    #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
+    pub results: Vec<PathBuf>,
     /// Baseline profile name (baselines/NAME.toml) or path.
     #[arg(long, value_name = "PROFILE|PATH")]
     pub baseline: String,
@@ -147,7 +158,10 @@ pub struct CheckArgs {
     /// Compare even when suite, prompts or environment differ.
     #[arg(long)]
     pub allow_mismatch: bool,
-    /// Before failing, re-run only the regressed cases N more times and judge again on all samples.
+    /// Run the suite K times (each a fresh server launch with --server-command) and judge the runs together.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Before failing, re-run only the regressed cases in N more runs and judge again on all runs.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub confirm: u32,
     /// Where to write the comparison JSON [default: comparison.json beside the results].
@@ -242,9 +256,10 @@ pub enum BaselineCommand {
 /// `infergate baseline update`.
 #[derive(Debug, Clone, Args)]
 pub struct BaselineUpdateArgs {
-    /// The results file to record.
-    #[arg(long, value_name = "PATH")]
-    pub results: PathBuf,
+    /// The results file(s) to record: several runs of one suite (separate server launches) make a
+    /// baseline that shows the runner's drift between runs.
+    #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
+    pub results: Vec<PathBuf>,
     /// Profile name (baselines/NAME.toml) or a path inside baselines/.
     #[arg(long, value_name = "PROFILE|PATH")]
     pub baseline: String,
@@ -275,8 +290,8 @@ pub struct BaselineShowArgs {
 pub struct CalibrateArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// Number of A/A runs.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(2..=20))]
+    /// Number of A/A runs (each a fresh server launch with --server-command).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub runs: u32,
 }
 
@@ -329,7 +344,8 @@ pub struct RunArgs {
     /// Warm-phase Poisson arrival rate, requests/s ([run] request_rate) [default: back-to-back].
     #[arg(long, value_name = "RPS")]
     pub request_rate: Option<f64>,
-    /// Results file, `-` for stdout ([run] output) [default: infergate-out/results.json].
+    /// Results file, `-` for stdout ([run] output) [default: infergate-out/results.json]; with several
+    /// runs, one file per run beside it (results.run1.json, results.run2.json, ...).
     #[arg(long, short, value_name = "PATH")]
     pub out: Option<PathBuf>,
     /// Send ignore_eos to hold the output length ([server] ignore_eos) [default: true].
@@ -400,6 +416,31 @@ pub struct SimArgs {
     /// Per-request variation: each request's times are scaled by a factor with this standard deviation (0.05 = 5%).
     #[arg(long, default_value_t = 0.0)]
     pub request_cv: f64,
+    /// Shape of the per-request variation: uniform (bounded) or lognormal (a tail of slow requests).
+    #[arg(long, value_enum, default_value = "uniform")]
+    pub request_noise: crate::sim::model::RequestNoise,
+    /// Lag-1 autocorrelation of consecutive requests' variation, 0 to 0.95 (lognormal only).
+    #[arg(long, default_value_t = 0.0)]
+    pub autocorrelation: f64,
+    /// Share of requests slowed as outliers, 0 to 0.5.
+    #[arg(long, default_value_t = 0.0)]
+    pub outlier_rate: f64,
+    /// Largest outlier slowdown (an outlier is slower by a factor drawn from 1 to this).
+    #[arg(long, default_value_t = 3.0)]
+    pub outlier_factor: f64,
+    /// Warm-up after launch: the i-th request is slower by this x exp(-i / --warmup-requests) (0.2 = 20%).
+    #[arg(long, default_value_t = 0.0)]
+    pub warmup_slowdown: f64,
+    /// Requests over which the warm-up slowdown decays.
+    #[arg(long, default_value_t = 5.0)]
+    pub warmup_requests: f64,
+    /// Run-to-run drift: this launch is slower or faster by one factor drawn from --seed with this
+    /// standard deviation (0.02 = 2%); launch with different seeds to get different runs.
+    #[arg(long, default_value_t = 0.0)]
+    pub run_drift: f64,
+    /// Shape of the run-to-run drift: normal, or heavy (Student-t with 3 degrees of freedom).
+    #[arg(long, value_enum, default_value = "normal")]
+    pub run_drift_tail: crate::sim::model::DriftTail,
     /// Tokens carried by each streamed chunk.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub tokens_per_chunk: u32,
@@ -453,6 +494,31 @@ pub struct DoctorArgs {
     /// Check only the GPU side (NVML), without a server.
     #[arg(long)]
     pub gpu_only: bool,
+}
+
+/// The results files of `runs` runs written to `output`: the path itself
+/// for one run; `STEM.runN.EXT` beside it for several.
+pub fn run_paths(output: &std::path::Path, runs: u32) -> Vec<PathBuf> {
+    if runs <= 1 {
+        return vec![output.to_path_buf()];
+    }
+    let stem = output.file_stem().map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
+    let ext = output.extension().map_or_else(|| "json".into(), |e| e.to_string_lossy().into_owned());
+    (1..=runs).map(|i| output.with_file_name(format!("{stem}.run{i}.{ext}"))).collect()
+}
+
+/// The plan of run `run` of `runs`: a launched server learns its run
+/// (`INFERGATE_RUN`) and logs to a file of its own (`server.runN.log`).
+pub fn plan_for_run(plan: &RunPlan, run: u32, runs: u32) -> RunPlan {
+    let mut p = plan.clone();
+    if let Some(launch) = &mut p.launch {
+        launch.run = run;
+        if runs > 1 {
+            let name = format!("server.run{run}.log");
+            launch.log = launch.log.with_file_name(name);
+        }
+    }
+    p
 }
 
 /// Default request timeout.
@@ -595,6 +661,7 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
                     Some(dir) => dir.join("server.log"),
                     None => PathBuf::from("server.log"),
                 },
+                run: 1,
             }),
         },
         retries: args.retries.or(run.retries).unwrap_or(crate::client::retry::DEFAULT_RETRIES),
@@ -612,6 +679,16 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_runs_get_one_file_each() {
+        let p = std::path::Path::new("out/results.json");
+        assert_eq!(run_paths(p, 1), vec![PathBuf::from("out/results.json")]);
+        assert_eq!(
+            run_paths(p, 2),
+            vec![PathBuf::from("out/results.run1.json"), PathBuf::from("out/results.run2.json")]
+        );
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
@@ -636,7 +713,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Run(args) = cli.command else { panic!() };
-        let (plan, out) = run_plan(&args).unwrap();
+        let (plan, out) = run_plan(&args.run).unwrap();
         assert_eq!(plan.client.model, "from-flag");
         assert_eq!(plan.client.base_url, "http://127.0.0.1:9");
         assert_eq!(plan.suite.name, "quick");
@@ -646,7 +723,7 @@ mod tests {
         std::fs::write(&cfg, "[server]\nbase_url = \"http://127.0.0.1:9\"\n").unwrap();
         let cli = Cli::try_parse_from(["infergate", "run", "--config", cfg.to_str().unwrap()]).unwrap();
         let Command::Run(args) = cli.command else { panic!() };
-        let err = run_plan(&args).unwrap_err().to_string();
+        let err = run_plan(&args.run).unwrap_err().to_string();
         assert!(err.contains("--model") && err.contains("[server] model"), "{err}");
     }
 
@@ -671,7 +748,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Run(args) = &cli.command else { panic!() };
-        let (plan, out) = run_plan(args).unwrap();
+        let (plan, out) = run_plan(&args.run).unwrap();
         assert!(plan.client.api_key.is_some());
         let client = crate::client::Client::new(plan.client.clone()).unwrap();
         for shown in [

@@ -31,6 +31,9 @@ pub struct Launch {
     pub stop_grace: Duration,
     /// Where the server's stdout and stderr go.
     pub log: PathBuf,
+    /// Which run of several this launch is for (1-based), given to the
+    /// command as `INFERGATE_RUN` (e.g. to seed a simulator differently per launch).
+    pub run: u32,
 }
 
 /// What the results record about a server infergate launched.
@@ -83,7 +86,12 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
     let log_err = log.try_clone().map_err(|e| Failure::run(anyhow!("cannot share the server log: {e}")))?;
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new("sh");
-    cmd.arg("-c").arg(&launch.command).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
+    cmd.arg("-c")
+        .arg(&launch.command)
+        .env("INFERGATE_RUN", launch.run.max(1).to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
     #[cfg(unix)]
     cmd.process_group(0);
     let child = cmd.spawn().map_err(|e| {

@@ -94,7 +94,7 @@ fn corrupted_baseline_exits_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir_all(d.join("baselines")).unwrap();
-    let text = infergate::app::DEMO_BASELINE.replacen("requests = 10", "requests = \"ten\"", 1);
+    let text = infergate::app::DEMO_BASELINE.replacen("requests = 50", "requests = \"ten\"", 1);
     let line = text.lines().position(|l| l.contains("\"ten\"")).unwrap() + 1;
     std::fs::write(d.join("baselines/bad.toml"), text).unwrap();
     std::fs::write(d.join("r.json"), "{}").unwrap();
@@ -238,12 +238,19 @@ fn check_with_confirm_reruns_only_flagged_cases() {
         .args(["--repetitions", "8", "--baseline", "p", "--confirm", "1", "--out", "cur.json"])
         .assert()
         .code(exit::REGRESSION);
+    // The confirmation is a run of its own, of the flagged cases only, judged with the first.
     let r = infergate::results::Results::load(&d.join("cur.json")).unwrap();
-    let warm = &r.cases[0].phases[&infergate::results::PhaseName::Warm];
-    assert_eq!(warm.requests.len(), 16, "8 + 8 confirmation samples");
     assert!(r.warnings.iter().any(|w| w.contains("confirmation")));
+    let again = infergate::results::Results::load(&d.join("cur.confirm1.json")).unwrap();
+    assert_eq!(again.cases.len(), 2);
+    assert_ne!(again.run_id, r.run_id);
     let c = comparison(&d.join("comparison.json"));
-    assert!(c.cases.iter().all(|k| k.metrics.iter().any(|m| m.samples == [8, 16])));
+    assert_eq!(c.run_ids.len(), 2);
+    assert!(c.accept_command.contains("--results cur.json cur.confirm1.json"), "{}", c.accept_command);
+    for case in &c.cases {
+        let tps = case.metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
+        assert_eq!((tps.runs, tps.samples, tps.status), ([1, 2], [8, 16], infergate::gate::MetricStatus::Regressed));
+    }
 }
 
 #[test]
@@ -287,17 +294,31 @@ fn calibrate_suggests_settings_from_aa_runs() {
             "--cases",
             "debugging/256",
         ])
-        .args(["--repetitions", "8", "--runs", "2", "--out", "cal/results.json"])
+        .args(["--repetitions", "8", "--runs", "3", "--out", "cal/results.json"])
         .assert()
         .code(exit::PASS)
         .stdout(
             predicate::str::contains("tokens_per_second")
                 .and(predicate::str::contains("[run]\nrepetitions = "))
-                .and(predicate::str::contains("A/A check: ")),
-        );
+                .and(predicate::str::contains("A/A check: "))
+                .and(predicate::str::contains("run_to_run_cv = "))
+                .and(predicate::str::contains("WARNING: the runs shared one server launch"))
+                .and(predicate::str::contains(
+                    "--results cal/results.run1.json cal/results.run2.json cal/results.run3.json",
+                )),
+        )
+        .stderr(predicate::str::contains("WARNING: no --server-command"));
+    // Every run is kept, ready to be recorded as the baseline.
+    infergate(d)
+        .args(["baseline", "update", "--baseline", "cal", "--results"])
+        .args(["cal/results.run1.json", "cal/results.run2.json", "cal/results.run3.json"])
+        .assert()
+        .code(exit::PASS)
+        .stderr(predicate::str::contains("3 run(s)"));
     let cal: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("cal/calibration.json")).unwrap()).unwrap();
-    assert_eq!(cal["runs"], 2);
+    assert_eq!(cal["runs"], 3);
+    assert_eq!(cal["relaunched"], false);
     let tps = cal["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == "tokens_per_second").unwrap();
     let cv = tps["within_run_cv"].as_f64().unwrap();
     assert!(cv > 0.01 && cv < 0.1, "within-run CV {cv} for a 3% per-request variation");

@@ -18,7 +18,7 @@ use crate::gate::rules::Rules;
 use crate::gate::{Comparison, Verdict};
 use crate::progress::Verbosity;
 use crate::report::render::{self, Format, RenderOptions};
-use crate::results::{PhaseName, PhaseSummary, Results};
+use crate::results::{PhaseName, Results};
 
 /// The gate rules of the config file (`--config`, else ./infergate.toml).
 pub fn load_rules(config: Option<&Path>) -> Result<Rules, Failure> {
@@ -50,23 +50,46 @@ fn sibling(path: &Path, name: &str) -> PathBuf {
     }
 }
 
+/// Loads the current runs of `--results`.
+fn load_runs(paths: &[PathBuf]) -> Result<Vec<Results>, Failure> {
+    let runs: Vec<Results> =
+        paths.iter().map(|p| Results::load(p).map_err(Failure::invalid)).collect::<Result<_, _>>()?;
+    for (i, r) in runs.iter().enumerate() {
+        if let Some(j) = runs[..i].iter().position(|o| o.run_id == r.run_id) {
+            return Err(Failure::invalid(anyhow!(
+                "--results {} and {} are the same run ({}): give each run once",
+                paths[j].display(),
+                paths[i].display(),
+                r.run_id
+            )));
+        }
+    }
+    Ok(runs)
+}
+
+fn display_paths(paths: &[PathBuf]) -> Vec<String> {
+    paths.iter().map(|p| p.display().to_string()).collect()
+}
+
 /// `infergate compare`.
 pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
     let rules = load_rules(args.config.as_deref())?;
-    let results = Results::load(&args.results).map_err(Failure::invalid)?;
+    let runs = load_runs(&args.results)?;
     let (base, base_path) = load_baseline(&args.baseline)?;
+    let paths = display_paths(&args.results);
     let mut cmp = compare(&CompareInput {
-        results: &results,
-        results_path: &args.results.display().to_string(),
+        current: &runs,
+        results_paths: &paths,
         baseline: &base,
         baseline_path: &base_path.display().to_string(),
         rules: &rules,
         allow_mismatch: args.allow_mismatch,
     });
     if cmp.verdict != Verdict::Refused {
-        cmp.accept_diff = accept_preview(&results, &base, &base_path, &rules);
+        cmp.accept_diff = accept_preview(&runs, &base, &base_path, &rules);
     }
-    save_comparison(&cmp, &comparison_path(&args.comparison, &args.results))?;
+    let first = args.results.first().map_or_else(|| PathBuf::from("results.json"), Clone::clone);
+    save_comparison(&cmp, &comparison_path(&args.comparison, &first))?;
     emit_report(&cmp, &args.report)?;
     Ok(cmp.verdict.exit_code())
 }
@@ -80,14 +103,26 @@ fn save_comparison(cmp: &Comparison, path: &Path) -> Result<(), Failure> {
 /// Most lines of the baseline diff preview in a report.
 const PREVIEW_LINES: usize = 120;
 
+/// The test `--only-changed` applies to a recorded phase: the gate would
+/// not report it (each case tested at the run's budget over the cases).
+fn unchanged_under(
+    rules: &Rules,
+    cases: usize,
+) -> impl Fn(&str, PhaseName, &baseline::BaselinePhase, &baseline::BaselinePhase) -> bool + '_ {
+    let level = rules.significance / cases.max(1) as f64;
+    move |id, _, old, new| crate::gate::compare::phase_unchanged(id, old, new, rules, level)
+}
+
 /// What `baseline update --only-changed` would change in the baseline file,
 /// shortened for a report; `None` when nothing would change.
-pub fn accept_preview(results: &Results, baseline: &Baseline, baseline_path: &Path, rules: &Rules) -> Option<String> {
+pub fn accept_preview(runs: &[Results], baseline: &Baseline, baseline_path: &Path, rules: &Rules) -> Option<String> {
     let old_text = baseline.to_toml().ok()?;
+    let unchanged = unchanged_under(rules, baseline.cases.len());
     let new = baseline::merge(
         Some(baseline),
-        Baseline::from_results(results, &baseline.profile),
-        &UpdateOptions { only_changed: true, cases: None, rules: rules.clone() },
+        Baseline::from_runs(runs, &baseline.profile),
+        &UpdateOptions { cases: None, drift_min_similarity: rules.drift_min_similarity },
+        Some(&unchanged),
     );
     let name = baseline_path.display().to_string();
     let diff = baseline::unified_diff(&old_text, &new.to_toml().ok()?, &format!("a/{name}"), &format!("b/{name}"));
@@ -149,6 +184,11 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
     let (plan, output) = crate::cli::run_plan(&args.run)?;
     let rules = load_rules(args.run.server.config.as_deref())?;
     let (base, base_path) = load_baseline(&args.baseline)?;
+    if output.as_os_str() == "-" {
+        return Err(Failure::invalid(anyhow!(
+            "check writes its results beside the comparison: give --out a file path, not -"
+        )));
+    }
     let comparison_path = comparison_path(&args.comparison, &output);
     let checked = run_check(CheckSetup {
         plan: &plan,
@@ -157,6 +197,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
         baseline: &base,
         baseline_path: &base_path,
         allow_mismatch: args.allow_mismatch,
+        runs: args.runs,
         confirm: args.confirm,
         comparison_path: comparison_path.clone(),
         report: &args.report,
@@ -167,7 +208,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
     super::publish::publish(
         &checked.comparison,
         &checked.markdown,
-        (&output, &comparison_path),
+        (&checked.results[0], &comparison_path),
         &args.publish,
         &crate::ci::ActionsContext::current(),
     )
@@ -178,7 +219,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
 pub struct CheckSetup<'a> {
     /// The run.
     pub plan: &'a crate::runner::RunPlan,
-    /// Results file.
+    /// Results file (with several runs, the files are named after it).
     pub output: &'a Path,
     /// Gate rules.
     pub rules: &'a Rules,
@@ -188,6 +229,8 @@ pub struct CheckSetup<'a> {
     pub baseline_path: &'a Path,
     /// `--allow-mismatch`.
     pub allow_mismatch: bool,
+    /// `--runs K`.
+    pub runs: u32,
     /// `--confirm N`.
     pub confirm: u32,
     /// Where the comparison JSON goes.
@@ -221,21 +264,34 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
         }
     }
     check_writable(s.output)?;
-    let mut results = execute(plan, s.verbosity).await?;
-    results.save(s.output).map_err(Failure::run)?;
-    let results_path = s.output.display().to_string();
+    super::warn_shared_launch(plan, s.runs as usize, s.verbosity);
+    let mut paths = crate::cli::run_paths(s.output, s.runs);
+    let mut runs = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        if paths.len() > 1 && s.verbosity != Verbosity::Quiet {
+            eprintln!("run {} of {}", i + 1, paths.len());
+        }
+        let results = execute(&crate::cli::plan_for_run(plan, i as u32 + 1, s.runs + s.confirm), s.verbosity).await?;
+        results.save(path).map_err(Failure::run)?;
+        let complete = results.complete;
+        runs.push(results);
+        if !complete {
+            paths.truncate(runs.len());
+            break;
+        }
+    }
     let baseline_path = s.baseline_path.display().to_string();
-    let judge = |results: &Results| {
+    let judge = |runs: &[Results], paths: &[PathBuf]| {
         compare(&CompareInput {
-            results,
-            results_path: &results_path,
+            current: runs,
+            results_paths: &display_paths(paths),
             baseline: s.baseline,
             baseline_path: &baseline_path,
             rules: s.rules,
             allow_mismatch: s.allow_mismatch,
         })
     };
-    let mut cmp = judge(&results);
+    let mut cmp = judge(&runs, &paths);
     if s.confirm > 0 && cmp.verdict == Verdict::Regressed {
         let flagged: Vec<String> = cmp
             .cases
@@ -244,27 +300,33 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
             .map(|c| c.id.clone())
             .collect();
         if s.verbosity != Verbosity::Quiet {
-            eprintln!("confirming {} regressed case(s) with {} more run(s) each", flagged.len(), s.confirm);
+            eprintln!("confirming {} regressed case(s) in {} more run(s)", flagged.len(), s.confirm);
         }
         let mut again = plan.clone();
         again.suite.cases.retain(|c| flagged.contains(&c.id));
-        for _ in 0..s.confirm {
-            let extra = execute(&again, s.verbosity).await?;
-            if !extra.complete {
-                results.complete = false;
+        for i in 1..=s.confirm {
+            let extra = execute(&crate::cli::plan_for_run(&again, s.runs + i, s.runs + s.confirm), s.verbosity).await?;
+            let path = confirm_path(s.output, i);
+            extra.save(&path).map_err(Failure::run)?;
+            paths.push(path);
+            let complete = extra.complete;
+            runs.push(extra);
+            if !complete {
+                break;
             }
-            append_samples(&mut results, &extra);
         }
-        results.warnings.push(format!(
-            "confirmation: {} re-ran {} more time(s); they were judged on all samples",
-            flagged.join(", "),
-            s.confirm
-        ));
-        results.save(s.output).map_err(Failure::run)?;
-        cmp = judge(&results);
+        if let Some(first) = runs.first_mut() {
+            first.warnings.push(format!(
+                "confirmation: {} re-ran in {} more run(s); they were judged on all runs",
+                flagged.join(", "),
+                s.confirm
+            ));
+            first.save(&paths[0]).map_err(Failure::run)?;
+        }
+        cmp = judge(&runs, &paths);
     }
     if cmp.verdict != Verdict::Refused {
-        cmp.accept_diff = accept_preview(&results, s.baseline, s.baseline_path, s.rules);
+        cmp.accept_diff = accept_preview(&runs, s.baseline, s.baseline_path, s.rules);
     }
     save_comparison(&cmp, &s.comparison_path)?;
     let md = render::render(&cmp, Format::Markdown, &RenderOptions { color: false, template: None })
@@ -274,14 +336,22 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
         emit_report(&cmp, s.report)?;
     }
     if s.verbosity != Verbosity::Quiet {
+        let files: Vec<String> = display_paths(&paths);
         eprintln!(
             "results: {}  comparison: {}  report: {}",
-            s.output.display(),
+            files.join(" "),
             s.comparison_path.display(),
             sibling(s.output, "comparison.md").display()
         );
     }
-    Ok(Checked { comparison: cmp, markdown: md })
+    Ok(Checked { comparison: cmp, markdown: md, results: paths })
+}
+
+/// The results file of confirmation run `i`: `STEM.confirmI.EXT` beside the output.
+fn confirm_path(output: &Path, i: u32) -> PathBuf {
+    let stem = output.file_stem().map_or_else(|| "results".into(), |s| s.to_string_lossy().into_owned());
+    let ext = output.extension().map_or_else(|| "json".into(), |e| e.to_string_lossy().into_owned());
+    output.with_file_name(format!("{stem}.confirm{i}.{ext}"))
 }
 
 /// What `run_check` produced.
@@ -290,49 +360,59 @@ pub struct Checked {
     pub comparison: Comparison,
     /// Its Markdown report (already written as comparison.md).
     pub markdown: String,
+    /// The results files written, one per run.
+    pub results: Vec<PathBuf>,
 }
 
-/// Appends the requests of `extra` to the matching cases and phases of `results`.
-fn append_samples(results: &mut Results, extra: &Results) {
-    for case in &extra.cases {
-        let Some(target) = results.cases.iter_mut().find(|c| c.id == case.id) else { continue };
-        for (name, phase) in &case.phases {
-            let Some(t) = target.phases.get_mut(name) else { continue };
-            let offset = t.requests.len() as u32;
-            t.requests.extend(phase.requests.iter().cloned().map(|mut r| {
-                r.index += offset;
-                r.output_text = None;
-                r
-            }));
-            let duration = t.summary.duration_s + phase.summary.duration_s;
-            t.summary = PhaseSummary::from_records(&t.requests, duration, target.output_tokens);
-        }
-    }
-}
-
-/// `infergate baseline update`.
-pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
-    let rules = load_rules(args.config.as_deref())?;
-    let results = Results::load(&args.results).map_err(Failure::invalid)?;
+/// Refuses results that cannot be a baseline: partial, with failed requests, short outputs.
+fn check_recordable(results: &Results, path: &Path) -> Result<(), Failure> {
     if !results.complete {
         return Err(Failure::run(anyhow!(
             "{} is from a run that did not complete; a baseline must come from a complete run",
-            args.results.display()
+            path.display()
         )));
     }
     let errors = results.total_errors();
     if errors > 0 {
         return Err(Failure::run(anyhow!(
             "{} has {errors} failed request(s); a baseline must come from a clean run",
-            args.results.display()
+            path.display()
         )));
     }
     if let Some(case) = results.cases.iter().find(|c| c.phases.values().any(|p| p.summary.short_outputs > 0)) {
         return Err(Failure::run(anyhow!(
             "{}: the server did not hold the output length in {} (fewer tokens than asked); such figures cannot be a baseline",
-            args.results.display(),
+            path.display(),
             case.id
         )));
+    }
+    Ok(())
+}
+
+/// `infergate baseline update`.
+pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
+    let rules = load_rules(args.config.as_deref())?;
+    let runs = load_runs(&args.results)?;
+    for (r, path) in runs.iter().zip(&args.results) {
+        check_recordable(r, path)?;
+    }
+    // The runs of one baseline must be runs of one setup.
+    if let (Some(first), Some(first_path)) = (runs.first(), args.results.first()) {
+        let reference = Baseline::from_results(first, "runs");
+        for (r, path) in runs.iter().zip(&args.results).skip(1) {
+            let differ: Vec<String> = crate::gate::compare::mismatches(r, &reference)
+                .into_iter()
+                .map(|m| format!("{}: `{}` vs `{}`", m.what, m.baseline, m.current))
+                .collect();
+            if !differ.is_empty() {
+                return Err(Failure::invalid(anyhow!(
+                    "{} and {} are not runs of the same setup ({}); record them under different profiles",
+                    first_path.display(),
+                    path.display(),
+                    differ.join("; ")
+                )));
+            }
+        }
     }
     let target = baseline::resolve_for_write(Path::new(""), &args.baseline).map_err(Failure::invalid)?;
     let profile = target.file_stem().map_or_else(|| args.baseline.clone(), |s| s.to_string_lossy().into_owned());
@@ -341,8 +421,8 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
         Some(_) => Some(Baseline::load(&target).map_err(Failure::invalid)?),
         None => None,
     };
-    if let Some(old) = &old {
-        let mismatches: Vec<String> = crate::gate::compare::mismatches(&results, old)
+    if let (Some(old), Some(first)) = (&old, runs.first()) {
+        let mismatches: Vec<String> = crate::gate::compare::mismatches(first, old)
             .into_iter()
             .filter(|m| !m.what.starts_with("prompt") && !m.what.starts_with("output tokens"))
             .map(|m| format!("{}: `{}` -> `{}`", m.what, m.baseline, m.current))
@@ -355,20 +435,23 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
             )));
         }
     }
-    let mut new = Baseline::from_results(&results, &profile);
+    let new = Baseline::from_runs(&runs, &profile);
     if let Some(cases) = &args.cases {
         let selected = |id: &str| cases.split(',').map(str::trim).any(|g| crate::suite::glob_match(g, id));
         if !new.cases.keys().any(|id| selected(id)) {
-            return Err(Failure::invalid(anyhow!("--cases `{cases}` matches no case in {}", args.results.display())));
+            return Err(Failure::invalid(anyhow!("--cases `{cases}` matches no case in the results")));
         }
     }
+    let unchanged = unchanged_under(&rules, new.cases.len());
     let merged = baseline::merge(
         old.as_ref(),
-        new.clone(),
-        &UpdateOptions { only_changed: args.only_changed, cases: args.cases.clone(), rules: rules.clone() },
+        new,
+        &UpdateOptions { cases: args.cases.clone(), drift_min_similarity: rules.drift_min_similarity },
+        args.only_changed.then_some(
+            &unchanged as &dyn Fn(&str, PhaseName, &baseline::BaselinePhase, &baseline::BaselinePhase) -> bool,
+        ),
     );
-    new = merged;
-    let text = new.to_toml().map_err(Failure::run)?;
+    let text = merged.to_toml().map_err(Failure::run)?;
     let old_text = old_text.unwrap_or_default();
     let name = target.display().to_string();
     let diff = baseline::unified_diff(&old_text, &text, &format!("a/{name}"), &format!("b/{name}"));
@@ -382,7 +465,14 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
         .lines()
         .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
         .count();
-    eprintln!("wrote {name} ({changed} changed line(s))");
+    eprintln!("wrote {name} ({changed} changed line(s), {} run(s))", merged.run_ids.len());
+    if merged.min_runs() < 2 {
+        eprintln!(
+            "note: a case of {name} has one run, so comparisons with it cannot see drift between runs; record \
+             several runs (`infergate run --runs 5 --server-command ...`, then `infergate baseline update --results` \
+             with all of them), or set [gate] run_to_run_cv from `infergate calibrate`"
+        );
+    }
     Ok(exit::PASS)
 }
 
@@ -423,31 +513,50 @@ pub fn baseline_show(args: &BaselineShowArgs) -> Result<i32, Failure> {
     Ok(exit::PASS)
 }
 
-/// `infergate calibrate`: A/A runs against an unchanged server.
+/// `infergate calibrate`: A/A runs against an unchanged server, each a
+/// fresh launch with `--server-command`; every run's results are kept, so
+/// they can be recorded as the baseline.
 pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32, Failure> {
     let (plan, output) = crate::cli::run_plan(&args.run)?;
     let rules = load_rules(args.run.server.config.as_deref())?;
+    if output.as_os_str() == "-" {
+        return Err(Failure::invalid(anyhow!(
+            "calibrate writes one results file per run: give --out a file path, not -"
+        )));
+    }
     check_writable(&output)?;
+    let relaunched = plan.launch.is_some();
+    if !relaunched {
+        eprintln!(
+            "WARNING: no --server-command: all {} runs go to one server launch, so the drift between launches \
+             (a restarted server, another GPU state: what moves a real runner most) cannot be seen, and the \
+             run-to-run spread measured here is only a floor",
+            args.runs
+        );
+    }
+    let paths = crate::cli::run_paths(&output, args.runs);
     let mut runs = Vec::new();
-    for i in 0..args.runs {
+    for (i, path) in paths.iter().enumerate() {
         if verbosity != Verbosity::Quiet {
             eprintln!("calibrate: run {} of {}", i + 1, args.runs);
         }
-        let r = execute(&plan, verbosity).await?;
+        let r = execute(&crate::cli::plan_for_run(&plan, i as u32 + 1, args.runs), verbosity).await?;
+        r.save(path).map_err(Failure::run)?;
         if !r.complete || r.total_errors() > 0 {
             return Err(Failure::run(anyhow!(
-                "calibration run {} failed or was interrupted; calibration needs clean runs of an unchanged server",
-                i + 1
+                "calibration run {} failed or was interrupted (see {}); calibration needs clean runs of an unchanged server",
+                i + 1,
+                path.display()
             )));
         }
         runs.push(r);
     }
-    let report = crate::gate::calibrate::calibrate(&runs, &rules);
+    let report = crate::gate::calibrate::calibrate(&runs, &rules, relaunched);
     let json_path = sibling(&output, "calibration.json");
     let mut json = crate::json::to_vec(&report).context("cannot serialize").map_err(Failure::run)?;
     json.push(b'\n');
     crate::fsutil::write_output(&json_path, &json).map_err(Failure::run)?;
-    print_stdout(&crate::gate::calibrate::render(&report));
+    print_stdout(&crate::gate::calibrate::render(&report, &display_paths(&paths)));
     if verbosity != Verbosity::Quiet {
         eprintln!("calibration written to {}", json_path.display());
     }

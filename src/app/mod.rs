@@ -10,7 +10,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
 
-use crate::cli::{DemoArgs, DoctorArgs, RunArgs, SimArgs};
+use crate::cli::{DemoArgs, DoctorArgs, RunCmdArgs, SimArgs};
 use crate::client::Client;
 use crate::config::LoadedConfig;
 use crate::exit::{self, Failure};
@@ -20,13 +20,48 @@ use crate::runner::{self, CacheReset, RunPlan, StopReason, StopSignal};
 use crate::sim::SimConfig;
 use crate::suite::{CaseSettings, Suite};
 
-/// `infergate run`.
-pub async fn run(args: &RunArgs, verbosity: Verbosity) -> Result<i32, Failure> {
-    let (plan, output) = crate::cli::run_plan(args)?;
-    let rules = gate::load_rules(args.server.config.as_deref())?;
+/// `infergate run`: one results file per run.
+pub async fn run(args: &RunCmdArgs, verbosity: Verbosity) -> Result<i32, Failure> {
+    let (plan, output) = crate::cli::run_plan(&args.run)?;
+    let rules = gate::load_rules(args.run.server.config.as_deref())?;
+    if args.runs > 1 && output.as_os_str() == "-" {
+        return Err(Failure::invalid(anyhow!(
+            "--runs {} writes one file per run: give --out a file path, not -",
+            args.runs
+        )));
+    }
     check_writable(&output)?;
-    let results = execute(&plan, verbosity).await?;
-    finish(&results, &output, &rules, verbosity)
+    warn_shared_launch(&plan, args.runs as usize, verbosity);
+    let paths = crate::cli::run_paths(&output, args.runs);
+    let mut code = exit::PASS;
+    for (i, path) in paths.iter().enumerate() {
+        if paths.len() > 1 && verbosity != Verbosity::Quiet {
+            eprintln!("run {} of {}", i + 1, paths.len());
+        }
+        let results = execute(&crate::cli::plan_for_run(&plan, i as u32 + 1, args.runs), verbosity).await?;
+        code = code.max(finish(&results, path, &rules, verbosity)?);
+        if !results.complete {
+            break;
+        }
+    }
+    if paths.len() > 1 && verbosity != Verbosity::Quiet {
+        let files: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!(
+            "record them as a baseline: infergate baseline update --results {} --baseline PROFILE",
+            files.join(" ")
+        );
+    }
+    Ok(code)
+}
+
+/// Several runs on one server launch cannot show the drift between launches: say so.
+pub(crate) fn warn_shared_launch(plan: &RunPlan, runs: usize, verbosity: Verbosity) {
+    if runs > 1 && plan.launch.is_none() && verbosity != Verbosity::Quiet {
+        eprintln!(
+            "warning: the {runs} runs share one server launch, so drift between launches (a restarted server, \
+             another GPU state) is not in them; pass --server-command to start the server afresh for every run"
+        );
+    }
 }
 
 /// The baseline `infergate demo` checks against, recorded from the simulator
@@ -46,9 +81,8 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         Some(arg) => gate::load_baseline(arg)?,
         None => {
             let path = std::path::PathBuf::from("baselines/sim-demo.toml");
-            let b: crate::baseline::Baseline =
-                crate::config::parse_toml(DEMO_BASELINE, "baselines/sim-demo.toml (built in)")
-                    .map_err(|e| Failure::invalid(anyhow!(e)))?;
+            let b = crate::baseline::Baseline::parse(DEMO_BASELINE, "baselines/sim-demo.toml (built in)")
+                .map_err(Failure::invalid)?;
             (b, path)
         }
     };
@@ -108,6 +142,7 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         baseline: &baseline,
         baseline_path: &baseline_path,
         allow_mismatch: false,
+        runs: 1,
         confirm: 0,
         comparison_path: args.out.join("comparison.json"),
         report: &report,
@@ -299,6 +334,14 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         itl_jitter: args.itl_jitter,
         concurrency_slowdown: args.concurrency_slowdown,
         request_cv: args.request_cv,
+        request_noise: args.request_noise,
+        autocorrelation: args.autocorrelation,
+        outlier_rate: args.outlier_rate,
+        outlier_factor: args.outlier_factor,
+        warmup_slowdown: args.warmup_slowdown,
+        warmup_requests: args.warmup_requests,
+        run_drift: args.run_drift,
+        run_drift_tail: args.run_drift_tail,
         tokens_per_chunk: args.tokens_per_chunk,
         slowdown: args.slowdown,
         natural_len_min: args.natural_len_min,

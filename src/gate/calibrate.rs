@@ -1,147 +1,329 @@
-//! Calibration from A/A runs: how noisy is this system, and what repetitions
-//! and tolerances make the gate quiet on noise and loud on real drift?
+//! Calibration from A/A runs: how noisy is this system within a run and
+//! between runs, and what baseline, repetitions and tolerances make the gate
+//! quiet on noise and loud on real change?
 //!
-//! Two kinds of noise matter. Within a run, requests vary; the significance
-//! test accounts for that, and more repetitions shrink the change it can
-//! detect. Between runs, the whole system can shift (clocks, thermals, other
-//! tenants); the test cannot see that, so the tolerance must stay above it or
-//! adjacent runs of an unchanged system will disagree. Pure: no I/O.
+//! Two kinds of noise matter. Within a run, requests vary; more repetitions
+//! shrink that part. Between runs (server launches), the whole system
+//! shifts: clocks, thermals, the launch itself. No number of repetitions
+//! shrinks that part; only more runs do (in the baseline, or in the check).
+//! Calibration measures both from several runs of an unchanged server,
+//! each a fresh launch when it can start the server itself:
+//!
+//! - the within-run spread per request (the runs' own spread);
+//! - the run-to-run spread of each metric with the within-run sampling
+//!   variance of the statistic subtracted (so a quiet runner reads as quiet),
+//!   and its upper confidence bound from the chi-square distribution on
+//!   runs - 1 degrees of freedom: with five runs the spread is known only to
+//!   within a factor of two, and the recommendations must hold for the real
+//!   runner, not the lucky estimate;
+//! - the baseline runs and repetitions with which a change of twice the
+//!   tolerance is caught 95% of the time in each case (at that upper bound),
+//!   or, when no affordable design can, the smallest tolerance that can be
+//!   held, and an honest sentence saying so.
+//!
+//! Pure: no I/O.
 
 use serde::Serialize;
 
 use super::Level;
 use super::compare::{CompareInput, POWER, compare};
-use super::metrics::CATALOGUE;
+use super::metrics::{CATALOGUE, MetricDef};
 use super::rules::Rules;
 use crate::baseline::Baseline;
 use crate::results::Results;
-use crate::stats::{self, significance};
+use crate::stats::dist;
+use crate::stats::multiplicity::{self, Family};
+use crate::stats::runlevel::{self, Design, RunValue};
 
-/// Multiple of the between-run spread the tolerance should keep above it.
-pub const BETWEEN_RUN_MARGIN: f64 = 3.0;
-/// Largest repetition count ever suggested.
-pub const MAX_SUGGESTED_REPETITIONS: usize = 200;
+/// Confidence of the upper bound on the run-to-run spread.
+pub const UPPER_CONFIDENCE: f64 = 0.90;
+/// Most baseline runs a recommendation asks for.
+pub const MAX_BASELINE_RUNS: usize = 20;
+/// Most repetitions a recommendation asks for.
+pub const MAX_REPETITIONS: u32 = 200;
+/// Repetition counts tried, in order (besides the current one).
+const REPETITION_STEPS: [u32; 12] = [5, 10, 15, 20, 30, 40, 50, 60, 80, 100, 150, 200];
 
 /// The calibration report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Calibration {
     /// A/A runs analysed.
     pub runs: usize,
+    /// Whether each run was a fresh server launch (`--server-command`);
+    /// without it, drift between launches is invisible.
+    pub relaunched: bool,
     /// Cases per run.
     pub cases: usize,
     /// Warm repetitions per case in the runs.
     pub repetitions: u32,
-    /// Per-case significance level the gate uses for this suite.
-    pub case_significance: f64,
+    /// False-alarm budget of a run (`[gate] significance`).
+    pub significance: f64,
     /// Per metric.
     pub metrics: Vec<MetricCalibration>,
-    /// A/A comparisons made (each later run against the first as baseline).
+    /// Leave-one-out A/A comparisons made (each run against the others as the baseline).
     pub aa_comparisons: usize,
-    /// How many of them the gate would have failed or flagged.
+    /// How many of them the current rules would have failed or flagged.
     pub aa_false_alarms: usize,
-    /// Repetitions to configure: the largest any gated metric needs.
+    /// Repetitions to configure: the most any fail-level metric's design needs.
     pub suggested_repetitions: u32,
+    /// Baseline runs to record: the most any fail-level metric's design needs.
+    pub suggested_baseline_runs: usize,
 }
 
-/// Calibration of one metric, summarised over cases.
+/// Calibration of one metric, over the cases.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MetricCalibration {
     /// Catalogue name.
     pub metric: String,
-    /// Configured level.
+    /// Configured level (the loudest over cases).
     pub level: Level,
-    /// Configured tolerance.
+    /// Configured tolerance (the strictest over cases).
     pub tolerance: f64,
-    /// Worst (largest) within-run coefficient of variation over cases.
+    /// Per-request spread within a run (coefficient of variation).
     pub within_run_cv: f64,
-    /// Worst relative spread of the metric between runs over cases.
-    pub between_run_cv: f64,
-    /// Median minimum detectable change at the current repetitions.
-    pub min_detectable_change: Option<f64>,
-    /// Repetitions for the minimum detectable change to fit the tolerance.
-    pub repetitions_for_tolerance: Option<u32>,
-    /// Repetitions that catch a regression of twice the tolerance 95% of the
-    /// time (the suggestion): significant, and observed beyond the tolerance.
-    pub suggested_repetitions: Option<u32>,
-    /// Tolerance that stays clear of the between-run spread.
+    /// Spread of the metric between runs beyond what the requests' spread explains.
+    pub run_to_run_cv: f64,
+    /// Upper confidence bound ([`UPPER_CONFIDENCE`]) of `run_to_run_cv`.
+    pub run_to_run_cv_upper: f64,
+    /// Share of the run-to-run variance that every case of a run shares.
+    pub shared: f64,
+    /// Smallest change one check run of the same repetitions would catch 95%
+    /// of the time with these runs as its baseline (median over cases).
+    pub detects_now: Option<f64>,
+    /// Baseline runs and repetitions that catch twice the tolerance 95% of
+    /// the time in each case; `None` when none within the limits can.
+    pub design: Option<Recommended>,
+    /// The tolerance to configure: the configured one when `design` exists,
+    /// else the smallest one that some design within the limits can hold.
     pub suggested_tolerance: f64,
+    /// The design for `suggested_tolerance`.
+    pub suggested_design: Option<Recommended>,
 }
 
-/// Analyses A/A runs (at least two, same suite and cases).
-pub fn calibrate(runs: &[Results], rules: &Rules) -> Calibration {
-    let first = &runs[0];
-    let cases = first.cases.len();
-    let alpha = rules.significance / cases.max(1) as f64;
-    let repetitions = first.cases.first().map_or(0, |c| c.repetitions);
-    let mut metrics = Vec::new();
-    for def in CATALOGUE {
-        // GPU figures are one value per phase: nothing to calibrate a test on.
-        let Some((series, statistic)) = def.request_source() else { continue };
-        let mut tolerance = def.tolerance;
-        let mut level = def.level;
-        // Per case: within-run CV pooled over the runs, the spread of the
-        // statistic between runs, and the repetitions the case needs.
-        let (mut within, mut between, mut mdcs, mut reps_tol, mut reps_double) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (ci, case) in first.cases.iter().enumerate() {
-            let rule = rules.rule_for(&case.id, def);
-            tolerance = tolerance.min(rule.tolerance);
-            level = level.max(rule.level);
-            let (mut squares, mut n_cv, mut values, mut n_samples) = (0.0, 0usize, Vec::new(), 0usize);
-            for run in runs {
-                let Some(c) = run.cases.get(ci).filter(|c| c.id == case.id) else { continue };
-                for phase in rules.phases.iter().filter_map(|p| c.phases.get(p)) {
-                    let samples = series.samples(&phase.requests);
-                    if let Some(cv) = significance::sample_cv(&samples) {
-                        squares += cv * cv;
-                        n_cv += 1;
-                        n_samples = n_samples.max(samples.len());
-                    }
-                    values.extend(statistic.of(&samples));
+/// A design: baseline runs and repetitions per run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Recommended {
+    /// Baseline runs (1: one run with `run_to_run_cv` configured).
+    pub baseline_runs: usize,
+    /// Warm repetitions per case.
+    pub repetitions: u32,
+}
+
+/// The noise components of one metric (log units) and how the gate judges it.
+#[derive(Debug, Clone, Copy)]
+struct Noise {
+    between: f64,
+    per_request: f64,
+    /// Share of the per-run variance that every case and metric of a run share.
+    shared: f64,
+    /// Fail-level tests of a check run, over which the budget is spent.
+    tests: usize,
+}
+
+impl Noise {
+    /// The minimum detectable change (log, bad direction) under design `d`.
+    fn mdc(&self, d: Design, limit: f64, significance: f64) -> Option<f64> {
+        let (se, df) = runlevel::noise_under(self.between, self.per_request, d)?;
+        let fb = 1.0 / d.baseline_runs as f64;
+        let fc = 1.0 / d.current_runs as f64;
+        let load = if se > 0.0 { (self.shared * self.between * (fb + fc) / (se * se)).min(1.0) } else { 0.0 };
+        let level = multiplicity::test_level(&[Family::new(std::iter::repeat_n(load, self.tests))], significance)?;
+        let bar = -dist::student_t_quantile(level, df) * se;
+        Some(limit.max(bar) + dist::student_t_quantile(POWER, df) * se)
+    }
+
+    /// The cheapest design that catches `target` (log): the fewest
+    /// repetitions (which every check pays), then the fewest baseline runs
+    /// (paid once).
+    fn design_for(&self, limit: f64, target: f64, from: u32, significance: f64) -> Option<Recommended> {
+        let steps = std::iter::once(from).chain(REPETITION_STEPS.into_iter().filter(|n| *n > from));
+        for n in steps.filter(|n| *n <= MAX_REPETITIONS) {
+            for k in 1..=MAX_BASELINE_RUNS {
+                let d = Design { baseline_runs: k, current_runs: 1, requests: f64::from(n) };
+                if self.mdc(d, limit, significance).is_some_and(|m| m <= target) {
+                    return Some(Recommended { baseline_runs: k, repetitions: n });
                 }
             }
-            if n_cv == 0 {
-                continue;
-            }
-            let cv = (squares / n_cv as f64).sqrt();
-            within.push(cv);
-            mdcs.extend(significance::min_detectable_change(cv, n_samples, n_samples, alpha, POWER));
-            let Some(s) = stats::summarize(&values) else { continue };
-            if s.n >= 2 && s.mean != 0.0 {
-                // Sample (n-1) spread: with 2-5 runs the population formula underestimates.
-                let n = s.n as f64;
-                between.push(s.stddev * (n / (n - 1.0)).sqrt() / s.mean.abs());
-            }
-            // Changes below the floor never count: detect the larger of the two.
-            let effective = rule.tolerance.max(rule.floor / s.mean.abs().max(f64::MIN_POSITIVE));
-            reps_tol.extend(significance::repetitions_for(cv, effective, alpha, POWER, None));
-            reps_double.extend(repetitions_for_double(cv, effective, alpha));
         }
-        if within.is_empty() {
+        None
+    }
+}
+
+/// Whether a relative limit in the bad direction of `def` is finite in logs.
+fn log_limit(def: &MetricDef, r: f64) -> f64 {
+    match def.direction {
+        super::Direction::LowerIsBetter => r.ln_1p(),
+        super::Direction::HigherIsBetter if r < 1.0 => -(-r).ln_1p(),
+        super::Direction::HigherIsBetter => f64::INFINITY,
+    }
+}
+
+fn relative(def: &MetricDef, m: f64) -> f64 {
+    match def.direction {
+        super::Direction::LowerIsBetter => m.exp_m1(),
+        super::Direction::HigherIsBetter => -(-m).exp_m1(),
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    Some(if v.len() % 2 == 0 { (v[m - 1] + v[m]) / 2.0 } else { v[m] })
+}
+
+/// Analyses A/A runs (at least two, same suite and cases); `relaunched` says
+/// whether each was a fresh server launch.
+pub fn calibrate(runs: &[Results], rules: &Rules, relaunched: bool) -> Calibration {
+    let first = runs.first();
+    let case_ids: Vec<&str> = first
+        .map(|r| {
+            r.cases
+                .iter()
+                .map(|c| c.id.as_str())
+                .filter(|id| runs.iter().all(|r| r.cases.iter().any(|c| c.id == *id)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let repetitions = first.and_then(|r| r.cases.first()).map_or(0, |c| c.repetitions);
+    let k = runs.len();
+    // The fail-level tests of a check run: the cases x metric families x phases.
+    let tests_per_run = {
+        let mut f: Vec<_> = CATALOGUE
+            .iter()
+            .filter(|d| case_ids.iter().any(|id| rules.rule_for(id, d).level == Level::Fail))
+            .filter_map(|d| d.family())
+            .collect();
+        f.sort();
+        f.dedup();
+        (f.len() * rules.phases.len() * case_ids.len()).max(1)
+    };
+    // chi2(k-1) lower quantile: the variance's upper bound is (k-1) s^2 / chi2.
+    let chi2 = dist::chi_square_quantile(1.0 - UPPER_CONFIDENCE, k.saturating_sub(1).max(1) as f64);
+    struct Measured {
+        def: &'static MetricDef,
+        tolerance: f64,
+        floor: f64,
+        level: Level,
+        s2: f64,
+        within: f64,
+        per_request: f64,
+        base_value: f64,
+    }
+    let mut measured = Vec::new();
+    // Worse-is-positive log values of every run of every fail-level case and
+    // metric, for the drift that all of them share.
+    let mut fail_rows: Vec<Vec<f64>> = Vec::new();
+    for def in CATALOGUE {
+        let Some((series, statistic)) = def.request_source() else { continue };
+        let mut tolerance = f64::INFINITY;
+        let mut floor = 0.0f64;
+        let mut level = Level::Off;
+        let (mut s2, mut within, mut per_request, mut values) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for id in &case_ids {
+            let rule = rules.rule_for(id, def);
+            tolerance = tolerance.min(rule.tolerance);
+            floor = floor.max(rule.floor);
+            level = level.max(rule.level);
+            for phase in &rules.phases {
+                let per_run: Option<Vec<RunValue>> = runs
+                    .iter()
+                    .map(|r| {
+                        let c = r.cases.iter().find(|c| c.id == *id)?;
+                        RunValue::of(&series.samples(&c.phases.get(phase)?.requests), statistic.quantile())
+                    })
+                    .collect();
+                let Some(per_run) = per_run else { continue };
+                let logs: Vec<f64> = per_run.iter().map(|r| r.value.ln()).collect();
+                let m = logs.iter().sum::<f64>() / logs.len() as f64;
+                values.push(m.exp());
+                if k >= 2 {
+                    s2.push(logs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (k - 1) as f64);
+                }
+                let w: Option<Vec<f64>> = per_run.iter().map(|r| r.within).collect();
+                if let Some(w) = w {
+                    let w_mean = w.iter().sum::<f64>() / w.len() as f64;
+                    within.push(w_mean);
+                    let n = per_run.iter().map(|r| r.n as f64).sum::<f64>() / per_run.len() as f64;
+                    per_request.push(w_mean * n);
+                }
+                if rule.level == Level::Fail {
+                    let sign = if def.direction == super::Direction::HigherIsBetter { -1.0 } else { 1.0 };
+                    fail_rows.push(logs.iter().map(|x| sign * x).collect());
+                }
+            }
+        }
+        if level == Level::Off || s2.is_empty() || !tolerance.is_finite() {
             continue;
         }
-        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-        let cap = |v: &[usize]| v.iter().max().map(|n| (*n).min(MAX_SUGGESTED_REPETITIONS) as u32);
-        let between_run_cv = max(&between);
-        let needed = (BETWEEN_RUN_MARGIN * between_run_cv * 100.0).ceil() / 100.0;
+        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        measured.push(Measured {
+            def,
+            tolerance,
+            floor,
+            level,
+            s2: mean(&s2),
+            within: mean(&within),
+            per_request: median(per_request).unwrap_or(0.0),
+            base_value: median(values).unwrap_or(0.0),
+        });
+    }
+    let refs: Vec<&[f64]> = fail_rows.iter().map(Vec::as_slice).collect();
+    let common = runlevel::shared_variance(&refs).unwrap_or(0.0);
+    let mut metrics = Vec::new();
+    for m in measured {
+        let Measured { def, tolerance, floor, level, s2, within: w, per_request, base_value } = m;
+        let between = (s2 - w).max(0.0);
+        let upper = ((k - 1) as f64 * s2 / chi2 - w).max(0.0);
+        let shared = if s2 > 0.0 { (common / s2).min(1.0) } else { 0.0 };
+        let limit_of = |t: f64| {
+            let floor = if base_value > 0.0 { log_limit(def, floor / base_value) } else { f64::INFINITY };
+            log_limit(def, t).max(floor)
+        };
+        let noise = Noise { between: upper, per_request, shared, tests: tests_per_run };
+        let point = Noise { between, ..noise };
+        let limit = limit_of(tolerance);
+        let now = Design { baseline_runs: k, current_runs: 1, requests: f64::from(repetitions.max(1)) };
+        let detects_now = point.mdc(now, limit, rules.significance).map(|m| relative(def, m));
+        let target = |t: f64| log_limit(def, 2.0 * relative(def, limit_of(t)));
+        let design = noise.design_for(limit, target(tolerance), repetitions.max(1), rules.significance);
+        let (suggested_tolerance, suggested_design) = match design {
+            Some(d) => (tolerance, Some(d)),
+            None => (1..=200)
+                .map(|i| tolerance + 0.005 * f64::from(i))
+                .find_map(|t| {
+                    noise
+                        .design_for(limit_of(t), target(t), repetitions.max(1), rules.significance)
+                        .map(|d| ((t * 1000.0).round() / 1000.0, Some(d)))
+                })
+                .unwrap_or((tolerance, None)),
+        };
         metrics.push(MetricCalibration {
             metric: def.name.into(),
             level,
             tolerance,
-            within_run_cv: max(&within),
-            between_run_cv,
-            min_detectable_change: stats::summarize(&mdcs).map(|s| s.median),
-            repetitions_for_tolerance: cap(&reps_tol),
-            suggested_repetitions: cap(&reps_double),
-            suggested_tolerance: tolerance.max(needed),
+            within_run_cv: per_request.sqrt(),
+            run_to_run_cv: between.sqrt(),
+            run_to_run_cv_upper: upper.sqrt(),
+            shared,
+            detects_now,
+            design,
+            suggested_tolerance,
+            suggested_design,
         });
     }
-    let baseline = Baseline::from_results(first, "calibration");
+    // Leave-one-out A/A: each run against the others as a baseline.
     let mut aa_false_alarms = 0;
-    for run in &runs[1..] {
+    let aa_comparisons = if k >= 3 { k } else { 0 };
+    for i in 0..aa_comparisons {
+        let others: Vec<Results> = runs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()).collect();
+        let baseline = Baseline::from_runs(&others, "calibration");
         let c = compare(&CompareInput {
-            results: run,
-            results_path: "aa",
+            current: std::slice::from_ref(&runs[i]),
+            results_paths: &["aa".to_string()],
             baseline: &baseline,
             baseline_path: "aa",
             rules,
@@ -151,92 +333,134 @@ pub fn calibrate(runs: &[Results], rules: &Rules) -> Calibration {
             aa_false_alarms += 1;
         }
     }
-    let suggested_repetitions = metrics
-        .iter()
-        .filter(|m| m.level == Level::Fail)
-        .filter_map(|m| m.suggested_repetitions)
-        .max()
-        .unwrap_or(repetitions)
-        .max(min_testable(alpha));
+    let gated = || metrics.iter().filter(|m| m.level == Level::Fail).filter_map(|m| m.suggested_design);
     Calibration {
-        runs: runs.len(),
-        cases,
+        runs: k,
+        relaunched,
+        cases: case_ids.len(),
         repetitions,
-        case_significance: alpha,
-        metrics,
-        aa_comparisons: runs.len() - 1,
+        significance: rules.significance,
+        aa_comparisons,
         aa_false_alarms,
-        suggested_repetitions,
+        suggested_repetitions: gated().map(|d| d.repetitions).max().unwrap_or(repetitions),
+        suggested_baseline_runs: gated().map(|d| d.baseline_runs).max().unwrap_or(k),
+        metrics,
     }
 }
 
-/// Repetitions at which a true change of twice `tolerance` is caught 95% of
-/// the time: significant (its MDC fits), and its observed median beyond the
-/// tolerance (the median's standard error, 1.2533 x cv x sqrt(2/n), fits
-/// under tolerance / z_0.95).
-fn repetitions_for_double(cv: f64, tolerance: f64, alpha: f64) -> Option<usize> {
-    let significant = significance::repetitions_for(cv, 2.0 * tolerance, alpha, POWER, None)?;
-    let z = significance::normal_quantile(POWER);
-    let observed = (2.0 * (z * 1.2533 * cv / tolerance).powi(2)).ceil() as usize;
-    Some(significant.max(observed))
+fn pct(v: f64) -> String {
+    let p = v * 100.0;
+    if p != 0.0 && p.abs() < 0.1 { format!("{p:.2}%") } else { format!("{p:.1}%") }
 }
 
-/// Fewest repetitions at which any change can be significant at `alpha`.
-fn min_testable(alpha: f64) -> u32 {
-    (2..=MAX_SUGGESTED_REPETITIONS).find(|&n| significance::min_p_value(n, n) <= alpha).unwrap_or(2) as u32
+fn design_text(d: Option<Recommended>) -> String {
+    match d {
+        Some(d) if d.baseline_runs == 1 => format!("1 run (cv set) x {}", d.repetitions),
+        Some(d) => format!("{} runs x {}", d.baseline_runs, d.repetitions),
+        None => "not reachable".into(),
+    }
 }
 
-/// The calibration as text, ending with the config to paste.
-pub fn render(c: &Calibration) -> String {
+/// The table's columns, each with how a metric fills it: one list, so a
+/// header can never sit over another column's cell.
+type Column = (&'static str, fn(&MetricCalibration) -> String);
+
+const COLUMNS: [Column; 9] = [
+    ("metric", |m| m.metric.clone()),
+    ("level", |m| format!("{:?}", m.level).to_lowercase()),
+    ("within-run CV", |m| pct(m.within_run_cv)),
+    ("run-to-run CV", |m| pct(m.run_to_run_cv)),
+    ("90% upper", |m| pct(m.run_to_run_cv_upper)),
+    ("catches now", |m| m.detects_now.map_or_else(|| "nothing".into(), |v| format!(">= {}", pct(v)))),
+    ("tolerance", |m| pct(m.tolerance)),
+    ("2x tolerance needs", |m| design_text(m.design)),
+    ("suggested tolerance", |m| pct(m.suggested_tolerance)),
+];
+
+/// The calibration's table.
+pub fn table(c: &Calibration) -> String {
+    let header: Vec<&str> = COLUMNS.iter().map(|(h, _)| *h).collect();
+    let rows: Vec<Vec<String>> = c.metrics.iter().map(|m| COLUMNS.iter().map(|(_, cell)| cell(m)).collect()).collect();
+    crate::report::table::render(&header, &rows)
+}
+
+/// The calibration as text, ending with the settings to paste.
+pub fn render(c: &Calibration, results: &[String]) -> String {
     let mut out = format!(
-        "calibration: {} A/A runs of {} cases, {} repetitions each; per-case significance {:.2e}\n",
-        c.runs, c.cases, c.repetitions, c.case_significance
+        "calibration: {} A/A runs of {} cases, {} repetitions each{}; false-alarm budget {} per run\n",
+        c.runs,
+        c.cases,
+        c.repetitions,
+        if c.relaunched { ", each a fresh server launch" } else { ", all on one server launch" },
+        c.significance
     );
+    if !c.relaunched {
+        out.push_str(
+            "WARNING: the runs shared one server launch, so drift between launches (a restarted server, another \
+             GPU state) is invisible here and the run-to-run spread below is a floor, not a measurement; pass \
+             --server-command so that every run starts the server afresh\n",
+        );
+    }
+    if c.aa_comparisons > 0 {
+        out.push_str(&format!(
+            "A/A check: {} of {} runs, each judged against the others as a baseline, were flagged by the current rules\n",
+            c.aa_false_alarms, c.aa_comparisons
+        ));
+    }
+    out.push('\n');
+    out.push_str(&table(c));
     out.push_str(&format!(
-        "A/A check: {} of {} comparisons of unchanged runs were flagged by the current rules\n\n",
-        c.aa_false_alarms, c.aa_comparisons
+        "\n\"catches now\": the smallest change one check run catches 95% of the time with these {} runs as its \
+         baseline. \"2x tolerance needs\": the baseline runs and repetitions with which one check run catches \
+         twice the tolerance 95% of the time in each case, at the {:.0}% upper bound of the run-to-run spread.\n",
+        c.runs,
+        UPPER_CONFIDENCE * 100.0
     ));
-    let header = [
-        "metric",
-        "level",
-        "within-run CV",
-        "between-run CV",
-        "detects now",
-        "tolerance",
-        "suggested reps",
-        "suggested tolerance",
-    ];
-    let pct = |v: f64| format!("{:.1}%", v * 100.0);
-    let rows: Vec<Vec<String>> = c
-        .metrics
-        .iter()
-        .map(|m| {
-            vec![
-                m.metric.clone(),
-                format!("{:?}", m.level).to_lowercase(),
-                pct(m.within_run_cv),
-                pct(m.between_run_cv),
-                m.min_detectable_change.map_or_else(|| "nothing".into(), |v| format!(">= {}", pct(v))),
-                pct(m.tolerance),
-                m.repetitions_for_tolerance.map_or_else(|| "> 200".into(), |n| n.to_string()),
-                m.suggested_repetitions.map_or_else(|| "> 200".into(), |n| n.to_string()),
-                pct(m.suggested_tolerance),
-            ]
-        })
-        .collect();
-    out.push_str(&crate::report::table::render(&header, &rows));
-    out.push_str(
-        "\nThe suggested repetitions catch a regression of twice the tolerance 95% of the time; catching changes\n\
-         right at the tolerance needs the larger count in the column before it.\n",
-    );
+    for m in c.metrics.iter().filter(|m| m.level == Level::Fail && m.design.is_none()) {
+        out.push_str(&format!(
+            "\n{}: with a {} tolerance, changes of {} cannot be caught 95% of the time with up to {} baseline runs \
+             and {} repetitions: the runner's drift between runs ({}, up to {} at {:.0}% confidence) is too large \
+             for one check run to tell them from noise. {}; or keep the tolerance and run each check more than once \
+             (`--runs 2`).\n",
+            m.metric,
+            pct(m.tolerance),
+            pct(2.0 * m.tolerance),
+            MAX_BASELINE_RUNS,
+            MAX_REPETITIONS,
+            pct(m.run_to_run_cv),
+            pct(m.run_to_run_cv_upper),
+            UPPER_CONFIDENCE * 100.0,
+            match m.suggested_design {
+                Some(d) => format!(
+                    "The smallest tolerance this runner can hold is {} (twice it caught with {})",
+                    pct(m.suggested_tolerance),
+                    design_text(Some(d))
+                ),
+                None => "No tolerance up to 100% can be held".into(),
+            }
+        ));
+    }
+    let files = if results.is_empty() { "RESULTS.json ...".to_string() } else { results.join(" ") };
+    out.push_str(&format!(
+        "\nRecord the baseline from {} runs of {} repetitions (these {} runs can be its first: \
+         `infergate baseline update --results {files} --baseline PROFILE`; more with `infergate run --runs N`).\n",
+        c.suggested_baseline_runs, c.suggested_repetitions, c.runs
+    ));
     out.push_str("\nSuggested settings for infergate.toml:\n\n[run]\n");
     out.push_str(&format!("repetitions = {}\n", c.suggested_repetitions));
-    for m in c.metrics.iter().filter(|m| m.level != Level::Off && m.suggested_tolerance > m.tolerance + 1e-9) {
+    let fail: Vec<&MetricCalibration> = c.metrics.iter().filter(|m| m.level != Level::Off).collect();
+    if let Some(upper) = fail.iter().map(|m| m.run_to_run_cv_upper).reduce(f64::max) {
         out.push_str(&format!(
-            "\n[gate.metrics.{}]\ntolerance = \"{}%\"  # between-run spread {:.1}% x {BETWEEN_RUN_MARGIN}\n",
+            "\n[gate]\n# used only by comparisons with one run a side (a baseline of several runs measures it)\n\
+             run_to_run_cv = \"{}%\"\n",
+            (upper * 1000.0).ceil() / 10.0
+        ));
+    }
+    for m in fail.iter().filter(|m| m.suggested_tolerance > m.tolerance + 1e-9) {
+        out.push_str(&format!(
+            "\n[gate.metrics.{}]\ntolerance = \"{}%\"  # the smallest this runner can hold\n",
             m.metric,
-            (m.suggested_tolerance * 100.0).round(),
-            m.between_run_cv * 100.0
+            (m.suggested_tolerance * 1000.0).round() / 10.0
         ));
     }
     out
@@ -250,24 +474,26 @@ mod tests {
     const CASES: [&str; 2] = ["a/1", "b/1"];
 
     #[test]
-    fn quiet_system_needs_few_repetitions_and_default_tolerances() {
-        let runs: Vec<Results> = (0..3).map(|s| results(&CASES, 10 + s, 12, 1.0, 0.02)).collect();
-        let c = calibrate(&runs, &Rules::default());
-        assert_eq!((c.runs, c.cases, c.aa_comparisons), (3, 2, 2));
+    fn quiet_system_keeps_the_tolerances() {
+        let runs: Vec<Results> = (0..5).map(|s| results(&CASES, 10 + s, 12, 1.0, 0.02)).collect();
+        let c = calibrate(&runs, &Rules::default(), true);
+        assert_eq!((c.runs, c.cases, c.aa_comparisons), (5, 2, 5));
         assert_eq!(c.aa_false_alarms, 0);
         let tps = c.metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
         assert!(tps.within_run_cv > 0.005 && tps.within_run_cv < 0.05, "{tps:?}");
-        assert!(tps.suggested_repetitions.unwrap() <= 12, "{tps:?}");
+        // No drift: what spread the runs show is the medians' own sampling error, subtracted.
+        assert!(tps.run_to_run_cv < 0.01, "{tps:?}");
         assert_eq!(tps.suggested_tolerance, 0.05);
-        assert!(render(&c).contains("repetitions = "));
+        assert!(tps.design.is_some(), "{tps:?}");
+        assert!(render(&c, &[]).contains("repetitions = "));
     }
 
     #[test]
-    fn noisy_system_needs_more_repetitions() {
-        let quiet: Vec<Results> = (0..3).map(|s| results(&CASES, 10 + s, 10, 1.0, 0.02)).collect();
-        let noisy: Vec<Results> = (0..3).map(|s| results(&CASES, 10 + s, 10, 1.0, 0.08)).collect();
-        let q = calibrate(&quiet, &Rules::default());
-        let n = calibrate(&noisy, &Rules::default());
+    fn noisy_requests_need_more_repetitions() {
+        let quiet: Vec<Results> = (0..5).map(|s| results(&CASES, 10 + s, 10, 1.0, 0.02)).collect();
+        let noisy: Vec<Results> = (0..5).map(|s| results(&CASES, 10 + s, 10, 1.0, 0.12)).collect();
+        let q = calibrate(&quiet, &Rules::default(), true);
+        let n = calibrate(&noisy, &Rules::default(), true);
         assert!(
             n.suggested_repetitions > q.suggested_repetitions,
             "{} vs {}",
@@ -277,15 +503,64 @@ mod tests {
     }
 
     #[test]
-    fn drift_between_runs_raises_the_tolerance() {
-        // Each run is 4% off the previous one: the test would call that
-        // significant, so the tolerance must rise above it.
-        let runs: Vec<Results> =
-            [1.0, 1.04, 0.96].iter().enumerate().map(|(i, s)| results(&CASES, 20 + i as u64, 12, *s, 0.01)).collect();
-        let c = calibrate(&runs, &Rules::default());
+    fn drift_between_runs_is_measured_and_raises_the_tolerance() {
+        // Runs 4% apart: no repetition count hides that, and one check run
+        // cannot tell a 10% change from it.
+        let runs: Vec<Results> = [1.0, 1.04, 0.96, 1.05, 0.95]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| results(&CASES, 20 + i as u64, 12, *s, 0.01))
+            .collect();
+        let c = calibrate(&runs, &Rules::default(), true);
         let tps = c.metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
-        assert!(tps.between_run_cv > 0.03, "{tps:?}");
-        assert!(tps.suggested_tolerance >= 0.09, "{tps:?}");
-        assert!(render(&c).contains("[gate.metrics.tokens_per_second]"));
+        assert!(tps.run_to_run_cv > 0.03 && tps.run_to_run_cv < 0.06, "{tps:?}");
+        assert!(tps.run_to_run_cv_upper > 1.5 * tps.run_to_run_cv, "five runs bound the spread loosely: {tps:?}");
+        assert!(tps.shared > 0.9, "the factor moved both cases: {tps:?}");
+        assert!(tps.design.is_none(), "{tps:?}");
+        assert!(tps.suggested_tolerance > 0.05, "{tps:?}");
+        let text = render(&c, &[]);
+        assert!(text.contains("[gate.metrics.tokens_per_second]"), "{text}");
+        assert!(text.contains("cannot be caught 95% of the time"), "{text}");
+        assert!(text.contains("run_to_run_cv = "), "{text}");
+    }
+
+    #[test]
+    fn one_launch_is_named_as_such() {
+        let runs: Vec<Results> = (0..5).map(|s| results(&CASES, 10 + s, 12, 1.0, 0.02)).collect();
+        let text = render(&calibrate(&runs, &Rules::default(), false), &[]);
+        assert!(text.contains("WARNING: the runs shared one server launch"), "{text}");
+    }
+
+    #[test]
+    fn every_header_sits_over_its_own_cell() {
+        let runs: Vec<Results> =
+            [1.0, 1.04, 0.96].iter().enumerate().map(|(i, s)| results(&CASES, 30 + i as u64, 12, *s, 0.02)).collect();
+        let c = calibrate(&runs, &Rules::default(), true);
+        let text = table(&c);
+        let lines: Vec<Vec<char>> = text.lines().map(|l| l.chars().collect()).collect();
+        // The dashes under each header give its column's extent.
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, ch) in lines[1].iter().chain(std::iter::once(&' ')).enumerate() {
+            match (ch, start) {
+                ('-', None) => start = Some(i),
+                (' ', Some(s)) => {
+                    spans.push(s..i);
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(spans.len(), COLUMNS.len(), "{text}");
+        let at = |line: &[char], span: &std::ops::Range<usize>| -> String {
+            line[span.start.min(line.len())..span.end.min(line.len())].iter().collect::<String>().trim().to_string()
+        };
+        assert_eq!(lines.len(), 2 + c.metrics.len(), "{text}");
+        for ((header, cell), span) in COLUMNS.iter().zip(&spans) {
+            assert_eq!(at(&lines[0], span), *header, "{text}");
+            for (line, m) in lines[2..].iter().zip(&c.metrics) {
+                assert_eq!(at(line, span), cell(m), "{header} of {}: {text}", m.metric);
+            }
+        }
     }
 }

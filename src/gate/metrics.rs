@@ -57,7 +57,7 @@ impl Series {
 }
 
 /// The statistic a metric takes of its series.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Statistic {
     /// 50th percentile.
     Median,
@@ -66,6 +66,14 @@ pub enum Statistic {
 }
 
 impl Statistic {
+    /// The quantile it is (0.5 for the median).
+    pub fn quantile(self) -> f64 {
+        match self {
+            Statistic::Median => 0.5,
+            Statistic::P99 => 0.99,
+        }
+    }
+
     /// The statistic of `samples`; `None` when there are none.
     pub fn of(self, samples: &[f64]) -> Option<f64> {
         let s = crate::stats::summarize(samples)?;
@@ -117,6 +125,21 @@ impl GpuStat {
 }
 
 impl MetricDef {
+    /// The quantity a per-request metric tests, so that metrics that are the
+    /// same test count once against the false-alarm budget: with a fixed
+    /// output length, tokens per second is a monotone function of E2E per
+    /// request (so their medians move together exactly), and decode tokens
+    /// per second one of TPOT. `None` for GPU figures.
+    pub fn family(&self) -> Option<(Series, Statistic)> {
+        let (series, statistic) = self.request_source()?;
+        let same = match series {
+            Series::TokensPerSecond => Series::E2eMs,
+            Series::DecodeTokensPerSecond => Series::TpotMs,
+            other => other,
+        };
+        Some((same, statistic))
+    }
+
     /// Series and statistic of a per-request metric; `None` for GPU figures.
     pub fn request_source(&self) -> Option<(Series, Statistic)> {
         match self.source {

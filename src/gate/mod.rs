@@ -2,7 +2,7 @@
 //!
 //! Everything here is pure: [`compare::compare`] takes results, a baseline
 //! and rules and returns a [`Comparison`]; no files, no network, no clock.
-//! The comparison is plain data (schema `infergate.comparison.v1`) that the
+//! The comparison is plain data (schema `infergate.comparison.v2`) that the
 //! reports render and the exit code is derived from.
 
 pub mod calibrate;
@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit;
 
 /// Schema identifier of comparison files.
-pub const SCHEMA: &str = "infergate.comparison.v1";
+pub const SCHEMA: &str = "infergate.comparison.v2";
 
 /// The verdict of a whole comparison, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -106,7 +106,7 @@ pub enum MetricStatus {
     Regressed,
     /// Worse beyond tolerance and significant, at level `warn`.
     Warn,
-    /// Too few samples for any change to be significant.
+    /// No estimate of the noise (too few runs and requests), or no data on a side.
     CannotJudge,
     /// Better beyond tolerance and significant.
     Improved,
@@ -154,7 +154,7 @@ pub enum Level {
     Fail,
 }
 
-/// The whole comparison (`infergate.comparison.v1`).
+/// The whole comparison (`infergate.comparison.v2`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
@@ -168,18 +168,22 @@ pub struct Comparison {
     pub profile: String,
     /// Where the baseline was read from.
     pub baseline_path: String,
-    /// Where the results were read from (or written to).
-    pub results_path: String,
-    /// Run id of the results.
-    pub run_id: String,
+    /// Where the current runs' results were read from (or written to).
+    pub results_paths: Vec<String>,
+    /// Run ids of the current runs.
+    pub run_ids: Vec<String>,
     /// What differs between results and baseline (suite, prompts, environment).
     pub mismatches: Vec<Mismatch>,
     /// Whether `--allow-mismatch` made the comparison go ahead despite them.
     pub mismatch_allowed: bool,
-    /// Overall significance level of the run (`[gate] significance`).
+    /// False-alarm budget of the whole run (`[gate] significance`).
     pub significance: f64,
-    /// Level each case is tested at (Bonferroni: significance / cases compared).
-    pub case_significance: f64,
+    /// One-sided level each metric of each case is tested at, so that the
+    /// chance of any false alarm among the fail-level metrics is
+    /// `significance`, counting each run's drift once across cases.
+    pub test_significance: f64,
+    /// How the run-to-run drift entered the verdict.
+    pub run_to_run: RunToRun,
     /// Cases per verdict.
     pub counts: Counts,
     /// One entry per case, worst verdict first, then by id.
@@ -194,6 +198,21 @@ pub struct Comparison {
     /// The server that was measured.
     #[serde(default)]
     pub server: ServerSummary,
+}
+
+/// How the comparison saw the drift between runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunToRun {
+    /// The weakest source among the judged metrics: `runs` (measured from
+    /// runs), `config` (`[gate] run_to_run_cv`) or `none` (not seen at all).
+    pub source: Option<crate::stats::runlevel::SpreadSource>,
+    /// Fewest baseline runs among the compared cases.
+    pub baseline_runs: usize,
+    /// Fewest current runs among the compared cases.
+    pub current_runs: usize,
+    /// Median run-to-run coefficient of variation of the fail-level metrics, where known.
+    pub median_cv: Option<f64>,
 }
 
 /// The server the results measured, as the report shows it.
@@ -344,16 +363,32 @@ pub struct MetricComparison {
     pub tolerance: f64,
     /// Absolute changes below this are ignored (in `unit`).
     pub floor: f64,
-    /// Two-sided Mann-Whitney p-value, when there were samples on both sides.
+    /// One-sided p-value of a change this large in its own direction, from
+    /// the run-level test (see `spread_source`); `None` for GPU figures.
     pub p_value: Option<f64>,
-    /// Samples on each side.
+    /// Requests on each side (baseline, current), over all runs.
     pub samples: [usize; 2],
-    /// Smallest relative change this check detects 95% of the time at the
-    /// observed noise; `None` when no change can be significant with so few samples.
+    /// Runs on each side (baseline, current).
+    pub runs: [usize; 2],
+    /// Where the run-to-run part of the noise came from.
+    pub spread_source: Option<crate::stats::runlevel::SpreadSource>,
+    /// Run-to-run coefficient of variation beyond the requests' own spread
+    /// (measured or configured); `None` when not seen.
+    pub spread: Option<f64>,
+    /// Standard error of the change, relative.
+    pub noise: Option<f64>,
+    /// Relative change in the bad direction beyond which the metric fails:
+    /// the larger of the tolerance (or floor) and the noise bar.
+    pub threshold: Option<f64>,
+    /// Smallest relative change in the bad direction that this check
+    /// catches 95% of the time (drift included); `None` when it cannot judge.
     pub min_detectable_change: Option<f64>,
-    /// Repetitions that would bring `min_detectable_change` within tolerance,
-    /// when it is not already.
+    /// Repetitions per run that would let it catch twice the tolerance, when
+    /// it cannot now and more requests can help.
     pub repetitions_needed: Option<u32>,
+    /// Baseline runs that would let it catch twice the tolerance, when it
+    /// cannot now and more runs can help.
+    pub runs_needed: Option<u32>,
     /// The outcome.
     pub status: MetricStatus,
 }

@@ -6,6 +6,7 @@
 //! phases = ["warm"]            # phases whose metrics are gated
 //! max_error_rate = 0.0         # more failed requests make a case invalid
 //! on_improvement = "report"    # or "require-update"
+//! run_to_run_cv = "2%"         # drift between runs, for one-run baselines (from calibrate)
 //!
 //! [gate.metrics.ttft_median]
 //! tolerance = "10%"            # relative change allowed in the bad direction
@@ -47,6 +48,9 @@ pub struct GateConfig {
     pub max_error_rate: Option<Fraction>,
     /// What improvements beyond tolerance do.
     pub on_improvement: Option<OnImprovement>,
+    /// Run-to-run coefficient of variation of every metric, assumed when a
+    /// comparison has one run on each side (no spread of runs to measure).
+    pub run_to_run_cv: Option<Percent>,
     /// Per-metric rules.
     #[serde(default)]
     pub metrics: BTreeMap<MetricName, RuleConfig>,
@@ -67,6 +71,8 @@ pub struct RuleConfig {
     pub floor: Option<NonNegative>,
     /// off | warn | fail.
     pub level: Option<Level>,
+    /// Run-to-run coefficient of variation of this metric.
+    pub run_to_run_cv: Option<Percent>,
 }
 
 /// `[[gate.override]]`.
@@ -83,6 +89,8 @@ pub struct OverrideConfig {
     pub floor: Option<NonNegative>,
     /// Level.
     pub level: Option<Level>,
+    /// Run-to-run coefficient of variation.
+    pub run_to_run_cv: Option<Percent>,
 }
 
 /// `[gate.output_drift]`.
@@ -216,6 +224,8 @@ pub struct Rule {
     pub floor: f64,
     /// Level.
     pub level: Level,
+    /// Run-to-run coefficient of variation to assume with one run a side.
+    pub run_to_run_cv: Option<f64>,
 }
 
 /// The resolved rules of a gate.
@@ -248,9 +258,14 @@ impl Rules {
     pub fn from_config(c: &GateConfig) -> Rules {
         let mut metrics = BTreeMap::new();
         for def in metrics::CATALOGUE {
-            let mut rule = Rule { tolerance: def.tolerance, floor: def.floor, level: def.level };
+            let mut rule = Rule {
+                tolerance: def.tolerance,
+                floor: def.floor,
+                level: def.level,
+                run_to_run_cv: c.run_to_run_cv.map(|p| p.0),
+            };
             if let Some(r) = c.metrics.get(&MetricName(def)) {
-                apply(&mut rule, r.tolerance, r.floor, r.level);
+                apply(&mut rule, r.tolerance, r.floor, r.level, r.run_to_run_cv);
             }
             metrics.insert(def.name, rule);
         }
@@ -272,19 +287,29 @@ impl Rules {
             tolerance: metric.tolerance,
             floor: metric.floor,
             level: metric.level,
+            run_to_run_cv: None,
         });
         for o in &self.overrides {
             let metric_matches = o.metric.as_ref().is_none_or(|m| m.0.name == metric.name);
             let case_matches = o.cases.split(',').map(str::trim).any(|g| glob_match(g, case_id));
             if metric_matches && case_matches {
-                apply(&mut rule, o.tolerance, o.floor, o.level);
+                apply(&mut rule, o.tolerance, o.floor, o.level, o.run_to_run_cv);
             }
         }
         rule
     }
 }
 
-fn apply(rule: &mut Rule, tolerance: Option<Percent>, floor: Option<NonNegative>, level: Option<Level>) {
+fn apply(
+    rule: &mut Rule,
+    tolerance: Option<Percent>,
+    floor: Option<NonNegative>,
+    level: Option<Level>,
+    run_to_run_cv: Option<Percent>,
+) {
+    if let Some(cv) = run_to_run_cv {
+        rule.run_to_run_cv = Some(cv.0);
+    }
     if let Some(t) = tolerance {
         rule.tolerance = t.0;
     }

@@ -816,9 +816,15 @@ pub(super) mod tests {
             tolerance,
             floor,
             p_value: Some(0.412),
-            samples: [6, 6],
-            min_detectable_change: Some(tolerance * 0.62),
+            samples: [30, 6],
+            runs: [5, 1],
+            spread_source: Some(crate::stats::runlevel::SpreadSource::Runs),
+            spread: Some(0.012),
+            noise: Some(tolerance * 0.3),
+            threshold: Some(tolerance),
+            min_detectable_change: Some(tolerance * 1.62),
             repetitions_needed: None,
+            runs_needed: None,
             status: MetricStatus::Pass,
         }
     }
@@ -860,12 +866,18 @@ pub(super) mod tests {
             headline: headline.into(),
             profile: "h100-vllm".into(),
             baseline_path: ".infergate/baselines/h100-vllm.json".into(),
-            results_path: ".infergate/results/run-20250611-1422.json".into(),
-            run_id: "run-20250611-1422".into(),
+            results_paths: vec![".infergate/results/run-20250611-1422.json".into()],
+            run_ids: vec!["run-20250611-1422".into()],
             mismatches: Vec::new(),
             mismatch_allowed: false,
             significance: 0.05,
-            case_significance: 0.05 / compared,
+            test_significance: 0.05 / compared,
+            run_to_run: crate::gate::RunToRun {
+                source: Some(crate::stats::runlevel::SpreadSource::Runs),
+                baseline_runs: 5,
+                current_runs: 1,
+                median_cv: Some(0.012),
+            },
             counts,
             cases,
             notes: Vec::new(),
@@ -944,8 +956,8 @@ pub(super) mod tests {
         rag.output_similarity = Some(0.874);
         rag.notes.push("output drifted from the baseline after 112 tokens".into());
         let mut review = passing_case("code-review/12800", 4.3);
-        review.metrics[4].min_detectable_change = Some(0.212);
-        review.metrics[4].repetitions_needed = Some(14);
+        review.metrics[4].min_detectable_change = Some(0.412);
+        review.metrics[4].runs_needed = Some(12);
         let mut c = comparison(
             Verdict::Regressed,
             "tokens_per_second fell 9.0% in chat/512 (limit -5%, p=0.002)",
@@ -999,17 +1011,24 @@ pub(super) mod tests {
             for metric in &mut c.metrics {
                 metric.status = MetricStatus::CannotJudge;
                 metric.samples = [3, 3];
-                metric.p_value = Some(0.1);
+                metric.runs = [1, 1];
+                metric.p_value = None;
+                metric.spread_source = None;
+                metric.spread = None;
+                metric.noise = None;
+                metric.threshold = None;
                 metric.min_detectable_change = None;
-                metric.repetitions_needed = Some(6);
+                metric.repetitions_needed = Some(5);
             }
             c
         };
-        comparison(
+        let mut c = comparison(
             Verdict::Warn,
-            "Cannot judge 10 metrics: 3 samples per side are too few for any change to be significant",
+            "Cannot judge 10 metrics: one run a side of 3 requests has no estimate of its noise",
             vec![undecided("chat/512", 1.0), undecided("rag/4096", 2.1)],
-        )
+        );
+        c.run_to_run = crate::gate::RunToRun::default();
+        c
     }
 
     fn render_plain(c: &Comparison, format: Format) -> String {
@@ -1203,8 +1222,9 @@ pub(super) mod tests {
         for case in &mut c.cases {
             for metric in &mut case.metrics {
                 if metric.metric == "e2e_p99" {
-                    metric.min_detectable_change = Some(0.24);
-                    metric.repetitions_needed = Some(16);
+                    metric.min_detectable_change = Some(0.34);
+                    metric.repetitions_needed = None;
+                    metric.runs_needed = Some(12);
                 }
             }
         }
@@ -1212,13 +1232,15 @@ pub(super) mod tests {
         let noise: Vec<&str> = term.lines().filter(|l| l.starts_with("noise:")).collect();
         assert_eq!(
             noise,
-            ["noise: e2e_p99 in 3 cases can only catch changes of 24% or more (tolerance 15%); use 16 repetitions"]
+            ["noise: e2e_p99 in 3 cases only catches changes of 34% or more, not twice its tolerance 15%; record 12 \
+                 baseline runs; more repetitions cannot help against the drift between runs"]
         );
         let md = render_plain(&c, Format::Markdown);
         assert!(
             md.contains(
-                "- **e2e\\_p99** (tolerance 15%, 3 cases): with 6 repetitions at the observed noise this check catches \
-             changes of 24% or more; use 16 repetitions to catch 15%.\n"
+                "- **e2e\\_p99** (tolerance 15%, 3 cases): with 5 baseline runs and 6 repetitions this check catches \
+                 changes of 34% or more 95% of the time (run-to-run spread 1.2%, measured); in 3 cases it cannot catch \
+                 twice the tolerance: record 12 baseline runs; more repetitions cannot help against drift.\n"
             ),
             "{md}"
         );

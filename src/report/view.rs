@@ -103,7 +103,7 @@ pub(super) struct Row {
 }
 
 /// The fields a row answers, in the order `MetricComparison` serializes them.
-const METRIC_FIELDS: [&str; 15] = [
+const METRIC_FIELDS: [&str; 21] = [
     "metric",
     "phase",
     "unit",
@@ -116,13 +116,19 @@ const METRIC_FIELDS: [&str; 15] = [
     "floor",
     "p_value",
     "samples",
+    "runs",
+    "spread_source",
+    "spread",
+    "noise",
+    "threshold",
     "min_detectable_change",
     "repetitions_needed",
+    "runs_needed",
     "status",
 ];
 
 /// Every key of a row: its own, then the metric's.
-const ROW_KEYS: [&str; 19] = [
+const ROW_KEYS: [&str; 25] = [
     "case",
     "case_verdict",
     "cells",
@@ -142,6 +148,12 @@ const ROW_KEYS: [&str; 19] = [
     METRIC_FIELDS[12],
     METRIC_FIELDS[13],
     METRIC_FIELDS[14],
+    METRIC_FIELDS[15],
+    METRIC_FIELDS[16],
+    METRIC_FIELDS[17],
+    METRIC_FIELDS[18],
+    METRIC_FIELDS[19],
+    METRIC_FIELDS[20],
 ];
 
 impl Row {
@@ -201,8 +213,14 @@ impl Object for Row {
             "floor" => Value::from(m.floor),
             "p_value" => Value::from(m.p_value),
             "samples" => serialized(&m.samples),
+            "runs" => serialized(&m.runs),
+            "spread_source" => serialized(&m.spread_source),
+            "spread" => Value::from(m.spread),
+            "noise" => Value::from(m.noise),
+            "threshold" => Value::from(m.threshold),
             "min_detectable_change" => Value::from(m.min_detectable_change),
             "repetitions_needed" => Value::from(m.repetitions_needed),
+            "runs_needed" => Value::from(m.runs_needed),
             "status" => Value::from(m.status.as_str()),
             _ => return None,
         })
@@ -384,18 +402,28 @@ struct Power<'a> {
     tolerance: f64,
     /// Cases it was compared in.
     cases: usize,
-    /// Median repetitions (current side).
+    /// Median repetitions per run (current side).
     samples: usize,
+    /// Fewest baseline runs among its rows.
+    baseline_runs: usize,
+    /// Fewest current runs among its rows.
+    current_runs: usize,
+    /// Where the run-to-run spread came from: the weakest source among its rows.
+    spread_source: Option<crate::stats::runlevel::SpreadSource>,
+    /// Median run-to-run spread, where seen.
+    spread: Option<f64>,
     /// Median detectable change over rows where one exists.
     median_mdc: Option<f64>,
-    /// Cases where the detectable change exceeds the tolerance.
+    /// Cases where the detectable change exceeds twice the tolerance.
     underpowered: usize,
     /// Median detectable change over those cases.
     underpowered_mdc: Option<f64>,
-    /// Cases where no change at all could be significant.
+    /// Cases where nothing could be judged.
     undetectable: usize,
-    /// Repetitions that bring every such case within tolerance, when known.
+    /// Repetitions that bring every such case to twice the tolerance, when more requests can.
     repetitions_needed: Option<u32>,
+    /// Baseline runs that do, when more runs can.
+    runs_needed: Option<u32>,
 }
 
 impl<'a> View<'a> {
@@ -504,10 +532,10 @@ fn median(values: &mut [f64]) -> Option<f64> {
 /// gives one line per metric rather than fifty.
 fn power(comparison: &Comparison) -> Vec<Power<'_>> {
     let mut groups: BTreeMap<&str, Vec<(&str, &MetricComparison)>> = BTreeMap::new();
-    // Only rows with a significance test have a detectable change: GPU
-    // figures (one value per phase, no p-value) are judged on tolerance alone.
+    // Only rows with a run-level test have a detectable change: GPU figures
+    // (one value per phase) are judged on tolerance and floor alone.
     for case in &comparison.cases {
-        for m in case.metrics.iter().filter(|m| m.p_value.is_some() || m.status == MetricStatus::CannotJudge) {
+        for m in case.metrics.iter().filter(|m| m.spread_source.is_some() || m.status == MetricStatus::CannotJudge) {
             groups.entry(m.metric.as_str()).or_default().push((case.id.as_str(), m));
         }
     }
@@ -522,31 +550,40 @@ fn power(comparison: &Comparison) -> Vec<Power<'_>> {
         .into_iter()
         .map(|(metric, group)| {
             let tolerance = group.iter().map(|r| r.1.tolerance).fold(f64::INFINITY, f64::min);
-            let mut samples: Vec<f64> = group.iter().map(|r| r.1.samples[1] as f64).collect();
+            let mut samples: Vec<f64> =
+                group.iter().map(|r| r.1.samples[1] as f64 / r.1.runs[1].max(1) as f64).collect();
             let mut mdcs: Vec<f64> = group.iter().filter_map(|r| r.1.min_detectable_change).collect();
+            let mut spreads: Vec<f64> = group.iter().filter_map(|r| r.1.spread).collect();
+            // Underpowered: twice the limit (the larger of the tolerance and
+            // the floor relative to the baseline) is not caught 95% of the time.
             let under: Vec<(&str, &MetricComparison)> = group
                 .iter()
                 .copied()
-                // Changes below the floor never count, so only compare against the larger of the two.
                 .filter(|(_, m)| {
                     let effective = m.tolerance.max(m.floor / m.baseline.abs().max(f64::MIN_POSITIVE));
-                    m.min_detectable_change.is_some_and(|d| d > effective)
+                    m.min_detectable_change.is_some_and(|d| d > 2.0 * effective + 1e-9)
                 })
                 .collect();
             let mut under_mdcs: Vec<f64> = under.iter().filter_map(|r| r.1.min_detectable_change).collect();
             let undetectable: Vec<(&str, &MetricComparison)> =
                 group.iter().copied().filter(|r| r.1.min_detectable_change.is_none()).collect();
+            let needing = || under.iter().chain(&undetectable);
             Power {
                 metric,
                 unit: group.first().map_or("", |r| r.1.unit.as_str()),
                 tolerance,
                 cases: cases(&group),
                 samples: median(&mut samples).map_or(0, |s| s.round() as usize),
+                baseline_runs: group.iter().map(|r| r.1.runs[0]).min().unwrap_or(0),
+                current_runs: group.iter().map(|r| r.1.runs[1]).min().unwrap_or(0),
+                spread_source: group.iter().filter_map(|r| r.1.spread_source).min(),
+                spread: median(&mut spreads),
                 median_mdc: median(&mut mdcs),
                 underpowered: cases(&under),
                 underpowered_mdc: median(&mut under_mdcs),
                 undetectable: cases(&undetectable),
-                repetitions_needed: under.iter().chain(&undetectable).filter_map(|r| r.1.repetitions_needed).max(),
+                repetitions_needed: needing().filter_map(|r| r.1.repetitions_needed).max(),
+                runs_needed: needing().filter_map(|r| r.1.runs_needed).max(),
             }
         })
         .collect()
@@ -571,8 +608,14 @@ mod tests {
             floor: 2.0,
             p_value: Some(0.0004),
             samples: [10, 12],
+            runs: [1, 1],
+            spread_source: Some(crate::stats::runlevel::SpreadSource::Config),
+            spread: Some(0.02),
+            noise: Some(0.015),
+            threshold: Some(0.1),
             min_detectable_change: Some(0.04),
             repetitions_needed: Some(30),
+            runs_needed: Some(6),
             status,
         }
     }

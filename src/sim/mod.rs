@@ -52,8 +52,29 @@ pub struct SimConfig {
     /// Each token interval is multiplied by `1 + concurrency_slowdown * (active_streams - 1)`.
     pub concurrency_slowdown: f64,
     /// Per-request variation: every time of a request is multiplied by a
-    /// factor with mean 1 and this standard deviation (0 = none).
+    /// factor with mean about 1 and this standard deviation (0 = none).
     pub request_cv: f64,
+    /// The shape of that factor: uniform (bounded) or lognormal (a heavy right tail).
+    pub request_noise: model::RequestNoise,
+    /// Autocorrelation of consecutive requests' factors (lag-1, 0 to 0.95):
+    /// a slow request tends to be followed by a slow one. Lognormal noise only.
+    pub autocorrelation: f64,
+    /// Share of requests that are outliers (0 to 0.5), slowed by a factor
+    /// drawn uniformly from 1 to `outlier_factor`.
+    pub outlier_rate: f64,
+    /// Largest outlier slowdown.
+    pub outlier_factor: f64,
+    /// Warm-up after launch: request number `i` (counted from launch) is
+    /// slower by `warmup_slowdown * exp(-i / warmup_requests)`.
+    pub warmup_slowdown: f64,
+    /// Requests over which the warm-up slowdown decays (its e-folding count).
+    pub warmup_requests: f64,
+    /// Run-to-run drift: every time of this launch is multiplied by one
+    /// factor drawn from the seed, with mean 1 and this standard deviation
+    /// (clocks, thermals, a restarted server). 0 = none.
+    pub run_drift: f64,
+    /// The shape of the run factor: normal, or heavy-tailed (Student-t, 3 df).
+    pub run_drift_tail: model::DriftTail,
     /// Output tokens carried by each content chunk; a chunk goes out when its last token is due.
     pub tokens_per_chunk: u32,
     /// Multiplies every time (TTFT, token interval, penalty): injects a regression.
@@ -83,6 +104,14 @@ impl Default for SimConfig {
             itl_jitter: 0.1,
             concurrency_slowdown: 0.02,
             request_cv: 0.0,
+            request_noise: model::RequestNoise::Uniform,
+            autocorrelation: 0.0,
+            outlier_rate: 0.0,
+            outlier_factor: 3.0,
+            warmup_slowdown: 0.0,
+            warmup_requests: 5.0,
+            run_drift: 0.0,
+            run_drift_tail: model::DriftTail::Normal,
             tokens_per_chunk: 1,
             slowdown: 1.0,
             natural_len_min: 16,
@@ -133,6 +162,19 @@ impl SimConfig {
         let r = self.request_cv;
         if !(0.0..=0.5).contains(&r) {
             return out("request_cv", "between 0 and 0.5", r.to_string());
+        }
+        let ranges = [
+            ("run_drift", self.run_drift, 0.0, 0.5, "between 0 and 0.5"),
+            ("autocorrelation", self.autocorrelation, 0.0, 0.95, "between 0 and 0.95"),
+            ("outlier_rate", self.outlier_rate, 0.0, 0.5, "between 0 and 0.5"),
+            ("outlier_factor", self.outlier_factor, 1.0, 100.0, "between 1 and 100"),
+            ("warmup_slowdown", self.warmup_slowdown, 0.0, 10.0, "between 0 and 10"),
+            ("warmup_requests", self.warmup_requests, 0.001, 1e9, "a number > 0"),
+        ];
+        for (field, v, lo, hi, expected) in ranges {
+            if !(lo..=hi).contains(&v) {
+                return out(field, expected, v.to_string());
+            }
         }
         let j = self.itl_jitter;
         if !(0.0..=1.0).contains(&j) {

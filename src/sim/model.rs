@@ -266,16 +266,113 @@ pub fn token_interval_ms(config: &SimConfig, u: f64, active: u64) -> f64 {
     config.itl_ms * config.slowdown * jitter * crowd
 }
 
-/// One request's speed factor: every time of the request is multiplied by
-/// it. Uniform with mean 1 and standard deviation `request_cv`, so a whole
-/// request can be slower or faster than the next, as on a real server where
-/// batching and other tenants vary from request to request.
-pub fn request_factor(config: &SimConfig, request_number: u64) -> f64 {
-    if config.request_cv == 0.0 {
+/// The shape of the per-request variation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RequestNoise {
+    /// Uniform around 1: bounded, symmetric.
+    #[default]
+    Uniform,
+    /// Lognormal: a right tail of slow requests, as on a real server.
+    Lognormal,
+}
+
+/// The shape of the run-to-run drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum DriftTail {
+    /// Normal.
+    #[default]
+    Normal,
+    /// Student-t with 3 degrees of freedom, scaled to the same standard
+    /// deviation: now and then a launch far off the others.
+    Heavy,
+}
+
+/// Most terms of the autocorrelated sum: at the largest coefficient, 0.95,
+/// `0.95^180` is below 1e-4.
+const AR_TERMS: u64 = 180;
+
+fn normal(rng: &mut Rng) -> f64 {
+    // 1 - unit() is in (0, 1]: the logarithm is finite.
+    let (u1, u2) = (1.0 - rng.unit(), rng.unit());
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+fn draw(config: &SimConfig, number: u64, what: &[u8]) -> Rng {
+    Rng::from_parts(&[&config.seed.to_le_bytes(), &number.to_le_bytes(), what])
+}
+
+/// This launch's speed factor: drawn once from the seed, so launches with
+/// different seeds differ as runs on a real runner do. Never below 0.2.
+pub fn run_factor(config: &SimConfig) -> f64 {
+    if config.run_drift == 0.0 {
         return 1.0;
     }
-    let mut rng = Rng::from_parts(&[&config.seed.to_le_bytes(), &request_number.to_le_bytes(), b"request"]);
-    1.0 + config.request_cv * 3f64.sqrt() * (2.0 * rng.unit() - 1.0)
+    let mut rng = Rng::from_parts(&[&config.seed.to_le_bytes(), b"run"]);
+    let z = match config.run_drift_tail {
+        DriftTail::Normal => normal(&mut rng),
+        DriftTail::Heavy => {
+            // t(3) = Z / sqrt(chi2(3) / 3), whose variance is 3: scaled to 1.
+            let z = normal(&mut rng);
+            let chi2: f64 = (0..3).map(|_| normal(&mut rng).powi(2)).sum();
+            z / (chi2 / 3.0).sqrt() / 3f64.sqrt()
+        }
+    };
+    (1.0 + config.run_drift * z).max(0.2)
+}
+
+/// A standard normal for request `number`, autocorrelated with the previous
+/// requests' (lag-1 coefficient `autocorrelation`): the stationary AR(1)
+/// sum `sqrt(1 - a^2) sum_j a^j e_(number - j)`, computed from the seeded
+/// innovations alone, so any request's value is known without the others'.
+fn ar_normal(config: &SimConfig, number: u64) -> f64 {
+    let a = config.autocorrelation;
+    if a == 0.0 {
+        return normal(&mut draw(config, number, b"request"));
+    }
+    // Terms until a^j < 1e-4: what is left moves the value by less than that.
+    let needed = ((1e-4f64).ln() / a.ln()).ceil().clamp(1.0, AR_TERMS as f64) as u64;
+    let terms = number.min(needed - 1);
+    let mut sum = 0.0;
+    let mut weight = 1.0;
+    for j in 0..=terms {
+        sum += weight * normal(&mut draw(config, number - j, b"request"));
+        weight *= a;
+    }
+    sum *= (1.0 - a * a).sqrt();
+    // Before the first request, the process already had its stationary spread.
+    if number < needed - 1 {
+        sum += weight * normal(&mut Rng::from_parts(&[&config.seed.to_le_bytes(), b"start"]));
+    }
+    sum
+}
+
+/// One request's speed factor: every time of the request is multiplied by
+/// it. The launch's drift ([`run_factor`]) times the request's own
+/// variation (uniform, or lognormal and autocorrelated, with standard
+/// deviation about `request_cv`), times an outlier's slowdown for
+/// `outlier_rate` of requests, times the warm-up slowdown after launch.
+/// `request_number` counts the launch's requests from 0.
+pub fn request_factor(config: &SimConfig, request_number: u64) -> f64 {
+    let mut factor = run_factor(config);
+    if config.request_cv > 0.0 {
+        factor *= match config.request_noise {
+            RequestNoise::Uniform => {
+                let mut rng = draw(config, request_number, b"request");
+                1.0 + config.request_cv * 3f64.sqrt() * (2.0 * rng.unit() - 1.0)
+            }
+            RequestNoise::Lognormal => (config.request_cv * ar_normal(config, request_number)).exp(),
+        };
+    }
+    if config.outlier_rate > 0.0 {
+        let mut rng = draw(config, request_number, b"outlier");
+        if rng.unit() < config.outlier_rate {
+            factor *= 1.0 + (config.outlier_factor - 1.0) * rng.unit();
+        }
+    }
+    if config.warmup_slowdown > 0.0 {
+        factor *= 1.0 + config.warmup_slowdown * (-(request_number as f64) / config.warmup_requests).exp();
+    }
+    factor
 }
 
 /// The seeded generator of one request's token-interval jitter.

@@ -17,19 +17,30 @@ use crate::results::{
 };
 use crate::suite::{Case, Suite, prompt};
 
+/// Requests a real run sends before the first case (the capability probe).
+const PROBE_REQUESTS: u64 = 3;
+
 /// Results of one simulated run of `suite` with `repetitions` warm requests
-/// per case; `run` numbers the run (it seeds the per-request draws).
+/// per case; `run` numbers the run. Each run is a launch of its own: its
+/// seed (hence its run-to-run drift and every request's draws) comes from
+/// the config's seed and `run`, and its requests are numbered from launch as
+/// a real run sends them (probe, then per case the cold request, one
+/// unrecorded warm-up and the repetitions), so warm-up and autocorrelation
+/// fall where they would.
 pub fn run(config: &SimConfig, suite: &Suite, repetitions: u32, run: u64) -> Results {
-    let mut number = run.wrapping_mul(1_000_003);
+    let launch = crate::rng::Rng::from_parts(&[&config.seed.to_le_bytes(), &run.to_le_bytes(), b"launch"]).next_u64();
+    let config = &SimConfig { seed: launch, ..config.clone() };
+    let mut number = PROBE_REQUESTS;
     let mut next = || {
-        number = number.wrapping_add(1);
-        number
+        number += 1;
+        number - 1
     };
     let cases = suite
         .cases
         .iter()
         .map(|case| {
             let cold = vec![request(config, case, 0, false, next())];
+            next(); // the unrecorded warm-up request
             let warm: Vec<RequestRecord> = (0..repetitions).map(|i| request(config, case, i, true, next())).collect();
             let phase = |requests: Vec<RequestRecord>| {
                 let duration: f64 = requests.iter().filter_map(|r| r.e2e_ms).sum::<f64>() / 1000.0;

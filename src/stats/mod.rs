@@ -4,6 +4,9 @@
 //! default, which vLLM's `bench serve` uses), so medians and p99s computed
 //! here match the figures users already know.
 
+pub mod dist;
+pub mod multiplicity;
+pub mod runlevel;
 pub mod significance;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,461 @@
+//! The run as the statistical unit: how far apart two sets of runs are, and
+//! how much of that the runner's own drift explains.
+//!
+//! A change to a serving system is replicated by a *run* (one server launch,
+//! one machine state), not by a request: the requests of a run share its
+//! offset (clocks, thermals, the launch), so a test on per-request samples is
+//! overconfident by exactly the run-to-run variance. Here each run of a case
+//! is reduced to one value of the metric (its median, its p99), compared in
+//! logarithms so that changes are relative and a run's speed factor is a
+//! shift. The change is the difference of the sides' mean log values; its
+//! variance is the mixed-model one,
+//!
+//! ```text
+//! Var(d) = s_b^2 (1/k_b + 1/k_c) + s_w^2 (1/(k_b n_b) + 1/(k_c n_c))
+//! ```
+//!
+//! (`s_b` between runs, `s_w` per request within a run, `k` runs of `n`
+//! requests per side), estimated three ways, in this order:
+//!
+//! 1. **Measured** (four or more runs in all, so at least two degrees of
+//!    freedom): the pooled sample variance of the per-run values estimates
+//!    `s_b^2 + s_w^2 / n` in one go (whatever inflates it, autocorrelation or
+//!    a warm-up trend included), with Student-t on `k_b + k_c - 2` degrees
+//!    of freedom.
+//! 2. **Configured** (`[gate] run_to_run_cv`, fewer runs): `s_b` is taken as
+//!    known, `s_w` comes from each run's own spread.
+//! 3. **None**: `s_w` only. The test then cannot see drift between runs, and
+//!    the report says so.
+//!
+//! Pure functions, no I/O; `None` wherever there is too little to judge.
+
+use super::dist;
+
+/// Fewest degrees of freedom of the runs' spread for it to be measured.
+pub const MIN_RUN_DF: usize = 2;
+
+/// Fewest requests in a run for its own spread to be estimated: a median
+/// absolute deviation of fewer points is mostly luck.
+pub const MIN_WITHIN_SAMPLES: usize = 5;
+
+/// Scale factor from a median absolute deviation to a standard deviation for
+/// normally distributed data.
+const MAD_TO_SD: f64 = 1.4826;
+
+/// One run of one metric: its value and how precisely the run pins it down.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunValue {
+    /// The statistic of the run's samples (e.g. its median), in the metric's unit.
+    pub value: f64,
+    /// Requests it was computed from.
+    pub n: usize,
+    /// Sampling variance of `ln(value)` within the run, when the run has
+    /// [`MIN_WITHIN_SAMPLES`] or more requests.
+    pub within: Option<f64>,
+}
+
+impl RunValue {
+    /// The `q`-quantile (0.5 = median) of a run's samples and its sampling
+    /// variance; `None` without a positive, finite value (a log needs one).
+    pub fn of(samples: &[f64], q: f64) -> Option<RunValue> {
+        let mut sorted: Vec<f64> = samples.iter().copied().filter(|v| v.is_finite()).collect();
+        if sorted.is_empty() || !(0.0..=1.0).contains(&q) {
+            return None;
+        }
+        sorted.sort_unstable_by(f64::total_cmp);
+        let value = super::quantile_sorted(&sorted, q);
+        if !(value > 0.0 && value.is_finite()) {
+            return None;
+        }
+        let n = sorted.len();
+        Some(RunValue { value, n, within: within_log_variance(&sorted, q, value) })
+    }
+}
+
+/// Sampling variance of the log of a run's `q`-quantile, by the asymptotic
+/// formula `q (1 - q) / (n f(x_q)^2)` with a normal density of the run's
+/// spread: the median uses the median absolute deviation (outliers cannot
+/// inflate what they do not move), other quantiles the standard deviation
+/// (which outliers inflate: the cautious side for a tail statistic).
+fn within_log_variance(sorted: &[f64], q: f64, value: f64) -> Option<f64> {
+    let n = sorted.len();
+    if n < MIN_WITHIN_SAMPLES {
+        return None;
+    }
+    let sd = if (q - 0.5).abs() < 1e-12 {
+        let median = super::quantile_sorted(sorted, 0.5);
+        let mut dev: Vec<f64> = sorted.iter().map(|x| (x - median).abs()).collect();
+        dev.sort_unstable_by(f64::total_cmp);
+        let mad = MAD_TO_SD * super::quantile_sorted(&dev, 0.5);
+        // Half or more of the values equal: the MAD says nothing, the
+        // standard deviation still does.
+        if mad > 0.0 { mad } else { sample_sd(sorted) }
+    } else {
+        sample_sd(sorted)
+    };
+    let z = dist::normal_quantile(q.clamp(1e-6, 1.0 - 1e-6));
+    let density = (-z * z / 2.0).exp() / (2.0 * std::f64::consts::PI).sqrt();
+    let var = q * (1.0 - q) / (n as f64 * density * density) * sd * sd / (value * value);
+    var.is_finite().then_some(var)
+}
+
+fn sample_sd(values: &[f64]) -> f64 {
+    let n = values.len() as f64;
+    if values.len() < 2 {
+        return 0.0;
+    }
+    let mean = values.iter().sum::<f64>() / n;
+    (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// Where the run-to-run spread of a test came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpreadSource {
+    /// Nothing: the test sees only the requests' spread within a run.
+    None,
+    /// `[gate] run_to_run_cv`, taken as known.
+    Config,
+    /// The spread of the runs themselves (two or more on a side).
+    Runs,
+}
+
+impl SpreadSource {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpreadSource::None => "none",
+            SpreadSource::Config => "config",
+            SpreadSource::Runs => "runs",
+        }
+    }
+}
+
+/// The two sides of one comparison, as runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Sides<'a> {
+    /// The baseline's runs.
+    pub baseline: &'a [RunValue],
+    /// The current runs.
+    pub current: &'a [RunValue],
+    /// Run-to-run coefficient of variation to assume when neither side has two runs.
+    pub prior_cv: Option<f64>,
+}
+
+/// The change between two sides and how much noise it carries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunTest {
+    /// `mean(ln current) - mean(ln baseline)`.
+    pub change_log: f64,
+    /// The baseline's value: the geometric mean of its runs' values.
+    pub baseline: f64,
+    /// The current value, likewise.
+    pub current: f64,
+    /// Standard error of `change_log`; `None` when nothing estimates it.
+    pub se: Option<f64>,
+    /// Degrees of freedom of the Student-t the test uses.
+    pub df: f64,
+    /// Where the run-to-run part of the noise came from.
+    pub source: SpreadSource,
+    /// Run-to-run variance of `ln value` beyond what the requests' spread
+    /// explains (measured with the within-run part subtracted, or configured).
+    pub between: f64,
+    /// Within-run variance of `ln value` for a run of one request: the
+    /// per-request part, which `1/n` scales; `None` when no run had enough requests.
+    pub per_request: Option<f64>,
+    /// Runs per side.
+    pub runs: [usize; 2],
+    /// Mean requests per run, per side.
+    pub requests: [f64; 2],
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
+}
+
+/// Compares two sides; `None` when a side has no run.
+pub fn test(sides: Sides<'_>) -> Option<RunTest> {
+    let (b, c) = (sides.baseline, sides.current);
+    let (kb, kc) = (b.len(), c.len());
+    let log_mean = |runs: &[RunValue]| mean(runs.iter().map(|r| r.value.ln()));
+    let (mb, mc) = (log_mean(b)?, log_mean(c)?);
+    let within = |runs: &[RunValue]| -> Option<f64> {
+        let all: Option<Vec<f64>> = runs.iter().map(|r| r.within).collect();
+        mean(all?.into_iter())
+    };
+    let (wb, wc) = (within(b), within(c));
+    let nb = mean(b.iter().map(|r| r.n as f64)).unwrap_or(0.0);
+    let nc = mean(c.iter().map(|r| r.n as f64)).unwrap_or(0.0);
+    // Per-request variance, from whichever side has it (the baseline first:
+    // what-if figures must not depend on the change being judged).
+    let per_request = wb.map(|w| w * nb).or(wc.map(|w| w * nc));
+    let df_runs = kb.saturating_sub(1) + kc.saturating_sub(1);
+    // One degree of freedom (two baseline runs, or a confirmation run against
+    // a one-run baseline) bounds the spread too loosely to judge anything:
+    // below two, the runs' own spreads (and the configured drift) decide.
+    let mut out = RunTest {
+        change_log: mc - mb,
+        baseline: mb.exp(),
+        current: mc.exp(),
+        se: None,
+        df: f64::INFINITY,
+        source: SpreadSource::None,
+        between: 0.0,
+        per_request,
+        runs: [kb, kc],
+        requests: [nb, nc],
+    };
+    let (fb, fc) = (1.0 / kb as f64, 1.0 / kc as f64);
+    if df_runs >= MIN_RUN_DF {
+        let ss = |runs: &[RunValue], m: f64| runs.iter().map(|r| (r.value.ln() - m).powi(2)).sum::<f64>();
+        let s2 = (ss(b, mb) + ss(c, mc)) / df_runs as f64;
+        // The current runs' variance at their own request count: the
+        // baseline's within-run part scales with 1/n. Only when the counts
+        // differ, so that equal designs keep the exact t-test.
+        let cur = match wb {
+            Some(w) if nc > 0.0 && (nb - nc).abs() > 0.5 => {
+                let r = nb / nc;
+                (s2 + w * (r - 1.0)).max(s2 * r.min(1.0))
+            }
+            _ => s2,
+        };
+        let v = s2 * fb + cur * fc;
+        out.se = (v.is_finite() && v >= 0.0).then(|| v.sqrt());
+        out.df = df_runs as f64;
+        out.source = SpreadSource::Runs;
+        out.between = (s2 - wb.unwrap_or(0.0)).max(0.0);
+        return Some(out);
+    }
+    let (Some(wb), Some(wc)) = (wb, wc) else { return Some(out) };
+    let between = sides.prior_cv.filter(|cv| cv.is_finite() && *cv > 0.0).map(|cv| (1.0 + cv).ln().powi(2));
+    let known = between.unwrap_or(0.0) * (fb + fc);
+    let (ub, uc) = (wb * fb, wc * fc);
+    let v = known + ub + uc;
+    out.se = (v.is_finite() && v > 0.0).then(|| v.sqrt());
+    // Satterthwaite: only the estimated within-run parts carry uncertainty.
+    let denom = ub * ub / (nb - 1.0).max(1.0) + uc * uc / (nc - 1.0).max(1.0);
+    out.df = if denom > 0.0 { (v * v / denom).max(1.0) } else { f64::INFINITY };
+    out.source = if between.is_some() { SpreadSource::Config } else { SpreadSource::None };
+    out.between = between.unwrap_or(0.0);
+    Some(out)
+}
+
+/// Run-to-run variance that several cases share, from the log values of
+/// the same runs of each (one row per case, the runs in the same order): the
+/// runs x cases analysis of variance, `(MS_runs - MS_residual) / cases`.
+/// A run's drift (clocks, thermals, a server launch) moves every case of the
+/// run; this is how much of it does. `None` with fewer than two cases or
+/// runs, or rows of different lengths.
+pub fn shared_variance(rows: &[&[f64]]) -> Option<f64> {
+    let m = rows.len();
+    let k = rows.first()?.len();
+    if m < 2 || k < 2 || rows.iter().any(|r| r.len() != k || r.iter().any(|v| !v.is_finite())) {
+        return None;
+    }
+    let grand = rows.iter().flat_map(|r| r.iter()).sum::<f64>() / (m * k) as f64;
+    let case_means: Vec<f64> = rows.iter().map(|r| r.iter().sum::<f64>() / k as f64).collect();
+    let run_means: Vec<f64> = (0..k).map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / m as f64).collect();
+    let ms_runs = m as f64 * run_means.iter().map(|x| (x - grand).powi(2)).sum::<f64>() / (k - 1) as f64;
+    let mut residual = 0.0;
+    for (row, cm) in rows.iter().zip(&case_means) {
+        for (x, rm) in row.iter().zip(&run_means) {
+            residual += (x - rm - cm + grand).powi(2);
+        }
+    }
+    let ms_res = residual / ((k - 1) * (m - 1)) as f64;
+    let v = ((ms_runs - ms_res) / m as f64).max(0.0);
+    v.is_finite().then_some(v)
+}
+
+/// The decision threshold and power of one test at a per-test level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Detection {
+    /// One-sided level each test is run at.
+    pub level: f64,
+    /// Probability of catching a change of the minimum detectable size.
+    pub power: f64,
+}
+
+impl Detection {
+    /// The noise bar in log units: a change further than this is significant.
+    pub fn bar(&self, se: f64, df: f64) -> f64 {
+        -dist::student_t_quantile(self.level, df) * se
+    }
+
+    /// The smallest change (log units, in the bad direction) that a check
+    /// whose decision threshold is `max(limit, bar)` catches with
+    /// probability [`Detection::power`].
+    pub fn min_detectable(&self, limit: f64, se: f64, df: f64) -> f64 {
+        limit.max(self.bar(se, df)) + dist::student_t_quantile(self.power, df) * se
+    }
+
+    /// One-sided p-value of a change of `change_log` (in its own direction).
+    pub fn p_value(change_log: f64, se: f64, df: f64) -> f64 {
+        if se > 0.0 {
+            dist::student_t_sf(change_log.abs() / se, df).clamp(0.0, 1.0)
+        } else if change_log == 0.0 {
+            1.0
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A design to ask "what if": runs per side and requests per run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Design {
+    /// Baseline runs.
+    pub baseline_runs: usize,
+    /// Current runs.
+    pub current_runs: usize,
+    /// Requests per run.
+    pub requests: f64,
+}
+
+impl RunTest {
+    /// Standard error and degrees of freedom this test would have under
+    /// another design, from its variance components; `None` when the
+    /// per-request part is unknown.
+    pub fn under(&self, d: Design) -> Option<(f64, f64)> {
+        noise_under(self.between, self.per_request?, d)
+    }
+}
+
+/// Standard error and degrees of freedom of a comparison under design `d`
+/// for a metric whose run-to-run variance (log units, beyond the requests'
+/// spread) is `between` and whose per-request variance is `per_request`.
+/// With four or more runs in all, the spread is measured from them (t on
+/// runs - 2 degrees of freedom); with fewer it is taken as known
+/// (`[gate] run_to_run_cv`) and only the within-run parts are estimated.
+pub fn noise_under(between: f64, per_request: f64, d: Design) -> Option<(f64, f64)> {
+    if d.baseline_runs == 0 || d.current_runs == 0 || d.requests.is_nan() || d.requests < 1.0 {
+        return None;
+    }
+    if !(between.is_finite() && between >= 0.0 && per_request.is_finite() && per_request >= 0.0) {
+        return None;
+    }
+    let (fb, fc) = (1.0 / d.baseline_runs as f64, 1.0 / d.current_runs as f64);
+    let run = between + per_request / d.requests;
+    let se = (run * (fb + fc)).sqrt();
+    let runs = d.baseline_runs + d.current_runs;
+    let df = if runs >= 2 + MIN_RUN_DF {
+        (runs - 2) as f64
+    } else {
+        let u = per_request / d.requests;
+        let denom = 2.0 * u * u / (d.requests - 1.0).max(1.0);
+        if denom > 0.0 { (run * (fb + fc)).powi(2) / denom } else { f64::INFINITY }
+    };
+    Some((se, df.max(1.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(values: &[f64], n: usize, within: f64) -> Vec<RunValue> {
+        values.iter().map(|v| RunValue { value: *v, n, within: Some(within) }).collect()
+    }
+
+    #[test]
+    fn median_and_its_spread_of_one_run() {
+        let samples: Vec<f64> = (0..11).map(|i| 100.0 + f64::from(i)).collect();
+        let r = RunValue::of(&samples, 0.5).unwrap();
+        assert_eq!((r.value, r.n), (105.0, 11));
+        // MAD 3 -> sd 4.45; var of the median pi/2 * sd^2 / n, relative.
+        let expected = std::f64::consts::FRAC_PI_2 * (1.4826f64 * 3.0).powi(2) / 11.0 / (105.0f64 * 105.0);
+        assert!((r.within.unwrap() / expected - 1.0).abs() < 1e-3, "{r:?}");
+        assert!(RunValue::of(&samples[..4], 0.5).unwrap().within.is_none(), "four requests: no spread of their own");
+        assert!(RunValue::of(&[0.0, 0.0, 0.0], 0.5).is_none(), "no log of zero");
+        assert!(RunValue::of(&[], 0.5).is_none());
+        // An outlier moves the p99's spread, not the median's.
+        let mut wild = samples.clone();
+        wild[0] = 1000.0;
+        let m = RunValue::of(&wild, 0.5).unwrap();
+        assert!(m.within.unwrap() < 2.0 * r.within.unwrap(), "{m:?}");
+        assert!(RunValue::of(&wild, 0.99).unwrap().within.unwrap() > 100.0 * r.within.unwrap());
+    }
+
+    #[test]
+    fn measured_spread_gives_a_t_test_on_runs() {
+        let b = runs(&[100.0, 102.0, 98.0, 101.0, 99.0], 10, 1e-4);
+        let c = runs(&[90.0], 10, 1e-4);
+        let t = test(Sides { baseline: &b, current: &c, prior_cv: Some(0.5) }).unwrap();
+        assert_eq!(t.source, SpreadSource::Runs, "runs beat configuration");
+        assert_eq!(t.df, 4.0);
+        let logs: Vec<f64> = b.iter().map(|r| r.value.ln()).collect();
+        let m = logs.iter().sum::<f64>() / 5.0;
+        let s2 = logs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / 4.0;
+        assert!((t.se.unwrap() - (s2 * (1.0 / 5.0 + 1.0)).sqrt()).abs() < 1e-12);
+        assert!((t.change_log - (90f64.ln() - m)).abs() < 1e-12);
+        assert!((t.baseline - m.exp()).abs() < 1e-9);
+        assert!((t.between - (s2 - 1e-4)).abs() < 1e-12);
+        // A current run of more requests: its within-run part shrinks.
+        let c2 = runs(&[90.0], 40, 1e-4 / 4.0);
+        let t2 = test(Sides { baseline: &b, current: &c2, prior_cv: None }).unwrap();
+        assert!(t2.se.unwrap() < t.se.unwrap());
+    }
+
+    #[test]
+    fn one_run_each_uses_the_configured_drift_or_says_it_has_none() {
+        let b = runs(&[100.0], 10, 4e-4);
+        let c = runs(&[95.0], 10, 4e-4);
+        let none = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap();
+        assert_eq!(none.source, SpreadSource::None);
+        assert!((none.se.unwrap() - (8e-4f64).sqrt()).abs() < 1e-12);
+        assert!((none.df - 18.0).abs() < 1e-9, "Satterthwaite of two equal parts: {}", none.df);
+        let cfg = test(Sides { baseline: &b, current: &c, prior_cv: Some(0.02) }).unwrap();
+        assert_eq!(cfg.source, SpreadSource::Config);
+        let drift = 1.02f64.ln().powi(2);
+        assert!((cfg.se.unwrap() - (2.0 * drift + 8e-4).sqrt()).abs() < 1e-12);
+        assert!(cfg.df > none.df, "a known part adds certainty");
+        // Too few requests for a spread of their own and no second run: nothing to judge with.
+        let short = [RunValue { value: 100.0, n: 3, within: None }];
+        assert_eq!(test(Sides { baseline: &short, current: &short, prior_cv: Some(0.02) }).unwrap().se, None);
+    }
+
+    #[test]
+    fn what_if_more_runs_or_requests() {
+        let b = runs(&[100.0, 103.0, 97.0, 101.0, 99.0], 10, 1e-4);
+        let c = runs(&[100.0], 10, 1e-4);
+        let t = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap();
+        let now = t.under(Design { baseline_runs: 5, current_runs: 1, requests: 10.0 }).unwrap();
+        let more_requests = t.under(Design { baseline_runs: 5, current_runs: 1, requests: 1000.0 }).unwrap();
+        // (within-run 1e-4 at 10 requests, between-run about 4.5e-4)
+        let more_runs = t.under(Design { baseline_runs: 50, current_runs: 1, requests: 10.0 }).unwrap();
+        // Drift dominates: requests barely help, runs do (and raise the degrees of freedom).
+        assert!(more_requests.0 > 0.85 * now.0, "{now:?} {more_requests:?}");
+        assert!(more_runs.0 < now.0 && more_runs.1 == 49.0);
+        let det = Detection { level: 0.01, power: 0.95 };
+        assert!(det.min_detectable(0.05, more_runs.0, more_runs.1) < det.min_detectable(0.05, now.0, now.1));
+    }
+
+    #[test]
+    fn shared_drift_of_cases() {
+        // Three cases, four runs; each run moves every case by the same offset.
+        let offsets = [0.0, 0.02, -0.01, 0.03];
+        let rows: Vec<Vec<f64>> =
+            [1.0, 2.0, 3.0].iter().map(|base| offsets.iter().map(|o| base + o).collect()).collect();
+        let refs: Vec<&[f64]> = rows.iter().map(Vec::as_slice).collect();
+        let v = shared_variance(&refs).unwrap();
+        let mean = offsets.iter().sum::<f64>() / 4.0;
+        let var = offsets.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / 3.0;
+        assert!((v - var).abs() < 1e-12, "{v} vs {var}");
+        // Offsets of their own per case share nothing.
+        let own = [vec![0.0, 0.02, -0.02, 0.0], vec![0.02, -0.02, 0.0, 0.0], vec![-0.02, 0.0, 0.02, 0.0]];
+        let refs: Vec<&[f64]> = own.iter().map(Vec::as_slice).collect();
+        assert!(shared_variance(&refs).unwrap() < 1e-4);
+        assert_eq!(shared_variance(&refs[..1]), None);
+    }
+
+    #[test]
+    fn p_values_and_bars() {
+        let det = Detection { level: 0.01, power: 0.95 };
+        // t(0.99, 4) = 3.746947
+        assert!((det.bar(1.0, 4.0) - 3.746947).abs() < 1e-5);
+        assert!((Detection::p_value(3.746947, 1.0, 4.0) - 0.01).abs() < 1e-6);
+        assert_eq!(Detection::p_value(0.0, 0.0, 4.0), 1.0);
+        // The tolerance binds when it is above the bar.
+        assert!((det.min_detectable(10.0, 1.0, 1e9) - (10.0 + 1.644854)).abs() < 1e-5);
+    }
+}
