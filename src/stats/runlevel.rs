@@ -42,6 +42,14 @@ pub const MIN_WITHIN_SAMPLES: usize = 5;
 /// normally distributed data.
 const MAD_TO_SD: f64 = 1.4826;
 
+/// Degrees of freedom a run's own spread carries per request beyond the
+/// first. The median absolute deviation is 37% as efficient as the standard
+/// deviation for normal data, less in samples of ten, and consecutive
+/// requests are not independent (at a lag-1 correlation of 0.3 ten requests
+/// are worth about five): 0.2 per request. Counting more let the Monte Carlo
+/// exceed its false-alarm budget at the tail levels a 48-test family uses.
+const WITHIN_DF_PER_REQUEST: f64 = 0.2;
+
 /// One run of one metric: its value and how precisely the run pins it down.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunValue {
@@ -167,6 +175,10 @@ pub struct RunTest {
     pub runs: [usize; 2],
     /// Mean requests per run, per side.
     pub requests: [f64; 2],
+    /// Mean within-run variance of `ln value` of the baseline's runs, where known.
+    pub within: Option<f64>,
+    /// Whether the cases' runs were pooled ([`RunTest::pooled`]).
+    pub pooled: bool,
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
@@ -205,6 +217,8 @@ pub fn test(sides: Sides<'_>) -> Option<RunTest> {
         per_request,
         runs: [kb, kc],
         requests: [nb, nc],
+        within: wb,
+        pooled: false,
     };
     let (fb, fc) = (1.0 / kb as f64, 1.0 / kc as f64);
     if df_runs >= MIN_RUN_DF {
@@ -234,11 +248,137 @@ pub fn test(sides: Sides<'_>) -> Option<RunTest> {
     let v = known + ub + uc;
     out.se = (v.is_finite() && v > 0.0).then(|| v.sqrt());
     // Satterthwaite: only the estimated within-run parts carry uncertainty.
-    let denom = ub * ub / (nb - 1.0).max(1.0) + uc * uc / (nc - 1.0).max(1.0);
+    let within_df = |n: f64, k: usize| (WITHIN_DF_PER_REQUEST * k as f64 * (n - 1.0)).max(1.0);
+    let denom = ub * ub / within_df(nb, kb) + uc * uc / within_df(nc, kc);
     out.df = if denom > 0.0 { (v * v / denom).max(1.0) } else { f64::INFINITY };
     out.source = if between.is_some() { SpreadSource::Config } else { SpreadSource::None };
     out.between = between.unwrap_or(0.0);
     Some(out)
+}
+
+/// What the cases of one metric, recorded in the same baseline runs, say
+/// together about its noise (the runs x cases analysis of variance): the
+/// drift all of them share, and how much more the runs scatter than the
+/// requests' own spread says (autocorrelation, warm-up, a case's own drift),
+/// as a factor on it. Sixteen cases of five runs give this from 60 degrees
+/// of freedom where one case alone has 4; only the shared drift stays on
+/// runs - 1.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pooled {
+    /// Run-to-run variance every case shares.
+    pub shared: f64,
+    /// Sampling variance of `shared`.
+    pub shared_var: f64,
+    /// How much the residual scatter of the runs exceeds the within-run
+    /// estimate (at least 1).
+    pub inflation: f64,
+    /// Degrees of freedom of the residual scatter.
+    pub residual_df: f64,
+    /// Per case, the variance of its runs once the shared drift is removed
+    /// (runs - 1 degrees of freedom), to catch a case that scatters on its own.
+    pub own: Vec<f64>,
+    /// Runs.
+    pub runs: usize,
+    /// Mean square between runs (runs - 1 degrees of freedom).
+    pub ms_runs: f64,
+    /// Residual mean square.
+    pub ms_residual: f64,
+    /// Mean within-run variance over the cases.
+    pub within: f64,
+}
+
+impl Pooled {
+    /// Upper confidence bound (`confidence`, e.g. 0.9) of [`Pooled::shared`],
+    /// from the chi-square distribution of the runs' mean square.
+    pub fn shared_upper(&self, confidence: f64) -> f64 {
+        let df = (self.runs - 1) as f64;
+        let chi2 = dist::chi_square_quantile(1.0 - confidence, df);
+        let m = self.own.len() as f64;
+        ((df * self.ms_runs / chi2 - self.ms_residual) / m).max(0.0)
+    }
+}
+
+/// Pools the cases of one metric: per case, the log values of the same runs
+/// in the same order and the mean within-run variance of its runs. `None`
+/// with fewer than two cases or runs, rows of different lengths, or no
+/// within-run variance.
+pub fn pool(cases: &[(&[f64], f64)]) -> Option<Pooled> {
+    let m = cases.len();
+    let k = cases.first()?.0.len();
+    if m < 2 || k < 2 || cases.iter().any(|(r, w)| r.len() != k || !w.is_finite() || r.iter().any(|v| !v.is_finite())) {
+        return None;
+    }
+    let grand = cases.iter().flat_map(|(r, _)| r.iter()).sum::<f64>() / (m * k) as f64;
+    let case_means: Vec<f64> = cases.iter().map(|(r, _)| r.iter().sum::<f64>() / k as f64).collect();
+    let run_means: Vec<f64> = (0..k).map(|j| cases.iter().map(|(r, _)| r[j]).sum::<f64>() / m as f64).collect();
+    let ms_runs = m as f64 * run_means.iter().map(|x| (x - grand).powi(2)).sum::<f64>() / (k - 1) as f64;
+    let mut own = Vec::with_capacity(m);
+    let mut residual = 0.0;
+    for ((row, _), cm) in cases.iter().zip(&case_means) {
+        let ss: f64 = row.iter().zip(&run_means).map(|(x, rm)| (x - rm - cm + grand).powi(2)).sum();
+        residual += ss;
+        // Removing the run means costs each case a share 1/m of its freedom.
+        own.push(ss / (k - 1) as f64 * m as f64 / (m - 1) as f64);
+    }
+    let residual_df = ((k - 1) * (m - 1)) as f64;
+    let ms_res = residual / residual_df;
+    let w = cases.iter().map(|(_, w)| *w).sum::<f64>() / m as f64;
+    if w.is_nan() || w <= 0.0 {
+        return None;
+    }
+    let shared = ((ms_runs - ms_res) / m as f64).max(0.0);
+    let shared_var = 2.0 * (ms_runs * ms_runs / (k - 1) as f64 + ms_res * ms_res / residual_df) / (m * m) as f64;
+    Some(Pooled {
+        shared,
+        shared_var,
+        inflation: (ms_res / w).max(1.0),
+        residual_df,
+        own,
+        runs: k,
+        ms_runs,
+        ms_residual: ms_res,
+        within: w,
+    })
+}
+
+impl RunTest {
+    /// This test with its noise estimated from the pooled cases ([`pool`]):
+    /// per-run variance = the shared drift + this case's within-run variance
+    /// times the pooled inflation, with Satterthwaite's degrees of freedom;
+    /// unless this case's own scatter (`own`, once the shared drift is
+    /// removed) is beyond the 99th percentile of what that predicts, when it
+    /// is judged on its own scatter. Unchanged without a within-run variance
+    /// or for a test not measured from runs.
+    pub fn pooled(&self, p: &Pooled, own: f64) -> RunTest {
+        let (Some(wb), SpreadSource::Runs) = (self.within, self.source) else { return *self };
+        let [kb, kc] = self.runs;
+        let [nb, nc] = self.requests;
+        if kb != p.runs || nb <= 0.0 || nc <= 0.0 {
+            return *self;
+        }
+        let (fb, fc) = (1.0 / kb as f64, 1.0 / kc as f64);
+        let predicted = p.inflation * wb;
+        let df_own = (kb - 1) as f64;
+        let limit = dist::chi_square_quantile(0.99, df_own) / df_own;
+        let (rho, rho_var) = if own > limit * predicted {
+            (own, 2.0 * own * own / df_own)
+        } else {
+            let df_w = (WITHIN_DF_PER_REQUEST * kb as f64 * (nb - 1.0)).max(1.0);
+            (predicted, predicted * predicted * (2.0 / p.residual_df + 2.0 / df_w))
+        };
+        // The current runs' own part scales with their request count.
+        let r = nb / nc;
+        let v = (p.shared + rho) * fb + (p.shared + rho * r) * fc;
+        // Satterthwaite: df = 2 V^2 / Var(V), the components' sampling
+        // variances weighted by their coefficients.
+        let var_v = p.shared_var * (fb + fc).powi(2) + rho_var * (fb + fc * r).powi(2);
+        let mut out = *self;
+        out.se = (v.is_finite() && v > 0.0).then(|| v.sqrt());
+        out.df = if var_v > 0.0 { (2.0 * v * v / var_v).max(1.0) } else { f64::INFINITY };
+        out.between = p.shared + (rho - wb).max(0.0);
+        out.pooled = true;
+        out
+    }
 }
 
 /// Run-to-run variance that several cases share, from the log values of
@@ -268,32 +408,82 @@ pub fn shared_variance(rows: &[&[f64]]) -> Option<f64> {
     v.is_finite().then_some(v)
 }
 
-/// The decision threshold and power of one test at a per-test level.
+/// The decision threshold and power of the tests of one comparison.
+///
+/// The per-test level comes from the normal one-factor model
+/// ([`super::multiplicity`]) as a critical value `z`. A variance estimated
+/// from few degrees of freedom fattens each test statistic's tail, which
+/// widens the critical value by `t(1-a) / z(1-a)` at some level `a`. Which
+/// level depends on what the uncertain estimate is: an uncertainty of each
+/// test's own (its requests' spread) is one per test, so `a` is the per-test
+/// level and the widening is the plain per-test t quantile; the uncertainty
+/// of the drift every case shares is one for the whole family, which then
+/// moves as one test, so `a` is the run's budget. A test's widening mixes
+/// the two by its shared share (`load`): at no sharing exactly the per-test
+/// Student-t, at full sharing exactly one Student-t test at the budget. The
+/// Monte Carlo (`gate::montecarlo`) shows the family stays within its budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
-    /// One-sided level each test is run at.
-    pub level: f64,
+    /// Critical value of a test on the normal scale.
+    pub z: f64,
+    /// The run's false-alarm budget.
+    pub alpha: f64,
     /// Probability of catching a change of the minimum detectable size.
     pub power: f64,
 }
 
 impl Detection {
+    /// Tests at one-sided `level` each, within a run's budget `alpha`.
+    pub fn new(level: f64, alpha: f64, power: f64) -> Detection {
+        Detection { z: -dist::normal_quantile(level.clamp(1e-300, 0.5)), alpha: alpha.clamp(1e-12, 0.5), power }
+    }
+
+    /// The per-test level on the normal scale.
+    pub fn level(&self) -> f64 {
+        dist::normal_sf(self.z)
+    }
+
+    /// The widening at the per-test level and at the budget, on `df` degrees of freedom.
+    pub fn widenings(&self, df: f64) -> [f64; 2] {
+        let widen = |a: f64| {
+            let z = -dist::normal_quantile(a);
+            let t = -dist::student_t_quantile(a, df);
+            if t.is_finite() && z > 0.0 { (t / z).max(1.0) } else { 1.0 }
+        };
+        [widen(self.level()), widen(self.alpha)]
+    }
+
+    /// A test's widening: the two mixed by its shared share.
+    pub fn mix(widenings: [f64; 2], load: f64) -> f64 {
+        let l = if load.is_finite() { load.clamp(0.0, 1.0) } else { 0.0 };
+        (1.0 - l) * widenings[0] + l * widenings[1]
+    }
+
+    /// The critical value of a statistic on `df` degrees of freedom whose
+    /// variance has shared share `load`.
+    pub fn critical(&self, df: f64, load: f64) -> f64 {
+        self.z * Detection::mix(self.widenings(df), load)
+    }
+
     /// The noise bar in log units: a change further than this is significant.
-    pub fn bar(&self, se: f64, df: f64) -> f64 {
-        -dist::student_t_quantile(self.level, df) * se
+    pub fn bar(&self, se: f64, df: f64, load: f64) -> f64 {
+        self.critical(df, load) * se
     }
 
     /// The smallest change (log units, in the bad direction) that a check
     /// whose decision threshold is `max(limit, bar)` catches with
     /// probability [`Detection::power`].
-    pub fn min_detectable(&self, limit: f64, se: f64, df: f64) -> f64 {
-        limit.max(self.bar(se, df)) + dist::student_t_quantile(self.power, df) * se
+    pub fn min_detectable(&self, limit: f64, se: f64, df: f64, load: f64) -> f64 {
+        limit.max(self.bar(se, df, load)) + dist::student_t_quantile(self.power, df) * se
     }
 
-    /// One-sided p-value of a change of `change_log` (in its own direction).
-    pub fn p_value(change_log: f64, se: f64, df: f64) -> f64 {
+    /// One-sided p-value of a change of `change_log` (in its own direction),
+    /// on the scale the decision is made: significant exactly when it is
+    /// below [`Detection::level`].
+    pub fn p_value(&self, change_log: f64, se: f64, df: f64, load: f64) -> f64 {
         if se > 0.0 {
-            dist::student_t_sf(change_log.abs() / se, df).clamp(0.0, 1.0)
+            let w = Detection::mix(self.widenings(df), load);
+            dist::normal_sf(change_log.abs() / se / w).clamp(0.0, 1.0)
         } else if change_log == 0.0 {
             1.0
         } else {
@@ -343,7 +533,7 @@ pub fn noise_under(between: f64, per_request: f64, d: Design) -> Option<(f64, f6
         (runs - 2) as f64
     } else {
         let u = per_request / d.requests;
-        let denom = 2.0 * u * u / (d.requests - 1.0).max(1.0);
+        let denom = 2.0 * u * u / (WITHIN_DF_PER_REQUEST * (d.requests - 1.0)).max(1.0);
         if denom > 0.0 { (run * (fb + fc)).powi(2) / denom } else { f64::INFINITY }
     };
     Some((se, df.max(1.0)))
@@ -403,7 +593,8 @@ mod tests {
         let none = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap();
         assert_eq!(none.source, SpreadSource::None);
         assert!((none.se.unwrap() - (8e-4f64).sqrt()).abs() < 1e-12);
-        assert!((none.df - 18.0).abs() < 1e-9, "Satterthwaite of two equal parts: {}", none.df);
+        // Satterthwaite of two equal parts, each on 0.2 x 9 degrees of freedom.
+        assert!((none.df - 2.0 * 0.2 * 9.0).abs() < 1e-9, "{}", none.df);
         let cfg = test(Sides { baseline: &b, current: &c, prior_cv: Some(0.02) }).unwrap();
         assert_eq!(cfg.source, SpreadSource::Config);
         let drift = 1.02f64.ln().powi(2);
@@ -426,8 +617,38 @@ mod tests {
         // Drift dominates: requests barely help, runs do (and raise the degrees of freedom).
         assert!(more_requests.0 > 0.85 * now.0, "{now:?} {more_requests:?}");
         assert!(more_runs.0 < now.0 && more_runs.1 == 49.0);
-        let det = Detection { level: 0.01, power: 0.95 };
-        assert!(det.min_detectable(0.05, more_runs.0, more_runs.1) < det.min_detectable(0.05, now.0, now.1));
+        let det = Detection::new(0.01, 0.01, 0.95);
+        assert!(det.min_detectable(0.05, more_runs.0, more_runs.1, 0.5) < det.min_detectable(0.05, now.0, now.1, 0.5));
+    }
+
+    #[test]
+    fn pooled_cases_share_the_drift_and_their_degrees_of_freedom() {
+        // Sixteen cases, five runs, a shared offset per run and little else:
+        // the drift's degrees of freedom (runs - 1) are all there is.
+        let offsets = [0.0, 0.04, -0.03, 0.02, -0.01];
+        let rows: Vec<Vec<f64>> = (0..16)
+            .map(|c| {
+                offsets.iter().enumerate().map(|(j, o)| c as f64 + o + 1e-4 * ((c * 7 + j * 3) % 5) as f64).collect()
+            })
+            .collect();
+        let cases: Vec<(&[f64], f64)> = rows.iter().map(|r| (r.as_slice(), 1e-8)).collect();
+        let p = pool(&cases).unwrap();
+        let mean = offsets.iter().sum::<f64>() / 5.0;
+        let var = offsets.iter().map(|o| (o - mean).powi(2)).sum::<f64>() / 4.0;
+        assert!((p.shared / var - 1.0).abs() < 0.01, "{} vs {var}", p.shared);
+        let b: Vec<RunValue> = offsets.iter().map(|o| RunValue { value: o.exp(), n: 10, within: Some(1e-8) }).collect();
+        let c = [RunValue { value: 1.0, n: 10, within: Some(1e-8) }];
+        let t = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap().pooled(&p, p.own[0]);
+        assert!(t.pooled && (t.df - 4.0).abs() < 0.2, "{t:?}");
+        // With no shared drift, the pooled residual carries many degrees of freedom.
+        let flat: Vec<Vec<f64>> =
+            (0..16).map(|c| (0..5).map(|j| 1e-3 * (((c * 7 + j * 3) % 5) as f64 - 2.0)).collect()).collect();
+        let cases: Vec<(&[f64], f64)> = flat.iter().map(|r| (r.as_slice(), 2e-6)).collect();
+        let p = pool(&cases).unwrap();
+        let b: Vec<RunValue> = flat[0].iter().map(|x| RunValue { value: x.exp(), n: 10, within: Some(2e-6) }).collect();
+        let c = [RunValue { value: 1.0, n: 10, within: Some(2e-6) }];
+        let t = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap().pooled(&p, p.own[0]);
+        assert!(t.df > 6.0, "{t:?}");
     }
 
     #[test]
@@ -450,12 +671,22 @@ mod tests {
 
     #[test]
     fn p_values_and_bars() {
-        let det = Detection { level: 0.01, power: 0.95 };
-        // t(0.99, 4) = 3.746947
-        assert!((det.bar(1.0, 4.0) - 3.746947).abs() < 1e-5);
-        assert!((Detection::p_value(3.746947, 1.0, 4.0) - 0.01).abs() < 1e-6);
-        assert_eq!(Detection::p_value(0.0, 0.0, 4.0), 1.0);
+        // At the budget itself, one test: exactly Student's t, shared or not. t(0.99, 4) = 3.746947
+        let det = Detection::new(0.01, 0.01, 0.95);
+        for load in [0.0, 0.5, 1.0] {
+            assert!((det.bar(1.0, 4.0, load) - 3.746947).abs() < 1e-5);
+            assert!((det.p_value(3.746947, 1.0, 4.0, load) - 0.01).abs() < 1e-6);
+        }
+        assert_eq!(det.p_value(0.0, 0.0, 4.0, 0.0), 1.0);
+        // A stricter per-test level: its own t quantile when nothing is
+        // shared (t(0.999, 4) = 7.173182), the budget's widening when all is.
+        let strict = Detection::new(0.001, 0.01, 0.95);
+        assert!((strict.bar(1.0, 4.0, 0.0) - 7.173182).abs() < 1e-5);
+        assert!((strict.bar(1.0, 4.0, 1.0) - 3.090232 * 3.746947 / 2.326348).abs() < 1e-5);
+        assert!(strict.bar(1.0, 4.0, 0.5) < strict.bar(1.0, 4.0, 0.0));
+        assert!((strict.p_value(strict.bar(1.0, 4.0, 0.3), 1.0, 4.0, 0.3) - 0.001).abs() < 1e-9);
+        assert!((strict.bar(1.0, f64::INFINITY, 0.7) - 3.090232).abs() < 1e-5, "many degrees of freedom: the normal");
         // The tolerance binds when it is above the bar.
-        assert!((det.min_detectable(10.0, 1.0, 1e9) - (10.0 + 1.644854)).abs() < 1e-5);
+        assert!((det.min_detectable(10.0, 1.0, 1e9, 0.5) - (10.0 + 1.644854)).abs() < 1e-5);
     }
 }
