@@ -141,9 +141,11 @@ fn main() {
     }
 
     if want("calibrate") {
-        let t = timed("calibrate with 5 relaunched runs, 50 seeded calibrations; request cv 5%, drift 2%");
+        let count = n(50).max(10);
+        let t =
+            timed(&format!("calibrate with 5 relaunched runs, {count} seeded calibrations; request cv 5%, drift 2%"));
         let s = setup(0.05, 0.02, 5);
-        let outcomes = montecarlo::calibrations(&s, n(50).max(10), 5);
+        let outcomes = montecarlo::calibrations(&s, count, 5);
         let mut tol: Vec<f64> = outcomes.iter().map(|o| o.tolerance).collect();
         tol.sort_by(f64::total_cmp);
         let q = |p: f64| tol[((tol.len() - 1) as f64 * p).round() as usize] * 100.0;
@@ -173,6 +175,8 @@ fn main() {
         let mut caught = montecarlo::Rate { hits: 0, trials: 0 };
         let mut caught_cases = montecarlo::Rate { hits: 0, trials: 0 };
         let mut one_run_met = 0;
+        let mut above = 0;
+        let mut one_run_above = 0;
         for (i, o) in outcomes.iter().enumerate() {
             let Ok(rules) = montecarlo::suggested_rules(&Rules::default(), o) else { continue };
             let mine = |k: usize| Setup {
@@ -184,6 +188,7 @@ fn main() {
             };
             let aa = montecarlo::aa(&mine(o.baseline_runs), n(12), n(50));
             met += usize::from(aa.all.value() <= 0.01);
+            above += usize::from(aa.all.interval().0 > 0.01);
             let add = |r: &mut montecarlo::Rate, x: montecarlo::Rate| {
                 r.hits += x.hits;
                 r.trials += x.trials;
@@ -191,6 +196,7 @@ fn main() {
             add(&mut aa_all, aa.all);
             let one = montecarlo::aa(&mine(1), n(24), n(50));
             one_run_met += usize::from(one.all.value() <= 0.01);
+            one_run_above += usize::from(one.all.interval().0 > 0.01);
             let curve = montecarlo::operating_curve(&mine(o.baseline_runs), &[2.0], n(3), n(10));
             add(&mut caught, curve[0].failed);
             add(&mut caught_cases, curve[0].cases_flagged);
@@ -203,6 +209,11 @@ fn main() {
             outcomes.len(),
             n(12) * n(50),
             one_run_met,
+            outcomes.len()
+        );
+        println!(
+            "calibrations whose rate is above 1% beyond doubt (95% interval above 1%): {above} of {} \
+             (one-run baselines: {one_run_above})",
             outcomes.len()
         );
         println!(

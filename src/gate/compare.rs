@@ -651,11 +651,28 @@ struct Quantiles(BTreeMap<u64, ([f64; 2], f64)>);
 impl Quantiles {
     /// The critical value of a test of shared share `load` at `df`, and the power quantile.
     fn at(&mut self, det: Detection, df: f64, load: f64) -> (f64, f64) {
-        let (w, t_power) = *self
+        let (w, t_power) = self.quantiles(det, df);
+        (det.z * Detection::mix(w, load), t_power)
+    }
+
+    /// The widenings and power quantile at `df` rounded down to a grid
+    /// (fewer degrees of freedom only widen: the safe side), so that the
+    /// thousands of rows of a large comparison share a few dozen quantiles.
+    fn quantiles(&mut self, det: Detection, df: f64) -> ([f64; 2], f64) {
+        let df = if !df.is_finite() || df >= 10_000.0 {
+            10_000.0
+        } else if df < 20.0 {
+            (df * 20.0).floor() / 20.0
+        } else if df < 200.0 {
+            df.floor()
+        } else {
+            (df / 10.0).floor() * 10.0
+        }
+        .max(1.0);
+        *self
             .0
             .entry(df.to_bits())
-            .or_insert_with(|| (det.widenings(df), crate::stats::dist::student_t_quantile(det.power, df)));
-        (det.z * Detection::mix(w, load), t_power)
+            .or_insert_with(|| (det.widenings(df), crate::stats::dist::student_t_quantile(det.power, df)))
     }
 }
 
@@ -784,7 +801,8 @@ fn finish_row(p: Pending, det: Detection, q: &mut Quantiles) -> MetricComparison
     let df = test.df;
     let (crit, t_power) = q.at(det, df, load);
     let bar = crit * se;
-    row.p_value = Some(det.p_value(test.change_log, se, df, load));
+    let widening = Detection::mix(q.quantiles(det, df).0, load);
+    row.p_value = Some(crate::stats::dist::normal_sf(test.change_log.abs() / se / widening).clamp(0.0, 1.0));
     row.threshold = Some(relative(def.direction, limit.max(bar)));
     let mdc = limit.max(bar) + t_power * se;
     row.min_detectable_change = Some(relative(def.direction, mdc));
