@@ -258,10 +258,47 @@ fn validity_problems(runs: &[&CaseResult], rules: &Rules) -> Vec<String> {
     out
 }
 
+/// Tests judged on their runs' own spread (one run a side): each side's
+/// within-run variance pooled over the cases of the same phase and metric
+/// ([`RunTest::pooled_within`]).
+fn pool_within(pending: &mut [PendingCase]) {
+    // Per side: the sum of within-run variances, of their degrees of freedom, and the count.
+    type Sums = [(f64, f64, usize); 2];
+    let mut sums: BTreeMap<(PhaseName, &'static str), Sums> = BTreeMap::new();
+    for p in pending.iter() {
+        for row in &p.rows {
+            let Kind::Test { test, .. } = &row.kind else { continue };
+            if test.source == SpreadSource::Runs {
+                continue;
+            }
+            let (Some(wb), Some(wc)) = (test.within, test.within_current) else { continue };
+            let dfs = test.within_dfs();
+            let entry = sums.entry((row.phase, row.def.name)).or_default();
+            for (side, (w, df)) in entry.iter_mut().zip([(wb, dfs[0]), (wc, dfs[1])]) {
+                side.0 += w;
+                side.1 += df;
+                side.2 += 1;
+            }
+        }
+    }
+    for p in pending.iter_mut() {
+        for row in &mut p.rows {
+            let Some(&[b, c]) = sums.get(&(row.phase, row.def.name)) else { continue };
+            if b.2 < 2 {
+                continue;
+            }
+            if let Kind::Test { test, .. } = &mut row.kind {
+                *test = test.pooled_within((b.0 / b.2 as f64, b.1), (c.0 / c.2 as f64, c.1));
+            }
+        }
+    }
+}
+
 /// Estimates each metric's noise from all the cases recorded in the same
 /// baseline runs together ([`runlevel::pool`]): the largest such group of
 /// cases, per phase and metric.
 fn pool_cases(pending: &mut [PendingCase]) {
+    pool_within(pending);
     let keys: BTreeSet<(PhaseName, &'static str)> = pending.iter().flat_map(|p| p.base_logs.keys().copied()).collect();
     for key in keys {
         let mut groups: BTreeMap<&Vec<String>, Vec<usize>> = BTreeMap::new();

@@ -177,6 +177,8 @@ pub struct RunTest {
     pub requests: [f64; 2],
     /// Mean within-run variance of `ln value` of the baseline's runs, where known.
     pub within: Option<f64>,
+    /// The same of the current runs.
+    pub within_current: Option<f64>,
     /// Whether the cases' runs were pooled ([`RunTest::pooled`]).
     pub pooled: bool,
 }
@@ -218,6 +220,7 @@ pub fn test(sides: Sides<'_>) -> Option<RunTest> {
         runs: [kb, kc],
         requests: [nb, nc],
         within: wb,
+        within_current: wc,
         pooled: false,
     };
     let (fb, fc) = (1.0 / kb as f64, 1.0 / kc as f64);
@@ -248,12 +251,61 @@ pub fn test(sides: Sides<'_>) -> Option<RunTest> {
     let v = known + ub + uc;
     out.se = (v.is_finite() && v > 0.0).then(|| v.sqrt());
     // Satterthwaite: only the estimated within-run parts carry uncertainty.
-    let within_df = |n: f64, k: usize| (WITHIN_DF_PER_REQUEST * k as f64 * (n - 1.0)).max(1.0);
     let denom = ub * ub / within_df(nb, kb) + uc * uc / within_df(nc, kc);
     out.df = if denom > 0.0 { (v * v / denom).max(1.0) } else { f64::INFINITY };
     out.source = if between.is_some() { SpreadSource::Config } else { SpreadSource::None };
     out.between = between.unwrap_or(0.0);
     Some(out)
+}
+
+/// Degrees of freedom of the within-run spread of `k` runs of `n` requests.
+fn within_df(n: f64, k: usize) -> f64 {
+    (WITHIN_DF_PER_REQUEST * k as f64 * (n - 1.0)).max(1.0)
+}
+
+impl RunTest {
+    /// Degrees of freedom of each side's within-run spread.
+    pub fn within_dfs(&self) -> [f64; 2] {
+        [within_df(self.requests[0], self.runs[0]), within_df(self.requests[1], self.runs[1])]
+    }
+
+    /// A test judged on its runs' own spread (too few runs to measure their
+    /// spread), with each side's within-run variance replaced by its mean
+    /// over the cases of the same metric, `(variance, degrees of freedom)`
+    /// per side: a suite's cases share the requests' relative noise, and
+    /// ten requests alone bound it too loosely to judge anything. A case
+    /// whose own spread is beyond the 99th percentile of the pooled one keeps
+    /// its own. Unchanged for a test measured from runs.
+    pub fn pooled_within(&self, baseline: (f64, f64), current: (f64, f64)) -> RunTest {
+        let (SpreadSource::None | SpreadSource::Config, Some(wb), Some(wc)) =
+            (self.source, self.within, self.within_current)
+        else {
+            return *self;
+        };
+        let [df_b, df_c] = self.within_dfs();
+        let pick = |own: f64, own_df: f64, (pooled, pooled_df): (f64, f64)| {
+            let limit = dist::chi_square_quantile(0.99, own_df) / own_df;
+            if !(pooled > 0.0 && pooled_df > own_df) || own > limit * pooled {
+                (own, own_df)
+            } else {
+                (pooled, pooled_df)
+            }
+        };
+        let (wb, df_b) = pick(wb, df_b, baseline);
+        let (wc, df_c) = pick(wc, df_c, current);
+        let [kb, kc] = self.runs;
+        let (ub, uc) = (wb / kb as f64, wc / kc as f64);
+        let v = self.between * (1.0 / kb as f64 + 1.0 / kc as f64) + ub + uc;
+        let denom = ub * ub / df_b + uc * uc / df_c;
+        let mut out = *self;
+        out.se = (v.is_finite() && v > 0.0).then(|| v.sqrt());
+        out.df = if denom > 0.0 { (v * v / denom).max(1.0) } else { f64::INFINITY };
+        out.within = Some(wb);
+        out.within_current = Some(wc);
+        out.per_request = Some(wb * self.requests[0]);
+        out.pooled = true;
+        out
+    }
 }
 
 /// What the cases of one metric, recorded in the same baseline runs, say
@@ -363,7 +415,7 @@ impl RunTest {
         let (rho, rho_var) = if own > limit * predicted {
             (own, 2.0 * own * own / df_own)
         } else {
-            let df_w = (WITHIN_DF_PER_REQUEST * kb as f64 * (nb - 1.0)).max(1.0);
+            let df_w = within_df(nb, kb);
             (predicted, predicted * predicted * (2.0 / p.residual_df + 2.0 / df_w))
         };
         // The current runs' own part scales with their request count.
