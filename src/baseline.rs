@@ -403,19 +403,86 @@ impl Baseline {
             Some(other) => bail!("{origin}: schema is `{other}`, this infergate reads `{SCHEMA}` and `{SCHEMA_V1}`"),
             None => bail!("{origin}: missing field `schema`: not an infergate baseline"),
         };
-        for (id, case) in &b.cases {
+        let mut b = b;
+        b.validate(origin)?;
+        // The samples are the record; the per-request statistics are derived
+        // from them, so an edited statistic cannot disagree with them.
+        for phase in b.cases.values_mut().flat_map(|c| [&mut c.cold, &mut c.warm]).flatten() {
+            phase.recompute_stats();
+        }
+        Ok(b)
+    }
+
+    /// Refuses what `baseline update` never writes, naming the key: no
+    /// cases, a case without phases, a phase without runs or requests, a
+    /// run whose throughput, TTFT and E2E series are empty or of different
+    /// lengths, more samples than requests, a sample or statistic that is
+    /// negative or not a number. What loads can be gated against.
+    pub fn validate(&self, origin: &str) -> anyhow::Result<()> {
+        const REQUIRED: [Series; 3] = [Series::TokensPerSecond, Series::TtftMs, Series::E2eMs];
+        if self.cases.is_empty() {
+            bail!(
+                "{origin}: `cases` is empty: a baseline without cases gates nothing; record it again with `infergate baseline update`"
+            );
+        }
+        for (id, case) in &self.cases {
+            if case.cold.is_none() && case.warm.is_none() {
+                bail!("{origin}: cases.\"{id}\" has neither a `cold` nor a `warm` phase");
+            }
             for (name, phase) in [("cold", &case.cold), ("warm", &case.warm)] {
                 let Some(phase) = phase else { continue };
+                let key = format!("cases.\"{id}\".{name}");
+                if phase.runs.is_empty() {
+                    bail!("{origin}: {key}.runs is empty: the phase has no recorded run");
+                }
+                if phase.requests == 0 || phase.errors > phase.requests {
+                    bail!("{origin}: {key}: requests = {} with errors = {}", phase.requests, phase.errors);
+                }
+                if let Some((m, v)) = phase.stats.iter().find(|(_, v)| !v.is_finite() || **v < 0.0) {
+                    bail!("{origin}: {key}.stats.{m}: invalid value {v}");
+                }
+                let mut samples = 0usize;
                 for (i, run) in phase.runs.iter().enumerate() {
+                    let key = format!("{key}.runs[{i}]");
+                    if phase.runs[..i].iter().any(|r| r.run == run.run) {
+                        bail!("{origin}: {key}.run: `{}` is recorded twice", run.run);
+                    }
                     for series in Series::ALL {
                         if let Some(v) = run.series(series).iter().find(|v| !v.is_finite() || **v < 0.0) {
-                            bail!("{origin}: cases.\"{id}\".{name}.runs[{i}].{}: invalid sample {v}", series.key());
+                            bail!("{origin}: {key}.{}: invalid sample {v}", series.key());
                         }
                     }
+                    let n = run.series(Series::E2eMs).len();
+                    for series in REQUIRED {
+                        let len = run.series(series).len();
+                        if len == 0 {
+                            bail!(
+                                "{origin}: {key}.{}: no samples (missing or empty); every recorded run has them",
+                                series.key()
+                            );
+                        }
+                        if len != n {
+                            bail!(
+                                "{origin}: {key}.{}: {len} samples, but {} has {n}: one per completed request on each",
+                                series.key(),
+                                Series::E2eMs.key()
+                            );
+                        }
+                    }
+                    for series in [Series::TpotMs, Series::DecodeTokensPerSecond] {
+                        let len = run.series(series).len();
+                        if len > n {
+                            bail!("{origin}: {key}.{}: {len} samples, more than the {n} requests", series.key());
+                        }
+                    }
+                    samples += n;
+                }
+                if samples > phase.requests as usize {
+                    bail!("{origin}: {key}: requests = {} but the runs hold {samples} samples", phase.requests);
                 }
             }
         }
-        Ok(b)
+        Ok(())
     }
 
     /// The file text: stable key order, 4 significant digits.

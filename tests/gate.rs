@@ -323,3 +323,86 @@ fn calibrate_suggests_settings_from_aa_runs() {
     let cv = tps["within_run_cv"].as_f64().unwrap();
     assert!(cv > 0.01 && cv < 0.1, "within-run CV {cv} for a 3% per-request variation");
 }
+
+/// The rows of the issue "a gate that cannot be fooled": a baseline or a
+/// results file that lacks what the rules need is never a silent pass.
+#[test]
+fn a_mutilated_baseline_or_results_file_never_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fast = Sim::start(SimConfig { itl_ms: 2.0, ..SimConfig::default() });
+    run(d, &fast, "r1.json", &[]);
+    infergate(d).args(["baseline", "update", "--results", "r1.json", "--baseline", "p"]).assert().code(exit::PASS);
+    let slow = Sim::start(SimConfig { itl_ms: 8.0, ..SimConfig::default() });
+    run(d, &slow, "slow.json", &[]);
+    let good = std::fs::read_to_string(d.join("baselines/p.toml")).unwrap();
+    let compare = |baseline: &str, results: &str| {
+        infergate(d).args(["compare", "--results", results, "--baseline", baseline, "--comparison", "c.json"]).assert()
+    };
+    compare("p", "slow.json").code(exit::REGRESSION);
+
+    // Emptied or deleted sample arrays, and a baseline without cases: refused on load, naming the key.
+    let emptied: String = good
+        .lines()
+        .map(|l| if l.starts_with("ttft_ms = ") { "ttft_ms = []" } else { l })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let deleted: String = good.lines().filter(|l| !l.starts_with("e2e_ms = ")).collect::<Vec<_>>().join("\n");
+    let no_cases = good[..good.find("[cases.").unwrap()].to_string();
+    for (name, text, key) in
+        [("emptied", emptied, "ttft_ms"), ("deleted", deleted, "e2e_ms"), ("nocases", no_cases, "`cases`")]
+    {
+        std::fs::write(d.join(format!("baselines/{name}.toml")), text).unwrap();
+        compare(name, "slow.json").code(exit::INVALID_INPUT).stderr(predicate::str::contains(key));
+    }
+
+    // A run that shares no case with the baseline judged nothing: invalid, never a pass.
+    infergate(d)
+        .args([
+            "-q",
+            "run",
+            "--base-url",
+            &slow.url(),
+            "--model",
+            "sim",
+            "--suite",
+            "quick",
+            "--cases",
+            "code-review/*",
+        ])
+        .args(["--repetitions", "3", "--out", "other.json"])
+        .assert()
+        .code(exit::PASS);
+    compare("p", "other.json")
+        .code(exit::RUN_FAILED)
+        .stdout(predicate::str::contains("no case of the results is in the baseline"));
+
+    // A results case whose requests were cut out: invalid, and never recorded.
+    let mut cut: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("slow.json")).unwrap()).unwrap();
+    cut["cases"][0]["phases"]["warm"]["requests"] = serde_json::json!([]);
+    std::fs::write(d.join("cut.json"), cut.to_string()).unwrap();
+    compare("p", "cut.json").code(exit::RUN_FAILED).stdout(predicate::str::contains("requests[] is empty"));
+    infergate(d)
+        .args(["baseline", "update", "--results", "cut.json", "--baseline", "cut"])
+        .assert()
+        .code(exit::RUN_FAILED)
+        .stderr(predicate::str::contains("requests[] is empty"));
+
+    // Negative samples and zero cases are not recorded either: a baseline every later compare would refuse.
+    let mut negative: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("r1.json")).unwrap()).unwrap();
+    negative["cases"][0]["phases"]["warm"]["requests"][0]["e2e_ms"] = serde_json::json!(-5.0);
+    std::fs::write(d.join("negative.json"), negative.to_string()).unwrap();
+    let mut empty = negative.clone();
+    empty["cases"] = serde_json::json!([]);
+    std::fs::write(d.join("empty.json"), empty.to_string()).unwrap();
+    for (file, says) in [("negative.json", "e2e_ms is -5"), ("empty.json", "holds no cases")] {
+        infergate(d)
+            .args(["baseline", "update", "--results", file, "--baseline", "q"])
+            .assert()
+            .code(exit::RUN_FAILED)
+            .stderr(predicate::str::contains(says));
+    }
+    assert!(!d.join("baselines/q.toml").exists() && !d.join("baselines/cut.toml").exists());
+}

@@ -372,6 +372,18 @@ fn check_recordable(results: &Results, path: &Path) -> Result<(), Failure> {
             path.display()
         )));
     }
+    if results.cases.is_empty() {
+        return Err(Failure::run(anyhow!("{} holds no cases: nothing to record", path.display())));
+    }
+    if let Some((case, problem)) =
+        results.cases.iter().find_map(|c| crate::gate::validity::integrity(c).into_iter().next().map(|p| (c, p)))
+    {
+        return Err(Failure::run(anyhow!(
+            "{}: case {}: {problem}; a baseline must come from a whole results file",
+            path.display(),
+            case.id
+        )));
+    }
     let errors = results.total_errors();
     if errors > 0 {
         return Err(Failure::run(anyhow!(
@@ -451,6 +463,10 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
             &unchanged as &dyn Fn(&str, PhaseName, &baseline::BaselinePhase, &baseline::BaselinePhase) -> bool,
         ),
     );
+    // Never write what a later compare would refuse.
+    merged
+        .validate(&target.display().to_string())
+        .map_err(|e| Failure::run(e.context("refusing to write the baseline")))?;
     let text = merged.to_toml().map_err(Failure::run)?;
     let old_text = old_text.unwrap_or_default();
     let name = target.display().to_string();

@@ -174,6 +174,22 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
         }
     }
 
+    // Nothing in common with the baseline is nothing judged, never a pass.
+    if !refused && complete && pending.is_empty() {
+        notes.insert(
+            0,
+            if current.iter().all(|r| r.cases.is_empty()) {
+                "the results hold no cases: nothing was measured, so nothing can be judged".to_string()
+            } else {
+                format!(
+                    "no case of the results is in the baseline ({} case(s)): nothing was judged; check --cases and \
+                     --baseline, or record the cases with `infergate baseline update`",
+                    baseline.cases.len()
+                )
+            },
+        );
+    }
+    let nothing_judged = !refused && complete && pending.is_empty();
     pool_cases(&mut pending);
     let level = test_level(&mut pending, rules);
     let detection = Detection::new(level, rules.significance, POWER);
@@ -200,7 +216,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
     let counts = count(&cases);
     let verdict = if refused {
         Verdict::Refused
-    } else if !complete || counts.invalid > 0 {
+    } else if !complete || counts.invalid > 0 || nothing_judged {
         Verdict::Invalid
     } else if counts.regressed > 0 {
         Verdict::Regressed
@@ -399,11 +415,18 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
         let cur: Vec<&crate::results::PhaseResult> = runs.iter().filter_map(|c| c.phases.get(&phase)).collect();
         let bp = base.phase(phase);
         let (false, Some(bp)) = (cur.is_empty(), bp) else {
-            notes.push(format!(
-                "the {} phase is missing in the {}: its metrics cannot be judged",
-                phase.as_str(),
-                if cur.is_empty() { "results" } else { "baseline" }
-            ));
+            // On one side only, the sides were not measured alike: the
+            // rules' metrics of the phase cannot be judged, and that is
+            // never a pass. On neither side, the phase was not part of the
+            // suite.
+            if !cur.is_empty() || bp.is_some() {
+                notes.push(format!(
+                    "the {} phase is missing in the {}: its metrics cannot be judged",
+                    phase.as_str(),
+                    if cur.is_empty() { "results" } else { "baseline" }
+                ));
+                invalid = true;
+            }
             continue;
         };
         if cur.iter().any(|p| p.summary.requests == 0) {
@@ -505,14 +528,32 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
                     values.sort_by(f64::total_cmp);
                     let current = crate::stats::summarize(&values).map(|s| s.median);
                     let base = bp.stats.get(def.name).copied();
-                    match base.zip(current).and_then(|(b, c)| compare_scalar(def, rule, phase.as_str(), b, c)) {
-                        Some(row) => Kind::Gpu(row),
-                        None => continue,
+                    match (base, current) {
+                        (Some(b), Some(c)) => match compare_scalar(def, rule, phase.as_str(), b, c) {
+                            Some(row) => Kind::Gpu(row),
+                            None => continue,
+                        },
+                        // Recorded on one side only: a GPU figure that cannot
+                        // be compared is said, never skipped.
+                        (Some(_), None) | (None, Some(_)) if rule.level >= Level::Warn => {
+                            notes.push(format!(
+                                "{} ({}): the {} has no value: it cannot be judged",
+                                def.name,
+                                phase.as_str(),
+                                if base.is_none() { "baseline" } else { "results" }
+                            ));
+                            Kind::NoData { baseline: base, current, requests: [0, 0], runs: [bp.runs.len(), cur.len()] }
+                        }
+                        _ => continue,
                     }
                 }
             };
             rows.push(Pending { def, rule, phase, kind, load: 0.0 });
         }
+    }
+    if rows.is_empty() && !invalid {
+        notes.push("no metric of this case could be judged: neither side has a phase the rules gate".into());
+        invalid = true;
     }
     let output_similarity = match (&base.output_text, runs.first().and_then(|c| first_output(c))) {
         (Some(a), Some(b)) => Some(baseline::similarity(a, b)),
@@ -1413,6 +1454,155 @@ pub(crate) mod tests {
             c.cases[0].notes.iter().any(|n| n.contains("tokens_per_second (warm): the baseline has no usable")),
             "{:?}",
             c.cases[0].notes
+        );
+    }
+
+    /// Every key of a baseline file, as paths of table keys and array
+    /// indices; of an array of numbers only its first element.
+    fn key_paths(v: &toml::Value, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    path.push(k.clone());
+                    out.push(path.clone());
+                    key_paths(v, path, out);
+                    path.pop();
+                }
+            }
+            toml::Value::Array(a) => {
+                let scalars = a.iter().all(|x| !matches!(x, toml::Value::Table(_) | toml::Value::Array(_)));
+                for (i, x) in a.iter().enumerate().take(if scalars { 1 } else { usize::MAX }) {
+                    path.push(i.to_string());
+                    out.push(path.clone());
+                    key_paths(x, path, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Applies `edit` to the value at `path` (its parent gets `None` to delete it).
+    fn mutate(root: &mut toml::Value, path: &[String], edit: &dyn Fn(&toml::Value) -> Option<toml::Value>) {
+        let (last, parents) = path.split_last().unwrap();
+        let mut at = root;
+        for k in parents {
+            at = match at {
+                toml::Value::Table(t) => t.get_mut(k).unwrap(),
+                toml::Value::Array(a) => &mut a[k.parse::<usize>().unwrap()],
+                _ => unreachable!(),
+            };
+        }
+        match at {
+            toml::Value::Table(t) => match edit(&t[last.as_str()]) {
+                Some(v) => {
+                    t.insert(last.clone(), v);
+                }
+                None => {
+                    t.remove(last);
+                }
+            },
+            toml::Value::Array(a) => {
+                let i = last.parse::<usize>().unwrap();
+                match edit(&a[i]) {
+                    Some(v) => a[i] = v,
+                    None => {
+                        a.remove(i);
+                    }
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_mutilated_baseline_never_passes_a_run_twice_as_slow() {
+        use toml::Value as V;
+        // One case, so that whatever a mutilation does to it decides the run.
+        let case = ["debugging/12800"];
+        let runs: Vec<Results> = (0..5).map(|i| results(&case, 100 + i, 12, 1.0 + 0.01 * i as f64, 0.03)).collect();
+        let mut with_gpu = runs;
+        for r in &mut with_gpu {
+            for p in r.cases[0].phases.values_mut() {
+                p.gpu = Some(crate::telemetry::GpuPhase {
+                    devices: Vec::new(),
+                    memory_peak_mib: Some(20_000.0),
+                    memory_used_pct: Some(25.0),
+                    gpu_util_pct: Some(90.0),
+                    energy_j: Some(100.0),
+                    energy_per_token_j: Some(0.5),
+                    samples: Vec::new(),
+                });
+            }
+        }
+        let good = Baseline::from_runs(&with_gpu, "p");
+        let mut slow = results(&case, 7, 12, 2.0, 0.03);
+        slow.cases[0]
+            .phases
+            .values_mut()
+            .for_each(|p| p.gpu.clone_from(&with_gpu[0].cases[0].phases[&PhaseName::Warm].gpu));
+        let rules = Rules::default();
+        assert_eq!(run(&slow, &good, &rules, false).verdict, Verdict::Regressed);
+
+        let root: V = toml::from_str(&good.to_toml().unwrap()).unwrap();
+        let mut paths = Vec::new();
+        key_paths(&root, &mut Vec::new(), &mut paths);
+        type Edit = (&'static str, fn(&V) -> Option<V>);
+        let edits: [Edit; 9] = [
+            ("delete", |_| None),
+            ("empty", |v| match v {
+                V::Array(_) => Some(V::Array(Vec::new())),
+                V::Table(_) => Some(V::Table(toml::Table::new())),
+                V::String(_) => Some(V::String(String::new())),
+                _ => None,
+            }),
+            ("zero", |v| match v {
+                V::Float(_) => Some(V::Float(0.0)),
+                V::Integer(_) => Some(V::Integer(0)),
+                _ => Some(v.clone()),
+            }),
+            ("negative", |v| match v {
+                V::Float(x) => Some(V::Float(-x.abs() - 1.0)),
+                V::Integer(x) => Some(V::Integer(-x.abs() - 1)),
+                _ => Some(v.clone()),
+            }),
+            ("nan", |v| Some(if matches!(v, V::Float(_)) { V::Float(f64::NAN) } else { v.clone() })),
+            ("inf", |v| Some(if matches!(v, V::Float(_)) { V::Float(f64::INFINITY) } else { v.clone() })),
+            ("huge", |v| match v {
+                V::Float(x) => Some(V::Float(x * 1e6)),
+                V::Integer(x) => Some(V::Integer(x.saturating_mul(1_000_000))),
+                _ => Some(v.clone()),
+            }),
+            ("other string", |v| Some(if matches!(v, V::String(_)) { V::String("x".into()) } else { v.clone() })),
+            ("first only", |v| match v {
+                V::Array(a) if a.len() > 1 => Some(V::Array(a[..1].to_vec())),
+                _ => Some(v.clone()),
+            }),
+        ];
+        let (mut refused, mut judged) = (0, 0);
+        for path in &paths {
+            for (name, edit) in &edits {
+                let mut m = root.clone();
+                mutate(&mut m, path, edit);
+                let Ok(b) = Baseline::parse(&toml::to_string(&m).unwrap(), "b.toml") else {
+                    refused += 1;
+                    continue;
+                };
+                judged += 1;
+                let c = run(&slow, &b, &rules, false);
+                assert!(
+                    matches!(c.verdict, Verdict::Regressed | Verdict::Invalid | Verdict::Refused),
+                    "{name} at {}: {:?} ({})",
+                    path.join("."),
+                    c.verdict,
+                    c.headline
+                );
+            }
+        }
+        assert!(
+            paths.len() > 60 && refused > 100 && judged > 100,
+            "{} paths, {refused} refused, {judged} judged",
+            paths.len()
         );
     }
 

@@ -6,13 +6,18 @@
 //! tokens than asked for: faster answers, not a faster server). Cancelled
 //! requests (the run was stopped) are not failures; a stopped run is invalid
 //! as a whole anyway. Pure: used by `compare` and by `run`'s exit code alike.
+//!
+//! Before any of that, the case must be whole ([`integrity`]): a results
+//! file is input, and one that was cut, edited or forged can lack the
+//! requests its summary counts or the timings its rules need. Such a case is
+//! invalid, never judged on what is left of it.
 
 use super::rules::Rules;
-use crate::results::CaseResult;
+use crate::results::{CaseResult, PhaseSummary};
 
 /// What makes `case` untrustworthy; empty when nothing does.
 pub fn problems(case: &CaseResult, rules: &Rules) -> Vec<String> {
-    let mut problems = Vec::new();
+    let mut problems = integrity(case);
     let (mut errors, mut judged, mut short) = (0u32, 0u32, 0u32);
     let mut classes = std::collections::BTreeMap::<&str, u32>::new();
     for phase in case.phases.values() {
@@ -39,6 +44,59 @@ pub fn problems(case: &CaseResult, rules: &Rules) -> Vec<String> {
              asked for, so throughput is not comparable (the server did not hold the output length)",
             case.output_tokens
         ));
+    }
+    problems
+}
+
+/// What the case's record lacks or contradicts, as infergate never writes
+/// it: no phases, a phase without requests, a summary that does not count
+/// the requests it lists, a completed request without its timings, a timing
+/// that is negative or not a number.
+pub fn integrity(case: &CaseResult) -> Vec<String> {
+    let mut problems = Vec::new();
+    if case.phases.is_empty() {
+        problems.push("the results list no phase for this case: nothing was measured".to_string());
+    }
+    for (name, phase) in &case.phases {
+        let name = name.as_str();
+        if phase.requests.is_empty() {
+            problems.push(format!("{name}: the results list no requests (requests[] is empty)"));
+            continue;
+        }
+        let recount = PhaseSummary::from_records(&phase.requests, phase.summary.duration_s, case.output_tokens);
+        let s = &phase.summary;
+        let counts = [
+            ("requests", s.requests, recount.requests),
+            ("completed", s.completed, recount.completed),
+            ("errors", s.errors, recount.errors),
+            ("cancelled", s.cancelled, recount.cancelled),
+            ("short_outputs", s.short_outputs, recount.short_outputs),
+        ];
+        for (key, said, found) in counts {
+            if said != found {
+                problems.push(format!(
+                    "{name}: summary.{key} is {said} but requests[] has {found}: the results file was altered or cut"
+                ));
+            }
+        }
+        for (i, r) in phase.requests.iter().enumerate().filter(|(_, r)| r.ok) {
+            let timings = [
+                ("ttft_ms", r.ttft_ms, true),
+                ("e2e_ms", r.e2e_ms, true),
+                ("tokens_per_second", r.tokens_per_second, true),
+                ("tpot_ms", r.tpot_ms, false),
+                ("decode_tokens_per_second", r.decode_tokens_per_second, false),
+            ];
+            let bad = timings.iter().find_map(|(key, v, required)| match v {
+                None if *required => Some(format!("{key} is missing")),
+                Some(v) if !v.is_finite() || *v < 0.0 => Some(format!("{key} is {v}")),
+                _ => None,
+            });
+            if let Some(bad) = bad {
+                problems.push(format!("{name}: requests[{i}] completed but its {bad}"));
+                break;
+            }
+        }
     }
     problems
 }
@@ -93,6 +151,36 @@ mod tests {
             }
         });
         assert!(problems(&case, &Rules::default()).is_empty());
+    }
+
+    #[test]
+    fn a_cut_or_altered_case_is_invalid() {
+        let mut case = with(|_| {});
+        case.phases.get_mut(&PhaseName::Warm).unwrap().requests.clear();
+        let p = problems(&case, &Rules::default());
+        assert!(p.iter().any(|p| p == "warm: the results list no requests (requests[] is empty)"), "{p:?}");
+
+        let mut case = with(|_| {});
+        case.phases.get_mut(&PhaseName::Warm).unwrap().requests.truncate(4);
+        let p = problems(&case, &Rules::default());
+        assert!(p.iter().any(|p| p.starts_with("warm: summary.requests is 10 but requests[] has 4")), "{p:?}");
+
+        // Errors hidden from the summary are found in the records.
+        let mut case = with(|_| {});
+        let warm = case.phases.get_mut(&PhaseName::Warm).unwrap();
+        fail(&mut warm.requests[2], ErrorClass::StreamCut);
+        let p = problems(&case, &Rules::default());
+        assert!(p.iter().any(|p| p.starts_with("warm: summary.completed is 10 but requests[] has 9")), "{p:?}");
+
+        for broken in [None, Some(-1.0), Some(f64::NAN)] {
+            let case = with(|r| r[1].e2e_ms = broken);
+            let p = integrity(&case);
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(p[0].starts_with("warm: requests[1] completed but its e2e_ms is"), "{p:?}");
+        }
+        let mut case = with(|_| {});
+        case.phases.clear();
+        assert_eq!(integrity(&case).len(), 1);
     }
 
     #[test]
