@@ -714,6 +714,12 @@ pub fn resolve_for_write(root: &Path, arg: &str) -> anyhow::Result<PathBuf> {
     if rel.extension().is_none_or(|e| e != "toml") {
         bail!("--baseline {arg}: a baseline file name ends in .toml");
     }
+    // Room for the writer's temporary name beside it within the file system's 255 bytes.
+    if let Some(long) = rel.components().map(|c| c.as_os_str().len()).find(|n| *n > MAX_NAME_BYTES) {
+        bail!(
+            "--baseline: a name of {long} bytes is too long for a baseline file (at most {MAX_NAME_BYTES}); give a shorter profile name"
+        );
+    }
     let target = dir.join(&rel);
     // No symbolic link on the way down, the folder itself included: checked
     // before anything is created, so a link cannot even make a folder outside.
@@ -747,6 +753,9 @@ pub fn resolve_for_write(root: &Path, arg: &str) -> anyhow::Result<PathBuf> {
     }
     Ok(target)
 }
+
+/// The longest file or folder name under `baselines/`, in bytes.
+pub const MAX_NAME_BYTES: usize = 200;
 
 /// A profile name: letters, digits, `.`, `_`, `-`, not starting with `.`, no `.toml`.
 pub fn is_profile_name(s: &str) -> bool {

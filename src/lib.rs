@@ -26,3 +26,4 @@ pub mod sim;
 pub mod stats;
 pub mod suite;
 pub mod telemetry;
+pub mod text;

@@ -37,7 +37,8 @@ fn main() {
     let code = match outcome {
         Ok(code) => code,
         Err(failure) => {
-            eprintln!("error: {failure}");
+            // The message may quote a server or a file: made inert for the terminal and CI log.
+            eprintln!("error: {}", infergate::text::for_log(&failure.to_string()));
             failure.code()
         }
     };
@@ -51,5 +52,26 @@ fn init_logging(quiet: bool, verbose: u8) {
         (false, 1) => tracing::Level::DEBUG,
         (false, _) => tracing::Level::TRACE,
     };
-    let _ = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(|| LogWriter)
+        .with_ansi(false)
+        .with_max_level(level)
+        .with_target(false)
+        .try_init();
+}
+
+/// Log lines to stderr, made inert (they can quote a server's error): each
+/// event arrives as one write.
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        std::io::stderr().write_all(infergate::text::for_log(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }

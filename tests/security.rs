@@ -959,3 +959,61 @@ fn workflows_never_run_fork_code_with_a_write_token_nor_paste_untrusted_text_int
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Every line of `out` that the GitHub runner would read as a workflow
+/// command, or that carries a terminal control character.
+fn unsafe_lines(out: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("::") || l.chars().any(|c| c.is_control() && c != '\t'))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn server_text_is_inert_in_stderr_and_stdout_and_userinfo_never_printed() {
+    const FORGED: &str = "m2\n::error file=x::forged\r\u{1b}[2J\u{1b}[31m";
+    let server = Http::start(|r| match r.path.as_str() {
+        "/health" => (200, "{}".into()),
+        "/v1/models" => {
+            (200, json!({"object": "list", "data": [{"id": FORGED, "object": "model", "owned_by": "x"}]}).to_string())
+        }
+        "/version" => (200, json!({"version": "1.0\n::warning::forged\u{1b}]8;;x"}).to_string()),
+        _ => (404, json!({"error": {"message": format!("no\n::error::{FORGED}")}}).to_string()),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let with_password = server.url.replacen("http://", "http://alice:S3cretPw@", 1);
+
+    // The model is not served: the error quotes what the server lists.
+    let out = infergate(d)
+        .args(["run", "--base-url", &with_password, "--model", "m", "--suite", "quick", "--out", "r.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::INVALID_INPUT), "{}", text(&out));
+    assert!(contains(&out.stderr, b"is not served"), "{}", text(&out));
+    assert!(contains(&out.stderr, b"\\n::error file=x::forged\\r\\u{1b}[2J"), "{}", text(&out));
+    assert_eq!(unsafe_lines(&out.stderr), Vec::<String>::new(), "{}", text(&out));
+    assert_eq!(unsafe_lines(&out.stdout), Vec::<String>::new(), "{}", text(&out));
+    assert!(!contains(&out.stderr, b"S3cretPw") && !contains(&out.stdout, b"S3cretPw"), "{}", text(&out));
+
+    // doctor quotes the server's version line and its errors.
+    let out = infergate(d).args(["doctor", "--base-url", &with_password, "--model", FORGED]).output().unwrap();
+    assert!(contains(&out.stdout, b"version: 1.0\\n::warning::forged"), "{}", text(&out));
+    assert_eq!(unsafe_lines(&out.stdout), Vec::<String>::new(), "{}", text(&out));
+    assert_eq!(unsafe_lines(&out.stderr), Vec::<String>::new(), "{}", text(&out));
+    assert!(!contains(&out.stderr, b"S3cretPw") && !contains(&out.stdout, b"S3cretPw"), "{}", text(&out));
+
+    // An unreachable server named by a URL with a password: the password is not in the error.
+    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let out = infergate(d)
+        .args(["run", "--base-url", &format!("http://bob:Hunter2Pw@127.0.0.1:{port}"), "--model", "m"])
+        .args(["--suite", "quick", "--out", "r2.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(exit::RUN_FAILED), "{}", text(&out));
+    assert!(contains(&out.stderr, b"<redacted>@127.0.0.1"), "{}", text(&out));
+    assert!(!contains(&out.stderr, b"Hunter2Pw") && !contains(&out.stdout, b"Hunter2Pw"), "{}", text(&out));
+}

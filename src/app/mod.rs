@@ -263,7 +263,7 @@ fn finish(
         }
     }
     for w in &results.warnings {
-        eprintln!("warning: {w}");
+        eprintln!("warning: {}", crate::text::for_log(w));
     }
     if !results.complete {
         eprintln!("error: the run did not complete; its results are partial and cannot be gated");
@@ -279,7 +279,7 @@ fn finish(
     if !invalid.is_empty() {
         for (id, problems) in &invalid {
             for p in problems {
-                eprintln!("error: {id} is invalid: {p}");
+                eprintln!("error: {}", crate::text::for_log(&format!("{id} is invalid: {p}")));
             }
         }
         if errors > 0 {
@@ -439,20 +439,20 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
         }
         Err(e) => {
             out.push_str(&format!("FAIL  config: {e}\n"));
-            print_stdout(&out);
+            print_stdout(&crate::text::for_log(&out));
             return Ok(exit::INVALID_INPUT);
         }
     };
     let gpu_code = doctor_gpu(&loaded, &mut out);
     if args.gpu_only {
-        print_stdout(&out);
+        print_stdout(&crate::text::for_log(&out));
         return Ok(gpu_code);
     }
     let client_config = match crate::cli::client_config(&args.server, &loaded) {
         Ok(c) => c,
         Err(e) => {
             out.push_str(&format!("FAIL  server: {e}\n"));
-            print_stdout(&out);
+            print_stdout(&crate::text::for_log(&out));
             return Ok(e.code());
         }
     };
@@ -466,7 +466,7 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
             }
             out.push('\n');
             match facts.version {
-                Some(v) => out.push_str(&format!("ok    version: {v}\n")),
+                Some(v) => out.push_str(&format!("ok    version: {}\n", crate::text::inert(&v))),
                 None => out.push_str("info  version: the server has no GET /version\n"),
             }
             match runner::probe::tokenize(&client, "def f(x): return x").await {
@@ -475,7 +475,7 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
                 )),
                 Err(e) => out.push_str(&format!(
                     "info  tokenize: POST /tokenize unavailable ({}); prompts will be sized from usage.prompt_tokens\n",
-                    e.message
+                    crate::text::inert(&e.message)
                 )),
             }
         }
@@ -484,6 +484,6 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
             code = e.code();
         }
     }
-    print_stdout(&out);
+    print_stdout(&crate::text::for_log(&out));
     Ok(code)
 }

@@ -28,7 +28,7 @@ pub async fn publish(
     }
     if let Some(summary) = &ctx.step_summary {
         if let Err(e) = ci::append_summary(summary, markdown) {
-            eprintln!("warning: {e:#}");
+            eprintln!("warning: {}", crate::text::for_log(&format!("{e:#}")));
         }
     }
     if ctx.in_actions {
@@ -55,7 +55,7 @@ pub async fn publish(
                 return Err(Failure::run(anyhow!("the pull-request comment failed (--comment-required): {e}")));
             }
             Err(e) => {
-                eprintln!("warning: the pull-request comment was not posted: {e}");
+                eprintln!("warning: the pull-request comment was not posted: {}", crate::text::for_log(&e.to_string()));
                 if ctx.in_actions {
                     super::print_stdout(&format!("::warning title=infergate comment::{}\n", one_line(&e.to_string())));
                 }
@@ -80,7 +80,7 @@ fn write_outputs(ctx: &ActionsContext, cmp: &Comparison, results: &Path, compari
         ("comparison", comparison.display().to_string()),
     ];
     if let Err(e) = ci::write_outputs(path, &outputs) {
-        eprintln!("warning: {e:#}");
+        eprintln!("warning: {}", crate::text::for_log(&format!("{e:#}")));
     }
 }
 
@@ -111,7 +111,7 @@ async fn post(
     if ctx.from_fork && args.pr.is_none() {
         let note = "this pull request comes from a fork, whose token cannot comment: the comparison is kept as an \
                     artifact and the perf-gate-fork-comment workflow (workflow_run) posts it";
-        eprintln!("notice: {note}");
+        eprintln!("notice: {}", crate::text::for_log(note));
         if ctx.in_actions {
             super::print_stdout(&format!("::notice title=infergate comment skipped::{}\n", one_line(note)));
         }
@@ -218,7 +218,7 @@ pub async fn comment(args: &CommentArgs) -> Result<i32, Failure> {
         }
         Ok(None) => Ok(exit::PASS),
         Err(e) if args.comment_optional => {
-            eprintln!("warning: the pull-request comment was not posted: {e}");
+            eprintln!("warning: the pull-request comment was not posted: {}", crate::text::for_log(&e.to_string()));
             Ok(exit::PASS)
         }
         Err(e) => Err(Failure::run(anyhow!("the pull-request comment was not posted: {e}"))),

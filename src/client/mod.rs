@@ -83,9 +83,10 @@ impl Secret {
         if self.0.is_empty() {
             return None;
         }
-        let finder = memchr::memmem::Finder::new(self.0.as_bytes());
-        let mut hits = finder.find_iter(bytes).peekable();
-        hits.peek()?;
+        let hits = self.find_in(bytes);
+        if hits.is_empty() {
+            return None;
+        }
         let mut out = Vec::with_capacity(bytes.len());
         let mut done = 0;
         for at in hits {
@@ -95,6 +96,19 @@ impl Secret {
         }
         out.extend_from_slice(&bytes[done..]);
         Some(out)
+    }
+
+    /// Where the secret starts in `bytes`, ignoring ASCII case (a server that
+    /// upper-cases a header it echoes still echoes the key), without overlaps.
+    fn find_in(&self, bytes: &[u8]) -> Vec<usize> {
+        let needle = self.0.as_bytes().to_ascii_lowercase();
+        let hay = bytes.to_ascii_lowercase();
+        memchr::memmem::find_iter(&hay, &needle).fold(Vec::new(), |mut v, at| {
+            if v.last().is_none_or(|&last| at >= last + needle.len()) {
+                v.push(at);
+            }
+            v
+        })
     }
 
     /// `text` with every occurrence of the secret blanked out, and also its
@@ -109,7 +123,16 @@ impl Secret {
         if self.0.is_empty() {
             return text.to_string();
         }
-        let mut out = text.replace(&self.0, REDACTED);
+        // Byte offsets of ASCII case folding are the text's own, and the key
+        // matches whole, so every cut lies on a character boundary.
+        let mut out = String::with_capacity(text.len());
+        let mut done = 0;
+        for at in self.find_in(text.as_bytes()) {
+            out.push_str(&text[done..at]);
+            out.push_str(REDACTED);
+            done = at + self.0.len();
+        }
+        out.push_str(&text[done..]);
         if let Some(body) = out.strip_suffix(CUT_MARK) {
             let cut = (MIN_CUT.min(self.0.len())..self.0.len())
                 .rev()
@@ -220,6 +243,10 @@ impl Client {
     fn scrub(&self, mut e: RequestError) -> RequestError {
         if let Some(key) = &self.config.api_key {
             e.message = key.redact(&e.message);
+        }
+        // A URL's password never reaches a message either.
+        if let std::borrow::Cow::Owned(m) = crate::text::redact_userinfo(&e.message) {
+            e.message = m;
         }
         e
     }
@@ -913,6 +940,9 @@ mod tests {
         let cut = excerpt(format!("{}Bearer sk-abcdef123456", "x".repeat(186)).as_bytes());
         assert!(cut.ends_with("Bearer sk-abcd..."), "{cut}");
         assert!(s.redact(&cut).ends_with("xBearer <redacted>..."), "{}", s.redact(&cut));
+        // Echoed back in another case, it is the key all the same.
+        assert_eq!(s.redact("AUTHORIZATION: BEARER SK-ABCDEF123456"), "AUTHORIZATION: BEARER <redacted>");
+        assert_eq!(s.redact_bytes(b"x Sk-AbCdEf123456 y").unwrap(), b"x <redacted> y");
         // Text without the key, and a key too short to cut, stay as they are.
         assert_eq!(s.redact("no key here..."), "no key here...");
         assert_eq!(s.redact("ends in sk-..."), "ends in sk-...");

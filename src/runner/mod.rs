@@ -742,7 +742,7 @@ async fn run_with(
             grace_s: Some(plan.grace.as_secs_f64()),
         },
         cases,
-        warnings,
+        warnings: warnings.iter().map(|w| crate::text::redact_userinfo(w).into_owned()).collect(),
     })
 }
 

@@ -49,7 +49,12 @@ pub async fn preflight(client: &Client) -> Result<ServerFacts, Failure> {
     }
     let model = &client.config().model;
     if !facts.models.iter().any(|m| m == model) {
-        let served = if facts.models.is_empty() { "no models".to_string() } else { facts.models.join(", ") };
+        // Model names are the server's text: quoted inert.
+        let served = if facts.models.is_empty() {
+            "no models".to_string()
+        } else {
+            facts.models.iter().map(|m| crate::text::inert(m).into_owned()).collect::<Vec<_>>().join(", ")
+        };
         return Err(Failure::invalid(anyhow!(
             "model `{model}` is not served at {base} (it serves: {served}); fix --model or [server] model"
         )));
