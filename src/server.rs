@@ -81,8 +81,8 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
     if let Some(dir) = launch.log.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Failure::run(anyhow!("cannot create {}: {e}", dir.display())))?;
     }
-    let log = std::fs::File::create(&launch.log)
-        .map_err(|e| Failure::run(anyhow!("cannot create the server log {}: {e}", launch.log.display())))?;
+    let log = crate::fsutil::create_log(&launch.log)
+        .map_err(|e| crate::fsutil::failure(e.context("cannot create the server log")))?;
     let log_err = log.try_clone().map_err(|e| Failure::run(anyhow!("cannot share the server log: {e}")))?;
     let started = Instant::now();
     let mut cmd = tokio::process::Command::new("sh");

@@ -558,12 +558,22 @@ fn a_kill_in_the_middle_of_writing_a_baseline_leaves_the_old_one_intact() {
         .spawn()
         .unwrap();
     // The new file is written in full beside the target, then the writer is killed before the rename.
-    let temp = d.join(format!("baselines/.p.toml.tmp-{}", child.id()));
+    // Named after the writer's pid and a counter.
+    let prefix = format!(".p.toml.tmp-{}-", child.id());
+    let find_temp = || {
+        std::fs::read_dir(d.join("baselines"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&prefix))
+    };
     let deadline = Instant::now() + DEADLINE;
-    while std::fs::metadata(&temp).map_or(0, |m| m.len()) <= old.len() as u64 {
+    let temp = loop {
+        if let Some(t) = find_temp().filter(|t| std::fs::metadata(t).map_or(0, |m| m.len()) > old.len() as u64) {
+            break t;
+        }
         assert!(Instant::now() < deadline, "the writer never wrote its temporary file");
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), old, "the old baseline is intact");

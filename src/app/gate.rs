@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 
-use super::{check_writable, execute, print_stdout};
+use super::{claim_outputs, execute, launch_logs, print_stdout};
 use crate::baseline::{self, Baseline, UpdateOptions};
 use crate::cli::{
     BaselineShowArgs, BaselineUpdateArgs, CalibrateArgs, CheckArgs, ColorChoice, CompareArgs, ReportArgs, ReportFormat,
@@ -89,7 +89,12 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
         cmp.accept_diff = accept_preview(&runs, &base, &base_path, &rules);
     }
     let first = args.results.first().map_or_else(|| PathBuf::from("results.json"), Clone::clone);
-    save_comparison(&cmp, &comparison_path(&args.comparison, &first))?;
+    let comparison = comparison_path(&args.comparison, &first);
+    // Refused before anything is written, so that no output is left half done.
+    for path in std::iter::once(&comparison).chain(&args.report.markdown) {
+        crate::fsutil::check_target(path).map_err(Failure::invalid)?;
+    }
+    save_comparison(&cmp, &comparison)?;
     emit_report(&cmp, &args.report)?;
     Ok(cmp.verdict.exit_code())
 }
@@ -97,7 +102,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
 fn save_comparison(cmp: &Comparison, path: &Path) -> Result<(), Failure> {
     let mut json = crate::json::to_vec(cmp).context("cannot serialize the comparison").map_err(Failure::run)?;
     json.push(b'\n');
-    crate::fsutil::write_output(path, &json).map_err(Failure::run)
+    crate::fsutil::write_output(path, &json).map_err(crate::fsutil::failure)
 }
 
 /// Most lines of the baseline diff preview in a report.
@@ -169,12 +174,12 @@ pub fn emit_report(cmp: &Comparison, args: &ReportArgs) -> Result<(), Failure> {
                 .map_err(Failure::invalid)?
         }
     };
-    print_stdout(&text);
+    print_stdout(&text)?;
     if let Some(path) = &args.markdown {
         let md_template = if args.format == ReportFormat::Markdown { template } else { None };
         let md = render::render(cmp, Format::Markdown, &RenderOptions { color: false, template: md_template })
             .map_err(Failure::invalid)?;
-        crate::fsutil::write_output(path, md.as_bytes()).map_err(Failure::run)?;
+        crate::fsutil::write_output(path, md.as_bytes()).map_err(crate::fsutil::failure)?;
     }
     Ok(())
 }
@@ -263,7 +268,13 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
             )));
         }
     }
-    check_writable(s.output)?;
+    let runs_in_all = s.runs + s.confirm;
+    let mut others = crate::cli::run_paths(s.output, s.runs);
+    others.extend((1..=s.confirm).map(|i| confirm_path(s.output, i)));
+    others.extend([s.comparison_path.clone(), sibling(s.output, "comparison.md")]);
+    others.extend(s.report.markdown.clone());
+    others.extend(launch_logs(plan, runs_in_all));
+    let lock = claim_outputs(s.output, &others)?;
     super::warn_shared_launch(plan, s.runs as usize, s.verbosity);
     let mut paths = crate::cli::run_paths(s.output, s.runs);
     let mut runs = Vec::new();
@@ -271,8 +282,8 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
         if paths.len() > 1 && s.verbosity != Verbosity::Quiet {
             eprintln!("run {} of {}", i + 1, paths.len());
         }
-        let results = execute(&crate::cli::plan_for_run(plan, i as u32 + 1, s.runs + s.confirm), s.verbosity).await?;
-        results.save(path).map_err(Failure::run)?;
+        let results = execute(&crate::cli::plan_for_run(plan, i as u32 + 1, runs_in_all), s.verbosity).await?;
+        results.save(path).map_err(crate::fsutil::failure)?;
         let complete = results.complete;
         runs.push(results);
         if !complete {
@@ -305,9 +316,9 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
         let mut again = plan.clone();
         again.suite.cases.retain(|c| flagged.contains(&c.id));
         for i in 1..=s.confirm {
-            let extra = execute(&crate::cli::plan_for_run(&again, s.runs + i, s.runs + s.confirm), s.verbosity).await?;
+            let extra = execute(&crate::cli::plan_for_run(&again, s.runs + i, runs_in_all), s.verbosity).await?;
             let path = confirm_path(s.output, i);
-            extra.save(&path).map_err(Failure::run)?;
+            extra.save(&path).map_err(crate::fsutil::failure)?;
             paths.push(path);
             let complete = extra.complete;
             runs.push(extra);
@@ -321,7 +332,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
                 flagged.join(", "),
                 s.confirm
             ));
-            first.save(&paths[0]).map_err(Failure::run)?;
+            first.save(&paths[0]).map_err(crate::fsutil::failure)?;
         }
         cmp = judge(&runs, &paths);
     }
@@ -331,7 +342,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
     save_comparison(&cmp, &s.comparison_path)?;
     let md = render::render(&cmp, Format::Markdown, &RenderOptions { color: false, template: None })
         .map_err(Failure::run)?;
-    crate::fsutil::write_output(&sibling(s.output, "comparison.md"), md.as_bytes()).map_err(Failure::run)?;
+    crate::fsutil::write_output(&sibling(s.output, "comparison.md"), md.as_bytes()).map_err(crate::fsutil::failure)?;
     if !s.markdown_on_stdout {
         emit_report(&cmp, s.report)?;
     }
@@ -344,7 +355,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
             sibling(s.output, "comparison.md").display()
         );
     }
-    Ok(Checked { comparison: cmp, markdown: md, results: paths })
+    Ok(Checked { comparison: cmp, markdown: md, results: paths, _lock: lock })
 }
 
 /// The results file of confirmation run `i`: `STEM.confirmI.EXT` beside the output.
@@ -362,6 +373,8 @@ pub struct Checked {
     pub markdown: String,
     /// The results files written, one per run.
     pub results: Vec<PathBuf>,
+    /// The output folder, held until this is dropped.
+    _lock: Option<crate::fsutil::FolderLock>,
 }
 
 /// Refuses results that cannot be a baseline: partial, with failed requests, short outputs.
@@ -427,6 +440,11 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
         }
     }
     let target = baseline::resolve_for_write(Path::new(""), &args.baseline).map_err(Failure::invalid)?;
+    crate::fsutil::check_target(&target).map_err(Failure::invalid)?;
+    // Read, merge and write under the folder's lock: an update running at the same time
+    // merges onto this one's result instead of silently replacing it.
+    let _lock = lock_baselines(&target)?;
+    crate::fsutil::clean_stale_temps(&target);
     let profile = target.file_stem().map_or_else(|| args.baseline.clone(), |s| s.to_string_lossy().into_owned());
     let old_text = std::fs::read_to_string(&target).ok();
     let old = match &old_text {
@@ -475,8 +493,8 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
         eprintln!("{name} is unchanged");
         return Ok(exit::PASS);
     }
-    crate::fsutil::write_atomic(&target, text.as_bytes()).map_err(Failure::run)?;
-    print_stdout(&diff);
+    crate::fsutil::write_atomic(&target, text.as_bytes()).map_err(crate::fsutil::failure)?;
+    print_stdout(&diff)?;
     let changed = diff
         .lines()
         .filter(|l| (l.starts_with('+') || l.starts_with('-')) && !l.starts_with("+++") && !l.starts_with("---"))
@@ -490,6 +508,23 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
         );
     }
     Ok(exit::PASS)
+}
+
+/// Locks the folder of the baseline file `target`, waiting (and saying so)
+/// while another `baseline update` holds it.
+fn lock_baselines(target: &Path) -> Result<crate::fsutil::FolderLock, Failure> {
+    let folder = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(folder)
+        .with_context(|| format!("cannot create the baselines folder {}", folder.display()))
+        .map_err(Failure::run)?;
+    if let Some(lock) = crate::fsutil::try_lock_folder(folder).map_err(Failure::run)? {
+        return Ok(lock);
+    }
+    eprintln!(
+        "waiting: another infergate is writing a baseline in {}; this update merges onto its result",
+        folder.display()
+    );
+    crate::fsutil::lock_folder(folder).map_err(Failure::run)
 }
 
 /// `infergate baseline show`.
@@ -525,7 +560,7 @@ pub fn baseline_show(args: &BaselineShowArgs) -> Result<i32, Failure> {
         }
     }
     out.push_str(&crate::report::table::render(&header, &rows));
-    print_stdout(&out);
+    print_stdout(&out)?;
     Ok(exit::PASS)
 }
 
@@ -540,7 +575,10 @@ pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32
             "calibrate writes one results file per run: give --out a file path, not -"
         )));
     }
-    check_writable(&output)?;
+    let mut others = crate::cli::run_paths(&output, args.runs);
+    others.push(sibling(&output, "calibration.json"));
+    others.extend(launch_logs(&plan, args.runs));
+    let _outputs = claim_outputs(&output, &others)?;
     let relaunched = plan.launch.is_some();
     if !relaunched {
         eprintln!(
@@ -557,7 +595,7 @@ pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32
             eprintln!("calibrate: run {} of {}", i + 1, args.runs);
         }
         let r = execute(&crate::cli::plan_for_run(&plan, i as u32 + 1, args.runs), verbosity).await?;
-        r.save(path).map_err(Failure::run)?;
+        r.save(path).map_err(crate::fsutil::failure)?;
         if !r.complete || r.total_errors() > 0 {
             return Err(Failure::run(anyhow!(
                 "calibration run {} failed or was interrupted (see {}); calibration needs clean runs of an unchanged server",
@@ -571,8 +609,8 @@ pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32
     let json_path = sibling(&output, "calibration.json");
     let mut json = crate::json::to_vec(&report).context("cannot serialize").map_err(Failure::run)?;
     json.push(b'\n');
-    crate::fsutil::write_output(&json_path, &json).map_err(Failure::run)?;
-    print_stdout(&crate::gate::calibrate::render(&report, &display_paths(&paths)));
+    crate::fsutil::write_output(&json_path, &json).map_err(crate::fsutil::failure)?;
+    print_stdout(&crate::gate::calibrate::render(&report, &display_paths(&paths)))?;
     if verbosity != Verbosity::Quiet {
         eprintln!("calibration written to {}", json_path.display());
     }

@@ -5,8 +5,7 @@ pub mod gate;
 pub mod publish;
 pub mod report;
 
-use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow};
 
@@ -30,7 +29,7 @@ pub async fn run(args: &RunCmdArgs, verbosity: Verbosity) -> Result<i32, Failure
             args.runs
         )));
     }
-    check_writable(&output)?;
+    let _outputs = claim_outputs(&output, &launch_logs(&plan, args.runs))?;
     warn_shared_launch(&plan, args.runs as usize, verbosity);
     let paths = crate::cli::run_paths(&output, args.runs);
     let mut code = exit::PASS;
@@ -87,7 +86,6 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         }
     };
     let output = args.out.join("results.json");
-    check_writable(&output)?;
     let sim_config = SimConfig { slowdown: args.slowdown, itl_ms: DEMO_ITL_MS, ..SimConfig::default() };
     let sim = crate::sim::start(sim_config, ([127, 0, 0, 1], 0).into())
         .await
@@ -151,9 +149,12 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
     })
     .await;
     sim.shutdown().await;
-    let code = code?.comparison.verdict.exit_code();
+    // Holds the output folder until the full report is written too.
+    let checked = code?;
+    let code = checked.comparison.verdict.exit_code();
     let results = Results::load(&output).map_err(Failure::run)?;
     let written = report::write_full_report(&[(output.clone(), results)], args.lang, None, &args.out)?;
+    drop(checked);
     if verbosity != Verbosity::Quiet {
         eprintln!("full report: {}", written.display());
     }
@@ -252,12 +253,12 @@ fn finish(
     rules: &crate::gate::rules::Rules,
     verbosity: Verbosity,
 ) -> Result<i32, Failure> {
-    results.save(output).map_err(Failure::run)?;
+    results.save(output).map_err(crate::fsutil::failure)?;
     let table = crate::report::table::summary(results);
     if output.as_os_str() == "-" {
         eprint!("{table}");
     } else {
-        print_stdout(&table);
+        print_stdout(&table)?;
         if verbosity != Verbosity::Quiet {
             eprintln!("results written to {}", output.display());
         }
@@ -300,25 +301,61 @@ fn finish(
     Ok(exit::PASS)
 }
 
-pub(crate) fn check_writable(output: &Path) -> Result<(), Failure> {
-    if output.as_os_str() == "-" {
-        return Ok(());
-    }
-    if output.is_dir() {
+/// The output files of a command that measures, claimed before the first
+/// request, so that a run never ends with nowhere to put its measurements:
+/// none of them may be a link, FIFO, device or folder; every folder they go
+/// to is created and must take a new file; and the folder of the results
+/// (`--out`) is locked for this process, so that a second command writing
+/// there refuses rather than mixing its files with ours. The lock lasts as
+/// long as the returned guard (and never outlives the process).
+pub(crate) fn claim_outputs(output: &Path, others: &[PathBuf]) -> Result<Option<crate::fsutil::FolderLock>, Failure> {
+    if output.as_os_str() != "-" && output.is_dir() {
         return Err(Failure::invalid(anyhow!("--out {} is a directory; give a file path", output.display())));
     }
-    if let Some(parent) = output.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create the output folder {} (from --out)", parent.display()))
+    let paths: Vec<&Path> =
+        std::iter::once(output).chain(others.iter().map(PathBuf::as_path)).filter(|p| p.as_os_str() != "-").collect();
+    let mut folders: Vec<&Path> = Vec::new();
+    for path in &paths {
+        crate::fsutil::check_target(path).map_err(Failure::invalid)?;
+        let folder = folder_of(path);
+        if !folders.contains(&folder) {
+            folders.push(folder);
+        }
+    }
+    for folder in folders {
+        crate::fsutil::probe_folder(folder)
+            .with_context(|| format!("the output folder {} is not writable", folder.display()))
             .map_err(Failure::invalid)?;
     }
-    Ok(())
+    if output.as_os_str() == "-" {
+        return Ok(None);
+    }
+    let folder = folder_of(output);
+    match crate::fsutil::try_lock_folder(folder).map_err(Failure::invalid)? {
+        Some(lock) => Ok(Some(lock)),
+        None => Err(Failure::invalid(anyhow!(
+            "another infergate is writing to the output folder {} (its results and reports would be mixed with \
+             this run's); wait for it to finish, or give this run another --out",
+            folder.display()
+        ))),
+    }
 }
 
-/// Prints to stdout; a closed pipe (`| head`) is not an error.
-pub fn print_stdout(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+/// The folder a file goes to (`.` for a bare name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+/// The server logs of runs `1..=runs` of `plan` (none without `--server-command`).
+pub(crate) fn launch_logs(plan: &RunPlan, runs: u32) -> Vec<PathBuf> {
+    (1..=runs.max(1)).filter_map(|i| crate::cli::plan_for_run(plan, i, runs).launch.map(|l| l.log)).collect()
+}
+
+/// Prints to stdout; a closed pipe (`| head`) is not an error, stdout that
+/// cannot take the text (a full disk, a closed descriptor) is: the report
+/// would be lost.
+pub fn print_stdout(text: &str) -> Result<(), Failure> {
+    crate::fsutil::write_stdout(text.as_bytes()).map_err(Failure::run)
 }
 
 /// `infergate sim`.
@@ -439,20 +476,20 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
         }
         Err(e) => {
             out.push_str(&format!("FAIL  config: {e}\n"));
-            print_stdout(&crate::text::for_log(&out));
+            print_stdout(&crate::text::for_log(&out))?;
             return Ok(exit::INVALID_INPUT);
         }
     };
     let gpu_code = doctor_gpu(&loaded, &mut out);
     if args.gpu_only {
-        print_stdout(&crate::text::for_log(&out));
+        print_stdout(&crate::text::for_log(&out))?;
         return Ok(gpu_code);
     }
     let client_config = match crate::cli::client_config(&args.server, &loaded) {
         Ok(c) => c,
         Err(e) => {
             out.push_str(&format!("FAIL  server: {e}\n"));
-            print_stdout(&crate::text::for_log(&out));
+            print_stdout(&crate::text::for_log(&out))?;
             return Ok(e.code());
         }
     };
@@ -484,6 +521,6 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
             code = e.code();
         }
     }
-    print_stdout(&crate::text::for_log(&out));
+    print_stdout(&crate::text::for_log(&out))?;
     Ok(code)
 }

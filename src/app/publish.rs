@@ -24,7 +24,7 @@ pub async fn publish(
     ctx: &ActionsContext,
 ) -> Result<i32, Failure> {
     if args.no_comment {
-        super::print_stdout(&comment_body(&cmp.profile, markdown));
+        super::print_stdout(&comment_body(&cmp.profile, markdown))?;
     }
     if let Some(summary) = &ctx.step_summary {
         if let Err(e) = ci::append_summary(summary, markdown) {
@@ -34,7 +34,7 @@ pub async fn publish(
     if ctx.in_actions {
         let lines = ci::annotations(cmp);
         if !lines.is_empty() {
-            super::print_stdout(&(lines.join("\n") + "\n"));
+            super::print_stdout(&(lines.join("\n") + "\n"))?;
         }
     }
     let mut comment_url = String::new();
@@ -57,7 +57,7 @@ pub async fn publish(
             Err(e) => {
                 eprintln!("warning: the pull-request comment was not posted: {}", crate::text::for_log(&e.to_string()));
                 if ctx.in_actions {
-                    super::print_stdout(&format!("::warning title=infergate comment::{}\n", one_line(&e.to_string())));
+                    super::print_stdout(&format!("::warning title=infergate comment::{}\n", one_line(&e.to_string())))?;
                 }
             }
         }
@@ -113,7 +113,7 @@ async fn post(
                     artifact and the perf-gate-fork-comment workflow (workflow_run) posts it";
         eprintln!("notice: {}", crate::text::for_log(note));
         if ctx.in_actions {
-            super::print_stdout(&format!("::notice title=infergate comment skipped::{}\n", one_line(note)));
+            super::print_stdout(&format!("::notice title=infergate comment skipped::{}\n", one_line(note)))?;
         }
         return Ok(None);
     }
@@ -189,9 +189,12 @@ pub fn merged(comparisons: &[Comparison]) -> Result<(String, Verdict, String), F
 pub fn merge(args: &MergeArgs) -> Result<i32, Failure> {
     let comparisons = args.comparison.iter().map(|p| load_comparison(p)).collect::<Result<Vec<_>, _>>()?;
     let (md, verdict, _) = merged(&comparisons)?;
-    super::print_stdout(&md);
     if let Some(path) = &args.markdown {
-        crate::fsutil::write_output(path, md.as_bytes()).map_err(Failure::run)?;
+        crate::fsutil::check_target(path).map_err(Failure::invalid)?;
+    }
+    super::print_stdout(&md)?;
+    if let Some(path) = &args.markdown {
+        crate::fsutil::write_output(path, md.as_bytes()).map_err(crate::fsutil::failure)?;
     }
     Ok(verdict.exit_code())
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::cli::ReportCmdArgs;
-use crate::exit::{self, Failure, ResultExt as _};
+use crate::exit::{self, Failure};
 use crate::report::full::{self, Lang};
 use crate::report::plots::{self, PlotFile};
 use crate::results::Results;
@@ -24,8 +24,17 @@ pub fn report(args: &ReportCmdArgs) -> Result<i32, Failure> {
         ),
         None => None,
     };
+    crate::fsutil::probe_folder(&args.out)
+        .with_context(|| format!("the report folder {} (from --out) is not writable", args.out.display()))
+        .map_err(Failure::invalid)?;
+    let Some(_lock) = crate::fsutil::try_lock_folder(&args.out).map_err(Failure::invalid)? else {
+        return Err(Failure::invalid(anyhow::anyhow!(
+            "another infergate is writing a report to {}; wait for it to finish, or give another --out",
+            args.out.display()
+        )));
+    };
     let written = write_full_report(&all, args.lang, template.as_deref(), &args.out)?;
-    super::print_stdout(&format!("{}\n", written.display()));
+    super::print_stdout(&format!("{}\n", written.display()))?;
     Ok(exit::PASS)
 }
 
@@ -38,7 +47,7 @@ pub fn write_full_report(
     dir: &Path,
 ) -> Result<PathBuf, Failure> {
     let report = full::build(results);
-    let written = plots::render_all(&full::charts(&report), &dir.join("plots")).run_failed()?;
+    let written = plots::render_all(&full::charts(&report), &dir.join("plots")).map_err(crate::fsutil::failure)?;
     // The report links its plots relative to its own folder.
     let relative: Vec<PlotFile> = written
         .into_iter()
@@ -50,9 +59,9 @@ pub fn write_full_report(
         .collect();
     let md = full::render(&report, lang, template, &relative).map_err(Failure::invalid)?;
     let md_path = dir.join("report.md");
-    crate::fsutil::write_atomic(&md_path, md.as_bytes()).map_err(Failure::run)?;
+    crate::fsutil::write_atomic(&md_path, md.as_bytes()).map_err(crate::fsutil::failure)?;
     let mut json = crate::json::to_vec(&report).context("cannot serialize the report").map_err(Failure::run)?;
     json.push(b'\n');
-    crate::fsutil::write_atomic(&dir.join("report.json"), &json).map_err(Failure::run)?;
+    crate::fsutil::write_atomic(&dir.join("report.json"), &json).map_err(crate::fsutil::failure)?;
     Ok(md_path)
 }

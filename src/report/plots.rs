@@ -16,7 +16,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, anyhow, bail};
 use plotters::coord::Shift;
@@ -184,15 +183,6 @@ fn ensure_font() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A hidden sibling of `path` with the same extension (the PNG encoder picks the format from it).
-fn temp_sibling(path: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("chart");
-    let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("tmp");
-    path.with_file_name(format!(".{stem}.tmp-{}-{n}.{ext}", std::process::id()))
-}
-
 fn write_svg(chart: &Chart, path: &Path) -> anyhow::Result<()> {
     let mut text = String::new();
     {
@@ -200,29 +190,15 @@ fn write_svg(chart: &Chart, path: &Path) -> anyhow::Result<()> {
         draw_chart(chart, &root).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
         root.present().map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     }
-    let tmp = temp_sibling(path);
-    let written = fs::write(&tmp, text.as_bytes()).and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    Ok(())
+    crate::fsutil::write_atomic(path, text.as_bytes())
 }
 
 fn write_png(chart: &Chart, path: &Path) -> anyhow::Result<()> {
-    let tmp = temp_sibling(path);
-    let drawn = {
-        let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
-        draw_chart(chart, &root).and_then(|()| root.present())
-    };
-    let result = match drawn {
-        Ok(()) => fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display())),
-        Err(e) => Err(anyhow!("drawing {}: {e}", path.display())),
-    };
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    // The encoder writes by path and picks the format from the temporary name's extension.
+    crate::fsutil::write_atomic_via_path(path, |tmp| {
+        let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
+        draw_chart(chart, &root).and_then(|()| root.present()).map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+    })
 }
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;

@@ -77,7 +77,7 @@ impl Shared {
         let truth_log = match &config.truth_log {
             None => None,
             Some(path) => {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| {
+                let file = crate::fsutil::append_log(path).with_context(|| {
                     format!(
                         "cannot open the truth log {}; check that its folder exists and is writable",
                         path.display()
