@@ -622,6 +622,10 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
             )));
         }
     };
+    // Checked with or without a server command, so a bad value is an error wherever it is written.
+    let ready_timeout = flag_duration("--ready-timeout", &args.ready_timeout)?
+        .or(server.ready_timeout.map(|d| d.0))
+        .unwrap_or(std::time::Duration::from_secs(600));
     let plan = RunPlan {
         client,
         suite,
@@ -648,21 +652,18 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
         use_tokenize: server.tokenize.unwrap_or(Toggle::Auto) == Toggle::Auto,
         gpu: gpu_plan(args.gpu, &loaded.config.gpu),
         server_metrics: server.metrics.unwrap_or(Toggle::Auto) == Toggle::Auto,
-        launch: match args.server_command.clone().or_else(|| server.command.clone()).filter(|c| !c.trim().is_empty()) {
-            None => None,
-            Some(command) => Some(crate::server::Launch {
+        launch: args.server_command.clone().or_else(|| server.command.clone()).filter(|c| !c.trim().is_empty()).map(
+            |command| crate::server::Launch {
                 command,
-                ready_timeout: flag_duration("--ready-timeout", &args.ready_timeout)?
-                    .or(server.ready_timeout.map(|d| d.0))
-                    .unwrap_or(std::time::Duration::from_secs(600)),
+                ready_timeout,
                 stop_grace: server.stop_grace.map_or(std::time::Duration::from_secs(10), |d| d.0),
                 log: match output.parent().filter(|p| !p.as_os_str().is_empty() && output.as_os_str() != "-") {
                     Some(dir) => dir.join("server.log"),
                     None => PathBuf::from("server.log"),
                 },
                 run: 1,
-            }),
-        },
+            },
+        ),
         retries: args.retries.or(run.retries.map(|r| r.0)).unwrap_or(crate::client::retry::DEFAULT_RETRIES),
         grace: flag_duration("--grace", &args.grace)?
             .or(run.grace.map(|d| d.0))

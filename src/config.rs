@@ -286,7 +286,7 @@ fn format_toml_error(text: &str, origin: &str, path: Option<String>, e: &toml::d
         }
         None => origin.to_string(),
     };
-    let message = e.message().trim();
+    let message = crate::limits::shorten_numbers(e.message().trim());
     match path.filter(|p| p != "." && !p.is_empty()) {
         Some(p) => format!("{location}: key `{p}`: {message}"),
         None => format!("{location}: {message}"),

@@ -98,11 +98,29 @@ pub struct Bounded<const LO: u32, const HI: u32>(pub u32);
 
 impl<'de, const LO: u32, const HI: u32> serde::Deserialize<'de> for Bounded<LO, HI> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = i64::deserialize(d)?;
-        match u32::try_from(v) {
-            Ok(n) if (LO..=HI).contains(&n) => Ok(Bounded(n)),
-            _ => Err(serde::de::Error::custom(format!("must be between {LO} and {HI}, got {v}"))),
+        struct Visitor<const LO: u32, const HI: u32>;
+        impl<const LO: u32, const HI: u32> serde::de::Visitor<'_> for Visitor<LO, HI> {
+            type Value = Bounded<LO, HI>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "a whole number between {LO} and {HI}")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                match u32::try_from(v) {
+                    Ok(n) if (LO..=HI).contains(&n) => Ok(Bounded(n)),
+                    _ => Err(E::custom(format!("must be between {LO} and {HI}, got {v}"))),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                match u32::try_from(v) {
+                    Ok(n) if (LO..=HI).contains(&n) => Ok(Bounded(n)),
+                    _ => Err(E::custom(format!("must be between {LO} and {HI}, got {v}"))),
+                }
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Err(E::custom(format!("must be a whole number between {LO} and {HI}, got {}", show(v))))
+            }
         }
+        d.deserialize_any(Visitor::<LO, HI>)
     }
 }
 
@@ -111,6 +129,26 @@ pub type Warmup = Bounded<0, MAX_COUNT>;
 
 /// Retries per request: `0..=MAX_RETRIES`.
 pub type Retries = Bounded<0, MAX_RETRIES>;
+
+/// `message` with every number written with more than 24 digits (serde and
+/// `{}` show `1e308` as 309 of them) in [`show`]'s form.
+pub fn shorten_numbers(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_digit()) {
+        out.push_str(&rest[..start]);
+        let run = &rest[start..];
+        let len = run.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(run.len());
+        let (number, after) = run.split_at(len);
+        match number.parse::<f64>() {
+            Ok(v) if number.len() > 24 => out.push_str(&show(v)),
+            _ => out.push_str(number),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
 
 #[cfg(test)]
 mod tests {
@@ -163,6 +201,16 @@ mod tests {
             assert!(e.len() < 120, "{e}");
         }
         assert!(check_rate(1e-300).unwrap_err().ends_with("got 1e-300"));
+    }
+
+    #[test]
+    fn long_numbers_in_messages_are_shortened() {
+        let long = format!("invalid type: floating point `1{}.0`, expected i64", "0".repeat(308));
+        assert_eq!(shorten_numbers(&long), "invalid type: floating point `1e308`, expected i64");
+        let tiny = format!("must be between 0 and 1, got -0.{}1", "0".repeat(299));
+        assert_eq!(shorten_numbers(&tiny), "must be between 0 and 1, got -1e-300");
+        let kept = "infergate.toml:2:10: key `run.warmup`: got `123`, 0.5, 1.2.3";
+        assert_eq!(shorten_numbers(kept), kept);
     }
 
     #[test]

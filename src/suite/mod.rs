@@ -101,12 +101,9 @@ pub struct Tokens(pub u32);
 
 impl<'de> Deserialize<'de> for Tokens {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = i64::deserialize(d)?;
-        if (1..=10_000_000).contains(&v) {
-            Ok(Tokens(v as u32))
-        } else {
-            Err(serde::de::Error::custom(format!("a token count must be between 1 and 10000000, got {v}")))
-        }
+        crate::limits::Bounded::<1, 10_000_000>::deserialize(d)
+            .map(|b| Tokens(b.0))
+            .map_err(|e| serde::de::Error::custom(format!("a token count {e}")))
     }
 }
 
