@@ -162,7 +162,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
     /// Before failing, re-run only the regressed cases in N more runs and judge again on all runs.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=crate::limits::MAX_RETRIES as i64))]
     pub confirm: u32,
     /// Where to write the comparison JSON [default: comparison.json beside the results].
     #[arg(long, value_name = "PATH")]
@@ -332,16 +333,16 @@ pub struct RunArgs {
     /// Only cases matching these comma-separated globs, e.g. 'code-review/*' ([run] cases).
     #[arg(long, value_name = "GLOB")]
     pub cases: Option<String>,
-    /// Warm-phase requests per case ([run] repetitions) [default: 10].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Warm-phase requests per case, 1 to 1000000 ([run] repetitions) [default: 10].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::limits::MAX_COUNT as i64))]
     pub repetitions: Option<u32>,
-    /// Unrecorded warm-up requests per case ([run] warmup) [default: 1].
-    #[arg(long, value_name = "N")]
+    /// Unrecorded warm-up requests per case, 0 to 1000000 ([run] warmup) [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=crate::limits::MAX_COUNT as i64))]
     pub warmup: Option<u32>,
-    /// Warm-phase requests in flight ([run] concurrency) [default: 1].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Warm-phase requests in flight, 1 to 1000000 ([run] concurrency) [default: 1].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::limits::MAX_COUNT as i64))]
     pub concurrency: Option<u32>,
-    /// Warm-phase Poisson arrival rate, requests/s ([run] request_rate) [default: back-to-back].
+    /// Warm-phase Poisson arrival rate, 0.001 to 1000000 requests/s ([run] request_rate) [default: back-to-back].
     #[arg(long, value_name = "RPS")]
     pub request_rate: Option<f64>,
     /// Results file, `-` for stdout ([run] output) [default: infergate-out/results.json]; with several
@@ -366,8 +367,8 @@ pub struct RunArgs {
     /// Longest wait for the started server to be ready ([server] ready_timeout) [default: 600s].
     #[arg(long, value_name = "DURATION")]
     pub ready_timeout: Option<String>,
-    /// Retries per request after a connect error or a 429 with Retry-After ([run] retries) [default: 2].
-    #[arg(long, value_name = "N")]
+    /// Retries per request after a connect error or a 429 with Retry-After, 0 to 100 ([run] retries) [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=crate::limits::MAX_RETRIES as i64))]
     pub retries: Option<u32>,
     /// Limit of the whole run, e.g. 30m: past it the run stops with partial results, exit 3 ([run] deadline).
     #[arg(long, value_name = "DURATION")]
@@ -473,7 +474,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "infergate-out")]
     pub out: PathBuf,
     /// Warm-phase requests per case (the built-in baseline was recorded with 10).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=crate::limits::MAX_COUNT as i64))]
     pub repetitions: u32,
     /// Make the simulated server slower by this factor (1.1 = 10% slower): the check then fails.
     #[arg(long, default_value_t = 1.0)]
@@ -600,9 +601,7 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
     let run = &loaded.config.run;
     let server = &loaded.config.server;
     if let Some(rate) = args.request_rate {
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(Failure::invalid(anyhow!("--request-rate must be a positive number of requests per second")));
-        }
+        crate::limits::check_rate(rate).map_err(|e| Failure::invalid(anyhow!("--request-rate: {e}")))?;
     }
     let suite_name = args.suite.clone().or_else(|| run.suite.clone()).unwrap_or_else(|| "coder".into());
     let mut suite = Suite::load(&suite_name).map_err(Failure::invalid)?;
@@ -623,6 +622,10 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
             )));
         }
     };
+    // Checked with or without a server command, so a bad value is an error wherever it is written.
+    let ready_timeout = flag_duration("--ready-timeout", &args.ready_timeout)?
+        .or(server.ready_timeout.map(|d| d.0))
+        .unwrap_or(std::time::Duration::from_secs(600));
     let plan = RunPlan {
         client,
         suite,
@@ -635,7 +638,7 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
         },
         config_defaults: CaseSettings {
             repetitions: run.repetitions.map(|p| p.0),
-            warmup: run.warmup,
+            warmup: run.warmup.map(|w| w.0),
             concurrency: run.concurrency.map(|p| p.0),
             request_rate: run.request_rate.map(|r| r.0),
         },
@@ -649,29 +652,26 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
         use_tokenize: server.tokenize.unwrap_or(Toggle::Auto) == Toggle::Auto,
         gpu: gpu_plan(args.gpu, &loaded.config.gpu),
         server_metrics: server.metrics.unwrap_or(Toggle::Auto) == Toggle::Auto,
-        launch: match args.server_command.clone().or_else(|| server.command.clone()).filter(|c| !c.trim().is_empty()) {
-            None => None,
-            Some(command) => Some(crate::server::Launch {
+        launch: args.server_command.clone().or_else(|| server.command.clone()).filter(|c| !c.trim().is_empty()).map(
+            |command| crate::server::Launch {
                 command,
-                ready_timeout: flag_duration("--ready-timeout", &args.ready_timeout)?
-                    .or(server.ready_timeout.map(|d| d.0))
-                    .unwrap_or(std::time::Duration::from_secs(600)),
+                ready_timeout,
                 stop_grace: server.stop_grace.map_or(std::time::Duration::from_secs(10), |d| d.0),
                 log: match output.parent().filter(|p| !p.as_os_str().is_empty() && output.as_os_str() != "-") {
                     Some(dir) => dir.join("server.log"),
                     None => PathBuf::from("server.log"),
                 },
                 run: 1,
-            }),
-        },
-        retries: args.retries.or(run.retries).unwrap_or(crate::client::retry::DEFAULT_RETRIES),
+            },
+        ),
+        retries: args.retries.or(run.retries.map(|r| r.0)).unwrap_or(crate::client::retry::DEFAULT_RETRIES),
         grace: flag_duration("--grace", &args.grace)?
             .or(run.grace.map(|d| d.0))
             .unwrap_or(crate::runner::DEFAULT_GRACE),
         // The clock starts now, before the server is started or probed.
         deadline: flag_duration("--deadline", &args.deadline)?
             .or(run.deadline.map(|d| d.0))
-            .map(crate::runner::Deadline::after),
+            .and_then(crate::runner::Deadline::after),
     };
     Ok((plan, output))
 }

@@ -133,7 +133,7 @@ pub struct RunConfig {
     /// Warm-phase repetitions per case.
     pub repetitions: Option<Positive>,
     /// Unrecorded warm-up requests per case.
-    pub warmup: Option<u32>,
+    pub warmup: Option<crate::limits::Warmup>,
     /// Warm-phase concurrency.
     pub concurrency: Option<Positive>,
     /// Warm-phase Poisson request rate (requests/s).
@@ -142,7 +142,7 @@ pub struct RunConfig {
     pub output: Option<PathBuf>,
     /// Retries per request where they are safe: connect errors before any
     /// byte, 429 with `Retry-After` (default 2).
-    pub retries: Option<u32>,
+    pub retries: Option<crate::limits::Retries>,
     /// Limit of the whole run (e.g. `"30m"`); past it the run stops like an
     /// interruption (partial results, exit 3). No limit by default.
     pub deadline: Option<HumanDuration>,
@@ -199,23 +199,15 @@ impl<'de> Deserialize<'de> for BaseUrl {
     }
 }
 
-/// A duration written as `"30s"`, `"10m"`, `"1m 30s"` or a number of seconds.
+/// A duration written as `"30s"`, `"10m"`, `"1m 30s"` or a number of
+/// seconds, within the range of [`crate::limits::parse_duration`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HumanDuration(pub Duration);
 
 impl HumanDuration {
-    /// Parses `"30s"`-style text or plain seconds.
+    /// Parses `"30s"`-style text or plain seconds, from 1 ms to 365 days.
     pub fn parse(s: &str) -> Result<HumanDuration, String> {
-        let d = match s.trim().parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs > 0.0 => Duration::from_secs_f64(secs),
-            Ok(_) => return Err(format!("`{s}` must be a positive duration")),
-            Err(_) => humantime::parse_duration(s.trim())
-                .map_err(|e| format!("`{s}` is not a duration ({e}); write e.g. \"30s\" or \"10m\""))?,
-        };
-        if d.is_zero() {
-            return Err(format!("`{s}` must be a positive duration"));
-        }
-        Ok(HumanDuration(d))
+        crate::limits::parse_duration(s).map(HumanDuration)
     }
 }
 
@@ -228,7 +220,8 @@ impl<'de> Deserialize<'de> for HumanDuration {
             Text(String),
         }
         let text = match Raw::deserialize(d)? {
-            Raw::Secs(s) => s.to_string(),
+            // `show`, not `to_string`: 1e-300 is not echoed as 300 digits.
+            Raw::Secs(s) => crate::limits::show(s),
             Raw::Text(t) => t,
         };
         HumanDuration::parse(&text).map_err(serde::de::Error::custom)
@@ -293,7 +286,7 @@ fn format_toml_error(text: &str, origin: &str, path: Option<String>, e: &toml::d
         }
         None => origin.to_string(),
     };
-    let message = e.message().trim();
+    let message = crate::limits::shorten_numbers(e.message().trim());
     match path.filter(|p| p != "." && !p.is_empty()) {
         Some(p) => format!("{location}: key `{p}`: {message}"),
         None => format!("{location}: {message}"),
@@ -347,7 +340,7 @@ grace = "5s"
         assert_eq!(c.server.idle_timeout.unwrap().0, Duration::from_secs(30));
         assert_eq!(c.run.repetitions.unwrap().0, 3);
         assert_eq!(c.run.request_rate.unwrap().0, 2.5);
-        assert_eq!(c.run.retries, Some(0));
+        assert_eq!(c.run.retries.map(|r| r.0), Some(0));
         assert_eq!(c.run.deadline.unwrap().0, Duration::from_secs(1800));
         assert_eq!(c.run.grace.unwrap().0, Duration::from_secs(5));
     }

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod github;
 pub mod http;
 pub mod json;
+pub mod limits;
 pub mod progress;
 pub mod report;
 pub mod results;

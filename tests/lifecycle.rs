@@ -124,3 +124,87 @@ fn a_server_that_ignores_sigterm_is_killed_after_the_grace_period() {
     assert_gone("sleep 4343.5");
     assert_gone(&format!("--port {port}"));
 }
+
+/// A port that answers: a listener that records the first line of every
+/// request it gets and answers each as a stale server would.
+fn stale_listener() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            log.lock().unwrap().push(line);
+            let _ = (&stream).write_all(b"HTTP/1.0 200 OK\r\nServer: stale-marker/1.0\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn a_stale_server_on_the_port_is_exit_3_naming_it_and_is_never_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, seen) = stale_listener();
+    let command = format!("touch launched; {} sim --port {port}", bin());
+    run(dir.path(), port, &command, &[]).assert().code(exit::RUN_FAILED).stderr(
+        predicate::str::contains(format!("port {port} is already in use"))
+            .and(predicate::str::contains("Server: stale-marker/1.0"))
+            .and(predicate::str::contains("200 OK")),
+    );
+    assert!(!dir.path().join("launched").exists(), "the command must not start while the port is taken");
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|l| l.starts_with("GET /health ") || l.is_empty()), "{seen:?}");
+    assert!(!dir.path().join("infergate-out/results.json").exists());
+}
+
+#[test]
+fn a_stale_simulator_on_the_port_gets_no_request_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let truth = dir.path().join("stale-truth.jsonl");
+    let mut stale = std::process::Command::new(bin())
+        .args(["sim", "--port", &port.to_string(), "--truth-log", truth.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let up = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() && Instant::now() < up {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let command = format!("{} sim --port {port}", bin());
+    let assert = run(dir.path(), port, &command, &[]).assert();
+    let _ = stale.kill();
+    let _ = stale.wait();
+    assert.code(exit::RUN_FAILED).stderr(predicate::str::contains(format!("127.0.0.1:{port} answers GET /health")));
+    let generated = std::fs::read_to_string(&truth).unwrap_or_default();
+    assert!(generated.trim().is_empty(), "the stale server was measured: {generated}");
+}
+
+#[test]
+fn sigkill_of_infergate_takes_the_server_it_started_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    // `cd . &&` makes the shell fork the server rather than exec it: a
+    // grandchild of infergate, which only the group's watchdog reaches.
+    let command = format!("cd . && {} sim --port {port} --itl-ms 20", bin());
+    let mut infergate = std::process::Command::new(bin())
+        .current_dir(dir.path())
+        .args(["run", "--base-url", &format!("http://127.0.0.1:{port}"), "--model", "sim", "--suite", "quick"])
+        .args(["--repetitions", "100000", "--gpu", "off", "--server-command", &command])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Up: the server answers (the run is measuring or about to).
+    let up = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < up, "the server never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    infergate.kill().unwrap(); // SIGKILL: no handler of infergate runs.
+    infergate.wait().unwrap();
+    assert_gone(&format!("--port {port} --itl-ms"));
+}

@@ -73,8 +73,12 @@ const DEMO_ITL_MS: f64 = 6.0;
 
 /// `infergate demo`: the whole loop against the built-in simulator.
 pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure> {
-    if !(args.slowdown.is_finite() && args.slowdown > 0.0) {
-        return Err(Failure::invalid(anyhow!("--slowdown must be a positive factor, e.g. 1.1")));
+    // Bounded so that the demo ends: 100x slower is already minutes per case.
+    if !(0.01..=100.0).contains(&args.slowdown) {
+        return Err(Failure::invalid(anyhow!(
+            "--slowdown must be a positive factor from 0.01 to 100, e.g. 1.1; got {}",
+            crate::limits::show(args.slowdown)
+        )));
     }
     let (baseline, baseline_path) = match &args.baseline {
         Some(arg) => gate::load_baseline(arg)?,
@@ -94,7 +98,7 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         eprintln!(
             "demo: simulated server on {} (slowdown {}), checking the quick suite against {}",
             sim.base_url(),
-            args.slowdown,
+            crate::limits::show(args.slowdown),
             baseline_path.display()
         );
     }

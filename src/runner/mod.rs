@@ -97,9 +97,12 @@ pub struct Deadline {
 }
 
 impl Deadline {
-    /// A deadline `limit` from now.
-    pub fn after(limit: Duration) -> Deadline {
-        Deadline { at: Instant::now() + limit, limit }
+    /// A deadline `limit` from now; `None` (no deadline) when the clock
+    /// cannot represent that instant, which is the honest meaning of a limit
+    /// beyond any time the run could take (limits are validated to at most
+    /// [`crate::limits::MAX_DURATION`], so this does not happen in practice).
+    pub fn after(limit: Duration) -> Option<Deadline> {
+        Instant::now().checked_add(limit).map(|at| Deadline { at, limit })
     }
 }
 
@@ -836,7 +839,9 @@ async fn run_warm(
     };
     for index in 0..settings.repetitions {
         if let Some(rate) = settings.request_rate {
-            next_arrival += Duration::from_secs_f64(arrivals.exponential(1.0 / rate));
+            // Rates are validated (`limits::check_rate`); the clamped
+            // arithmetic keeps even a draw far in the tail from panicking.
+            next_arrival = crate::limits::after_secs(next_arrival, arrivals.exponential(1.0 / rate));
         }
         // Wait for the arrival time and a free slot, collecting finished requests meanwhile.
         let permit = loop {
@@ -869,7 +874,7 @@ async fn run_warm(
     }
     // Collect the rest; after a stop, only within the grace period.
     let mut cancel = stop.clone();
-    let mut grace_end = stopped.then(|| Instant::now() + warm.grace);
+    let mut grace_end = stopped.then(|| crate::limits::after(Instant::now(), warm.grace));
     loop {
         let grace = async {
             match grace_end {
@@ -886,7 +891,7 @@ async fn run_warm(
             },
             _ = stop.stopped(), if grace_end.is_none() => {
                 stopped = true;
-                grace_end = Some(Instant::now() + warm.grace);
+                grace_end = Some(crate::limits::after(Instant::now(), warm.grace));
             }
             _ = cancel.cancelled(), if grace_end.is_some() => break,
             () = grace => break,

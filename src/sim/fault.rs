@@ -13,7 +13,7 @@
 //!          | "case=" GLOB[,GLOB...]    only requests of matching cases
 //! ```
 //!
-//! Kinds (durations as in the config: `500ms`, `2s`, `1.5`):
+//! Kinds (durations as in the config, from 1ms to 365days: `500ms`, `2s`, `1.5`):
 //!
 //! | kind | PARAM | what the server does |
 //! | --- | --- | --- |
@@ -207,7 +207,13 @@ fn parse_kind(name: &str, param: Option<&str>) -> Result<FaultKind, String> {
     };
     match name {
         "http500" => none(FaultKind::Http500),
-        "http429" => Ok(FaultKind::Http429 { retry_after_s: number(1, "the Retry-After seconds")? }),
+        "http429" => match number(1, "the Retry-After seconds")? {
+            n if n <= crate::limits::MAX_DURATION.as_secs() => Ok(FaultKind::Http429 { retry_after_s: n }),
+            n => Err(format!(
+                "`http429:{n}`: Retry-After is at most {} s (365 days)",
+                crate::limits::MAX_DURATION.as_secs()
+            )),
+        },
         "refuse" => none(FaultKind::Refuse),
         "reset" => {
             let n = number(1, "the number of chunks")?;
@@ -404,6 +410,9 @@ mod tests {
             ("http500@case=", "needs a glob"),
             ("http500@case=a@case=b", "given twice"),
             ("http500@often", "needs a value"),
+            ("stall:1e20", "too long"),
+            ("slow-first-byte:1e-300", "too short"),
+            ("http429:31536001", "at most 31536000 s"),
             ("http500@when=3", "unknown selector `@when`"),
         ];
         for (spec, fragment) in table {

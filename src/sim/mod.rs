@@ -142,6 +142,7 @@ impl SimConfig {
     /// Checks that every setting is usable (finite, in range, min <= max).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let out = |field, expected, value: String| Err(ConfigError::OutOfRange { field, expected, value });
+        let show = crate::limits::show;
         let non_negative = [
             ("ttft_base_ms", self.ttft_base_ms),
             ("cached_prefill_factor", self.cached_prefill_factor),
@@ -152,16 +153,16 @@ impl SimConfig {
         ];
         for (field, v) in non_negative {
             if !(v.is_finite() && v >= 0.0) {
-                return out(field, "a finite number >= 0", v.to_string());
+                return out(field, "a finite number >= 0", show(v));
             }
         }
         let p = self.prefill_tokens_per_s;
         if !(p.is_finite() && p > 0.0) {
-            return out("prefill_tokens_per_s", "a finite number > 0", p.to_string());
+            return out("prefill_tokens_per_s", "a finite number > 0", show(p));
         }
         let r = self.request_cv;
         if !(0.0..=0.5).contains(&r) {
-            return out("request_cv", "between 0 and 0.5", r.to_string());
+            return out("request_cv", "between 0 and 0.5", show(r));
         }
         let ranges = [
             ("run_drift", self.run_drift, 0.0, 0.5, "between 0 and 0.5"),
@@ -173,12 +174,12 @@ impl SimConfig {
         ];
         for (field, v, lo, hi, expected) in ranges {
             if !(lo..=hi).contains(&v) {
-                return out(field, expected, v.to_string());
+                return out(field, expected, show(v));
             }
         }
         let j = self.itl_jitter;
         if !(0.0..=1.0).contains(&j) {
-            return out("itl_jitter", "between 0 and 1", j.to_string());
+            return out("itl_jitter", "between 0 and 1", show(j));
         }
         if self.tokens_per_chunk == 0 {
             return out("tokens_per_chunk", "at least 1", "0".to_owned());

@@ -64,7 +64,7 @@ struct SuiteFile {
     #[serde(default)]
     repetitions: Option<Positive>,
     #[serde(default)]
-    warmup: Option<u32>,
+    warmup: Option<crate::limits::Warmup>,
     #[serde(default)]
     concurrency: Option<Positive>,
     #[serde(default)]
@@ -84,7 +84,7 @@ struct ScenarioFile {
     #[serde(default)]
     repetitions: Option<Positive>,
     #[serde(default)]
-    warmup: Option<u32>,
+    warmup: Option<crate::limits::Warmup>,
     #[serde(default)]
     concurrency: Option<Positive>,
     #[serde(default)]
@@ -101,44 +101,31 @@ pub struct Tokens(pub u32);
 
 impl<'de> Deserialize<'de> for Tokens {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = i64::deserialize(d)?;
-        if (1..=10_000_000).contains(&v) {
-            Ok(Tokens(v as u32))
-        } else {
-            Err(serde::de::Error::custom(format!("a token count must be between 1 and 10000000, got {v}")))
-        }
+        crate::limits::Bounded::<1, 10_000_000>::deserialize(d)
+            .map(|b| Tokens(b.0))
+            .map_err(|e| serde::de::Error::custom(format!("a token count {e}")))
     }
 }
 
-/// An integer of at least 1.
+/// An integer from 1 to [`crate::limits::MAX_COUNT`] (repetitions, concurrency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Positive(pub u32);
 
 impl<'de> Deserialize<'de> for Positive {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = i64::deserialize(d)?;
-        if (1..=1_000_000).contains(&v) {
-            Ok(Positive(v as u32))
-        } else {
-            Err(serde::de::Error::custom(format!("must be between 1 and 1000000, got {v}")))
-        }
+        crate::limits::Bounded::<1, { crate::limits::MAX_COUNT }>::deserialize(d).map(|b| Positive(b.0))
     }
 }
 
-/// A request rate in requests per second, finite and positive.
+/// A request rate in requests per second, within the range of
+/// [`crate::limits::check_rate`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate(pub f64);
 
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
-        if v.is_finite() && v > 0.0 {
-            Ok(Rate(v))
-        } else {
-            Err(serde::de::Error::custom(format!(
-                "a request rate must be a positive number of requests per second, got {v}"
-            )))
-        }
+        crate::limits::check_rate(v).map(Rate).map_err(serde::de::Error::custom)
     }
 }
 
@@ -227,7 +214,7 @@ impl Suite {
         }
         let suite_settings = CaseSettings {
             repetitions: file.repetitions.map(|p| p.0),
-            warmup: file.warmup,
+            warmup: file.warmup.map(|w| w.0),
             concurrency: file.concurrency.map(|p| p.0),
             request_rate: file.request_rate.map(|r| r.0),
         };
@@ -256,7 +243,7 @@ impl Suite {
             })?;
             let settings = CaseSettings {
                 repetitions: s.repetitions.map(|p| p.0),
-                warmup: s.warmup,
+                warmup: s.warmup.map(|w| w.0),
                 concurrency: s.concurrency.map(|p| p.0),
                 request_rate: s.request_rate.map(|r| r.0),
             }
