@@ -662,6 +662,7 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
                     None => PathBuf::from("server.log"),
                 },
                 run: 1,
+                withheld_env: Vec::new(),
             },
         ),
         retries: args.retries.or(run.retries.map(|r| r.0)).unwrap_or(crate::client::retry::DEFAULT_RETRIES),

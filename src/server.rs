@@ -54,7 +54,26 @@ pub struct Launch {
     /// Which run of several this launch is for (1-based), given to the
     /// command as `INFERGATE_RUN` (e.g. to seed a simulator differently per launch).
     pub run: u32,
+    /// Environment variables the server never sees: CI credentials
+    /// ([`CI_CREDENTIALS`]) and the GitHub token's variable of this command.
+    pub withheld_env: Vec<String>,
 }
+
+/// Credentials a CI job holds in its environment that a server has no use
+/// for: the GitHub token (and `gh`'s), the Actions runtime's tokens and the
+/// OIDC token request. The server's command may come from the pull request
+/// (`[server] command` in its `infergate.toml`), so it gets none of them.
+pub const CI_CREDENTIALS: &[&str] = &[
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+    "GH_ENTERPRISE_TOKEN",
+    "ACTIONS_RUNTIME_TOKEN",
+    "ACTIONS_RUNTIME_URL",
+    "ACTIONS_RESULTS_URL",
+    "ACTIONS_CACHE_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+];
 
 /// What the results record about a server infergate launched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,6 +139,9 @@ pub async fn start(launch: &Launch, client: &Client) -> Result<RunningServer, Fa
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(log_err));
+    for name in CI_CREDENTIALS.iter().copied().chain(launch.withheld_env.iter().map(String::as_str)) {
+        cmd.env_remove(name);
+    }
     cmd.process_group(pgid);
     let child = match cmd.spawn() {
         Ok(child) => child,

@@ -1144,3 +1144,44 @@ fn server_text_is_inert_in_stderr_and_stdout_and_userinfo_never_printed() {
     assert!(contains(&out.stderr, b"<redacted>@127.0.0.1"), "{}", text(&out));
     assert!(!contains(&out.stderr, b"Hunter2Pw") && !contains(&out.stdout, b"Hunter2Pw"), "{}", text(&out));
 }
+
+#[test]
+fn the_server_infergate_starts_never_sees_the_github_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let bin = env!("CARGO_BIN_EXE_infergate");
+    let command = format!("env > server-env.txt; exec {bin} sim --port {port} --itl-ms 1");
+    let base = format!("http://127.0.0.1:{port}");
+    let run = |out: &str, extra: &[&str]| {
+        let mut cmd = infergate(d);
+        cmd.env("GITHUB_TOKEN", TOKEN)
+            .env("MY_PAT", "ghp_SecondCanary_77aa")
+            .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "oidc_Canary_31")
+            .env("INFERGATE_HARMLESS", "kept")
+            .args(extra)
+            .args(["--base-url", &base, "--model", "sim", "--suite", "quick", "--cases", "debugging/256"])
+            .args(["--repetitions", "6", "--gpu", "off", "--server-command", &command, "--out", out]);
+        cmd.output().unwrap()
+    };
+    let out = run("base/results.json", &["run"]);
+    assert_eq!(out.status.code(), Some(exit::PASS), "{}", text(&out));
+    let env = std::fs::read_to_string(d.join("server-env.txt")).unwrap();
+    assert!(env.contains("INFERGATE_HARMLESS=kept"), "{env}");
+    assert!(!env.contains(TOKEN) && !env.contains("oidc_Canary_31"), "{env}");
+    std::fs::remove_file(d.join("server-env.txt")).unwrap();
+    let update =
+        infergate(d).args(["baseline", "update", "--results", "base/results.json", "--baseline", "p"]).output();
+    assert_eq!(update.unwrap().status.code(), Some(exit::PASS));
+    // check with the token in another variable: that one is withheld too.
+    let out = run("check/results.json", &["check", "--baseline", "p", "--no-comment", "--token-env", "MY_PAT"]);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", text(&out));
+    let env = std::fs::read_to_string(d.join("server-env.txt")).unwrap();
+    assert!(env.contains("INFERGATE_HARMLESS=kept"), "{env}");
+    for secret in [TOKEN, "ghp_SecondCanary_77aa", "oidc_Canary_31"] {
+        assert!(!env.contains(secret), "{secret} reached the server: {env}");
+    }
+}

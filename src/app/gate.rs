@@ -186,7 +186,11 @@ pub fn emit_report(cmp: &Comparison, args: &ReportArgs) -> Result<(), Failure> {
 
 /// `infergate check`: run, compare, report, exit with the verdict.
 pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failure> {
-    let (plan, output) = crate::cli::run_plan(&args.run)?;
+    let (mut plan, output) = crate::cli::run_plan(&args.run)?;
+    // The token that posts the comment is this process's, never the server's.
+    if let Some(launch) = &mut plan.launch {
+        launch.withheld_env.push(args.publish.github.token_env.clone());
+    }
     let rules = load_rules(args.run.server.config.as_deref())?;
     let (base, base_path) = load_baseline(&args.baseline)?;
     if output.as_os_str() == "-" {
