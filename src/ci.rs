@@ -36,14 +36,47 @@ pub struct ActionsContext {
     pub step_summary: Option<PathBuf>,
     /// `GITHUB_OUTPUT`.
     pub output: Option<PathBuf>,
+    /// Under a `workflow_run` event: the run that triggered this one.
+    pub workflow_run: Option<WorkflowRun>,
+}
+
+/// The triggering run of a `workflow_run` event: what identifies the pull
+/// request it measured, from GitHub rather than from anything the run wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct WorkflowRun {
+    /// The run's id.
+    #[serde(default)]
+    pub id: u64,
+    /// The event that started it (`pull_request` for a gate run).
+    #[serde(default)]
+    pub event: String,
+    /// The commit it ran.
+    #[serde(default)]
+    pub head_sha: String,
+    /// The branch it ran, in the head repository.
+    #[serde(default)]
+    pub head_branch: Option<String>,
+    /// The repository the commit came from (a fork's `owner/name`).
+    #[serde(default)]
+    pub head_repository: Option<Repo>,
 }
 
 #[derive(Deserialize)]
 struct Event {
     #[serde(default)]
     pull_request: Option<PullRequest>,
+    /// `issue_comment` events: the issue, which is a pull request when it has `pull_request`.
     #[serde(default)]
-    number: Option<u64>,
+    issue: Option<Issue>,
+    #[serde(default)]
+    workflow_run: Option<WorkflowRun>,
+}
+
+#[derive(Deserialize)]
+struct Issue {
+    number: u64,
+    #[serde(default)]
+    pull_request: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -61,9 +94,11 @@ struct Side {
     repo: Option<Repo>,
 }
 
-#[derive(Deserialize)]
-struct Repo {
-    full_name: String,
+/// A repository as an event names it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Repo {
+    /// `owner/name`.
+    pub full_name: String,
 }
 
 impl ActionsContext {
@@ -92,10 +127,11 @@ impl ActionsContext {
                     let name = |s: &Option<Side>| s.as_ref().and_then(|s| s.repo.as_ref()).map(|r| r.full_name.clone());
                     let (head, base) = (name(&pr.head), name(&pr.base));
                     ctx.from_fork = head.is_some() && base.is_some() && head != base;
-                } else {
-                    // issue_comment events on PRs carry the number at the top.
-                    ctx.pr = e.number;
+                } else if let Some(issue) = e.issue.filter(|i| i.pull_request.is_some()) {
+                    // issue_comment: the pull request is the issue commented on.
+                    ctx.pr = Some(issue.number);
                 }
+                ctx.workflow_run = e.workflow_run;
             }
         }
         ctx
@@ -107,13 +143,37 @@ impl ActionsContext {
     }
 }
 
-/// Appends Markdown to the job summary (`GITHUB_STEP_SUMMARY`).
+/// GitHub's limit on one step's job summary, bytes.
+pub const MAX_SUMMARY_BYTES: usize = 1024 * 1024;
+
+/// Appends Markdown to the job summary (`GITHUB_STEP_SUMMARY`), cut like
+/// the comment (the verdict and the regressions kept) so that the step's
+/// summary stays under GitHub's 1 MiB, whatever it already holds.
 pub fn append_summary(path: &Path, markdown: &str) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .with_context(|| format!("cannot open the job summary {}", path.display()))?;
+    let used = f.metadata().map_or(0, |m| m.len() as usize);
+    // Room for the newline, and for multi-byte characters counted as one by the cut.
+    let room = MAX_SUMMARY_BYTES.saturating_sub(used + 1);
+    let mut cut = String::new();
+    let markdown = if markdown.len() > room {
+        let note = "the job summary is cut to GitHub's 1 MiB limit: the full report is in the run's artifact";
+        // The cut counts characters; shrink until the bytes fit.
+        let mut chars = room;
+        loop {
+            cut = crate::report::render::truncate_markdown(markdown, chars, note);
+            if cut.len() <= room || chars == 0 {
+                break;
+            }
+            chars = chars * room / cut.len() * 9 / 10;
+        }
+        cut.as_str()
+    } else {
+        markdown
+    };
     f.write_all(markdown.as_bytes())?;
     if !markdown.ends_with('\n') {
         f.write_all(b"\n")?;
@@ -256,6 +316,45 @@ mod tests {
         // A broken payload leaves the PR unknown rather than failing.
         std::fs::write(&event, "{not json").unwrap();
         assert_eq!(ctx(&[("GITHUB_EVENT_PATH", event.to_str().unwrap())]).pr, None);
+    }
+
+    #[test]
+    fn issue_comment_and_workflow_run_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = dir.path().join("event.json");
+        std::fs::write(&event, r#"{"action":"created","issue":{"number":12,"pull_request":{"url":"x"}},"comment":{"body":"/infergate accept"}}"#).unwrap();
+        assert_eq!(ctx(&[("GITHUB_EVENT_PATH", event.to_str().unwrap())]).pr, Some(12));
+        // A comment on an issue that is not a pull request names no pull request.
+        std::fs::write(&event, r#"{"issue":{"number":13}}"#).unwrap();
+        assert_eq!(ctx(&[("GITHUB_EVENT_PATH", event.to_str().unwrap())]).pr, None);
+        std::fs::write(
+            &event,
+            r#"{"workflow_run":{"id":99,"event":"pull_request","head_sha":"abc","head_branch":"feat","head_repository":{"full_name":"someone/fork"},"pull_requests":[]}}"#,
+        )
+        .unwrap();
+        let c = ctx(&[("GITHUB_EVENT_PATH", event.to_str().unwrap())]);
+        let run = c.workflow_run.unwrap();
+        assert_eq!((run.id, run.event.as_str(), run.head_sha.as_str()), (99, "pull_request", "abc"));
+        assert_eq!(run.head_repository.unwrap().full_name, "someone/fork");
+        assert_eq!(c.pr, None);
+    }
+
+    #[test]
+    fn the_job_summary_stays_under_githubs_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.md");
+        std::fs::write(&path, "x".repeat(300_000)).unwrap();
+        let row = "| case/é | tokens_per_second | +1.0% | pass |\n";
+        let md = format!(
+            "### infergate: PASS\n\n| case | metric | change | status |\n|---|---|---|---|\n{}",
+            row.repeat(40_000)
+        );
+        assert!(md.len() > MAX_SUMMARY_BYTES);
+        append_summary(&path, &md).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        assert!(len <= MAX_SUMMARY_BYTES && len > 900_000, "{len}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("### infergate: PASS") && text.contains("1 MiB limit"));
     }
 
     #[test]
