@@ -158,18 +158,18 @@ pub fn append_summary(path: &Path, markdown: &str) -> anyhow::Result<()> {
     let used = f.metadata().map_or(0, |m| m.len() as usize);
     // Room for the newline, and for multi-byte characters counted as one by the cut.
     let room = MAX_SUMMARY_BYTES.saturating_sub(used + 1);
-    let mut cut = String::new();
+    let cut: String;
     let markdown = if markdown.len() > room {
         let note = "the job summary is cut to GitHub's 1 MiB limit: the full report is in the run's artifact";
         // The cut counts characters; shrink until the bytes fit.
         let mut chars = room;
-        loop {
-            cut = crate::report::render::truncate_markdown(markdown, chars, note);
-            if cut.len() <= room || chars == 0 {
-                break;
+        cut = loop {
+            let attempt = crate::report::render::truncate_markdown(markdown, chars, note);
+            if attempt.len() <= room || chars == 0 {
+                break attempt;
             }
-            chars = chars * room / cut.len() * 9 / 10;
-        }
+            chars = chars * room / attempt.len() * 9 / 10;
+        };
         cut.as_str()
     } else {
         markdown
