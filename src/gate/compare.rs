@@ -1599,6 +1599,11 @@ pub(crate) mod tests {
                 );
             }
         }
+        eprintln!(
+            "{} keys x {} edits: {refused} refused on load, {judged} loaded and failed the slower run",
+            paths.len(),
+            edits.len()
+        );
         assert!(
             paths.len() > 60 && refused > 100 && judged > 100,
             "{} paths, {refused} refused, {judged} judged",
