@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! /usr/bin/time -v infergate baseline show OUT_DIR/big-baseline.toml > /dev/null
-//! /usr/bin/time -v infergate baseline update --results OUT_DIR/big-results.json --profile big --dir OUT_DIR
+//! /usr/bin/time -v infergate compare --results OUT_DIR/big-results.json --baseline sim-demo \
+//!     --comparison OUT_DIR/c.json > /dev/null
 //! ```
 //!
 //! and read "Maximum resident set size".

@@ -249,21 +249,25 @@ impl<'de> MapAccess<'de> for RootAccess<'de> {
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, SplitError> {
         let next = self.pending.take().or_else(|| self.head.next());
-        let (name, value) = match (next, self.split.take()) {
+        let (name, span, value) = match (next, self.split.take()) {
             (Some((k, v)), Some(split)) if split.key.as_str() < k.get_ref().as_ref() => {
                 self.pending = Some((k, v));
-                (split.key.clone(), RootValue::Split(split))
+                (split.key.clone(), None, RootValue::Split(split))
             }
             (Some((k, v)), split) => {
                 self.split = split;
-                (k.into_inner().into_owned(), RootValue::Head(v))
+                let span = k.span();
+                (k.into_inner().into_owned(), Some(span), RootValue::Head(v))
             }
-            (None, Some(split)) => (split.key.clone(), RootValue::Split(split)),
+            (None, Some(split)) => (split.key.clone(), None, RootValue::Split(split)),
             (None, None) => return Ok(None),
         };
         let key = seed.deserialize(StrDeserializer::<SplitError>::new(&name)).map(Some);
         self.value = Some((name, value));
-        key
+        key.map_err(|e| match span {
+            Some(span) => e.or_span(&span),
+            None => e,
+        })
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, SplitError> {
@@ -441,6 +445,26 @@ mod tests {
             assert_eq!(split, whole, "edit `{insert}` at {pos}");
             assert!(whole.starts_with("b.toml:"), "{whole}");
         }
+    }
+
+    #[test]
+    fn one_edit_anywhere_gives_the_same_result_and_message_as_the_whole_parse() {
+        let text = grow(V2, 2);
+        let chars = ['[', ']', '"', '\'', '\n', '=', '.', '#', '{', '}', ',', 'x', '1', ' '];
+        let mut rng = crate::rng::Rng::new(7);
+        let mut split_n = 0;
+        for _ in 0..400 {
+            let mut bad = text.clone();
+            let at = rng.below(bad.len() as u64) as usize;
+            let at = (0..=at).rev().find(|&i| bad.is_char_boundary(i)).unwrap_or(0);
+            bad.insert(at, *rng.pick(&chars));
+            // Many edits unbalance a bracket or break the head: parsed whole.
+            let Some(split) = SplitDoc::split(&bad) else { continue };
+            split_n += 1;
+            let split = parse_toml_split::<Baseline>(split, &bad, "b.toml");
+            assert_eq!(split, parse_toml_whole::<Baseline>(&bad, "b.toml"), "{:?} at {at}", &bad[at..at + 1]);
+        }
+        assert!(split_n > 100, "{split_n}");
     }
 
     #[test]
