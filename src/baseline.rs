@@ -31,6 +31,11 @@ pub const SCHEMA_V1: &str = "infergate.baseline.v1";
 /// The folder baselines live in, relative to the working directory.
 pub const DIR: &str = "baselines";
 
+/// The largest baseline file read (256 MiB). A baseline of 1,000 cases, each
+/// with 10 runs of 100 requests, is about 70 MB; loading one takes about
+/// twice its size in memory.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
 /// A baseline file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -384,7 +389,7 @@ impl Baseline {
 
     /// Reads a baseline (version 2, or version 1 as one run); errors name the file, line and key.
     pub fn load(path: &Path) -> anyhow::Result<Baseline> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
+        let text = crate::input::read_capped(path, MAX_FILE_BYTES, "baseline")?;
         Baseline::parse(&text, &path.display().to_string())
     }
 

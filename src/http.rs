@@ -23,3 +23,18 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder().no_proxy().user_agent(concat!("infergate/", env!("CARGO_PKG_VERSION")))
 }
+
+/// Whether `e` or one of its causes is an answer that is not valid HTTP
+/// (hyper's parse errors: a response head over its buffer, a malformed
+/// status line or header). Such a server did answer: it is not a connection
+/// problem, and sending again would only repeat it.
+pub fn is_malformed_response(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_parse() || h.is_parse_status()) {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}

@@ -16,6 +16,11 @@ use crate::stats::{self, Summary};
 /// Schema identifier written into every results file.
 pub const SCHEMA: &str = "infergate.results.v1";
 
+/// The largest results file read (2 GiB): every inter-token gap of every
+/// request is in it, so a long suite writes hundreds of megabytes; loading
+/// one takes about twice its size in memory.
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -489,8 +494,7 @@ impl PhaseSummary {
 impl Results {
     /// Reads and validates a results file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("cannot read results file {}", path.display()))?;
+        let text = crate::input::read_capped(path, MAX_FILE_BYTES, "results file")?;
         let de = &mut serde_json::Deserializer::from_str(&text);
         let results: Results = serde_path_to_error::deserialize(de).map_err(|e| {
             let inner = e.inner();

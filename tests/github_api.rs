@@ -437,6 +437,45 @@ async fn persistent_server_errors_end_after_the_bounded_retries() {
 }
 
 #[tokio::test]
+async fn a_reply_over_the_limit_is_refused_not_read_whole() {
+    let server = MockServer::start().await;
+    mount_user(&server, ME).await;
+    // A page far beyond any real one: one byte over the limit.
+    let huge = format!("[\"{}\"]", "x".repeat(infergate::github::MAX_REPLY_BYTES - 3));
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(huge, "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    forbid_writes(&server).await;
+
+    let err = post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &opts()).await.unwrap_err();
+
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("GitHub's reply to GET {COMMENTS}")) && msg.contains("is over 64 MiB"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_huge_error_reply_is_cut_in_the_message() {
+    let server = MockServer::start().await;
+    mount_user(&server, ME).await;
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(422).set_body_string("y".repeat(8 << 20)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    forbid_writes(&server).await;
+
+    let err = post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &opts()).await.unwrap_err();
+
+    let msg = err.to_string();
+    assert!(msg.starts_with("GitHub answered 422 to GET ") && msg.ends_with("yyy…"), "{}", &msg[..200]);
+    assert!(msg.len() < 1_000, "{} bytes", msg.len());
+}
+
+#[tokio::test]
 async fn retry_after_is_honoured() {
     let server = MockServer::start().await;
     mount_user(&server, ME).await;

@@ -450,9 +450,13 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
     let _lock = lock_baselines(&target)?;
     crate::fsutil::clean_stale_temps(&target);
     let profile = target.file_stem().map_or_else(|| args.baseline.clone(), |s| s.to_string_lossy().into_owned());
-    let old_text = std::fs::read_to_string(&target).ok();
+    let old_text = match crate::input::read_capped(&target, baseline::MAX_FILE_BYTES, "baseline") {
+        Ok(text) => Some(text),
+        Err(_) if !target.exists() => None,
+        Err(e) => return Err(Failure::invalid(e)),
+    };
     let old = match &old_text {
-        Some(_) => Some(Baseline::load(&target).map_err(Failure::invalid)?),
+        Some(text) => Some(Baseline::parse(text, &target.display().to_string()).map_err(Failure::invalid)?),
         None => None,
     };
     if let (Some(old), Some(first)) = (&old, runs.first()) {

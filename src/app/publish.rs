@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::anyhow;
 
 use crate::ci::{self, ActionsContext};
 use crate::cli::{CommentArgs, FailOn, GithubArgs, MergeArgs, PublishArgs};
@@ -134,10 +134,11 @@ async fn post(
     Ok(Some(outcome))
 }
 
+/// The largest comparison file read (64 MiB): one of 1,000 cases is about 5 MB.
+const MAX_COMPARISON_BYTES: u64 = 64 << 20;
+
 fn load_comparison(path: &Path) -> Result<Comparison, Failure> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the comparison {}", path.display()))
-        .map_err(Failure::invalid)?;
+    let text = crate::input::read_capped(path, MAX_COMPARISON_BYTES, "comparison").map_err(Failure::invalid)?;
     let de = &mut serde_json::Deserializer::from_str(&text);
     let cmp: Comparison = serde_path_to_error::deserialize(de).map_err(|e| {
         Failure::invalid(anyhow!("{}: invalid comparison at `{}`: {}", path.display(), e.path(), e.inner()))

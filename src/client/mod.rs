@@ -34,6 +34,22 @@ pub const CASE_HEADER: &str = "x-infergate-case";
 /// finishing must not turn a complete answer into an idle timeout.
 pub const TAIL_GRACE: Duration = Duration::from_secs(1);
 
+/// Largest body of an info answer read as JSON: `/v1/models`, `/version`,
+/// `/props`, `/health`, a probe's non-streamed completion. A gateway's model
+/// list with hundreds of entries is under 1 MiB.
+pub const INFO_BODY_LIMIT: usize = 4 << 20;
+
+/// Largest `POST /tokenize` answer: its token list grows with the text
+/// (the ids of a 1M-token prompt take about 8 MB).
+pub const TOKENIZE_BODY_LIMIT: usize = 32 << 20;
+
+/// Largest text page, such as a Prometheus `/metrics` scrape (vLLM's, with
+/// its histograms, is a few hundred KiB).
+pub const TEXT_BODY_LIMIT: usize = 8 << 20;
+
+/// Most of an error answer's body read; its message keeps the start of it.
+pub const ERROR_BODY_LIMIT: usize = 64 << 10;
+
 /// Which OpenAI endpoint requests go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -274,45 +290,120 @@ impl Client {
         req
     }
 
-    /// GET `path` and parse JSON, within the idle timeout.
+    /// GET `path` and parse JSON of at most [`INFO_BODY_LIMIT`], within the
+    /// request and idle timeouts.
     pub async fn get_json(&self, path: &str) -> Result<serde_json::Value, RequestError> {
-        let mut req = self.http.get(self.url(path)).timeout(self.config.idle_timeout);
-        if let Some(key) = &self.config.api_key {
-            req = req.bearer_auth(key.expose());
-        }
-        let resp = req.send().await.map_err(|e| self.scrub(classify_reqwest(e)))?;
-        json_response(resp).await.map_err(|e| self.scrub(e))
+        let body = self.fetch(self.get(path), "GET", path, INFO_BODY_LIMIT).await?;
+        self.parse_json("GET", path, &body)
     }
 
-    /// GET `path` as text (e.g. Prometheus `/metrics`), within the idle timeout.
+    /// GET `path` as text of at most [`TEXT_BODY_LIMIT`] (e.g. Prometheus
+    /// `/metrics`), within the request and idle timeouts.
     pub async fn get_text(&self, path: &str) -> Result<String, RequestError> {
-        let mut req = self.http.get(self.url(path)).timeout(self.config.idle_timeout);
+        let body = self.fetch(self.get(path), "GET", path, TEXT_BODY_LIMIT).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// POST a JSON body to `path` and parse a JSON answer of at most
+    /// [`INFO_BODY_LIMIT`], within the request and idle timeouts.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, RequestError> {
+        self.post_json_within(path, body, INFO_BODY_LIMIT).await
+    }
+
+    /// [`Client::post_json`] with an answer of at most `limit` bytes.
+    pub async fn post_json_within(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        limit: usize,
+    ) -> Result<serde_json::Value, RequestError> {
+        let send = self.post(path, Bytes::from(body.to_string()));
+        let answer = self.fetch(send, "POST", path, limit).await?;
+        self.parse_json("POST", path, &answer)
+    }
+
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        let mut req = self.http.get(self.url(path));
         if let Some(key) = &self.config.api_key {
             req = req.bearer_auth(key.expose());
         }
-        let resp = req.send().await.map_err(|e| self.scrub(classify_reqwest(e)))?;
+        req
+    }
+
+    /// Sends a request that is not measured and reads its whole answer, of
+    /// at most `limit` bytes, within the request timeout (in total) and the
+    /// idle timeout (each silence). Errors start with `METHOD PATH: `.
+    async fn fetch(
+        &self,
+        send: reqwest::RequestBuilder,
+        method: &str,
+        path: &str,
+        limit: usize,
+    ) -> Result<Bytes, RequestError> {
+        let deadline = Instant::now() + self.config.request_timeout;
+        let named = |mut e: RequestError| {
+            e.message = format!("{method} {path}: {}", e.message);
+            self.scrub(e)
+        };
+        let mut resp =
+            self.wait(deadline, send.send()).await.map_err(named)?.map_err(|e| named(classify_reqwest(e)))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.scrub(classify_reqwest(e)))?;
         if !status.is_success() {
-            return Err(self.scrub(RequestError {
+            let body = self.read_body(&mut resp, deadline, ERROR_BODY_LIMIT).await.unwrap_or_else(|e| e.1.into());
+            return Err(named(RequestError {
                 class: ErrorClass::HttpStatus,
                 status: Some(status.as_u16()),
-                message: format!("HTTP {status}: {}", excerpt(&bytes)),
+                message: format!("HTTP {status}: {}", excerpt(&body)),
             }));
         }
-        Ok(String::from_utf8_lossy(&bytes).into_owned())
+        let over = || RequestError {
+            class: ErrorClass::BadResponse,
+            status: Some(status.as_u16()),
+            message: format!("body over {}", crate::input::size_text(limit as u64)),
+        };
+        if resp.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(named(over()));
+        }
+        match self.read_body(&mut resp, deadline, limit).await {
+            Ok(body) => Ok(body),
+            Err((Some(e), _)) => Err(named(e)),
+            Err((None, _)) => Err(named(over())),
+        }
     }
 
-    /// POST a JSON body to `path` and parse the JSON answer, within the request timeout.
-    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, RequestError> {
-        let bytes = Bytes::from(body.to_string());
-        let resp = self
-            .post(path, bytes)
-            .timeout(self.config.request_timeout)
-            .send()
-            .await
-            .map_err(|e| self.scrub(classify_reqwest(e)))?;
-        json_response(resp).await.map_err(|e| self.scrub(e))
+    /// Reads the body, each read within the idle timeout and the deadline.
+    /// `Err` carries the error (`None`: over `limit`) and what was read.
+    async fn read_body(
+        &self,
+        resp: &mut reqwest::Response,
+        deadline: Instant,
+        limit: usize,
+    ) -> Result<Bytes, (Option<RequestError>, Vec<u8>)> {
+        let mut body = Vec::new();
+        loop {
+            let chunk = match self.wait(deadline, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => return Ok(Bytes::from(body)),
+                Ok(Err(e)) => return Err((Some(classify_reqwest(e)), body)),
+                Err(e) => return Err((Some(e), body)),
+            };
+            if body.len() + chunk.len() > limit {
+                let room = limit - body.len();
+                body.extend_from_slice(&chunk[..room]);
+                return Err((None, body));
+            }
+            body.extend_from_slice(&chunk);
+        }
+    }
+
+    fn parse_json(&self, method: &str, path: &str, body: &[u8]) -> Result<serde_json::Value, RequestError> {
+        serde_json::from_slice(body).map_err(|e| {
+            self.scrub(RequestError {
+                class: ErrorClass::BadResponse,
+                status: None,
+                message: format!("{method} {path}: invalid JSON ({e}): {}", excerpt(body)),
+            })
+        })
     }
 
     /// Runs one streaming request and measures it; `epoch` is the phase start
@@ -728,24 +819,16 @@ async fn read_excerpt(resp: &mut reqwest::Response) -> String {
     excerpt(&buf)
 }
 
-async fn json_response(resp: reqwest::Response) -> Result<serde_json::Value, RequestError> {
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(classify_reqwest)?;
-    if !status.is_success() {
-        return Err(RequestError {
-            class: ErrorClass::HttpStatus,
-            status: Some(status.as_u16()),
-            message: format!("HTTP {status}: {}", excerpt(&bytes)),
-        });
-    }
-    serde_json::from_slice(&bytes).map_err(|e| RequestError {
-        class: ErrorClass::BadResponse,
-        status: Some(status.as_u16()),
-        message: format!("invalid JSON ({e}): {}", excerpt(&bytes)),
-    })
-}
-
 fn classify_reqwest(e: reqwest::Error) -> RequestError {
+    if crate::http::is_malformed_response(&e) {
+        // Not a connection problem: the server answered, with something that
+        // is not HTTP (a response head too large, a broken header).
+        return RequestError {
+            class: ErrorClass::BadResponse,
+            status: None,
+            message: format!("the answer is not valid HTTP: {}", error_chain(&e)),
+        };
+    }
     let class = if e.is_connect() {
         ErrorClass::Connect
     } else if e.is_timeout() {

@@ -65,6 +65,17 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The largest reply read from GitHub (64 MiB): a page of 100 comments of
+/// 65,536 characters each is at most about 26 MB.
+pub const MAX_REPLY_BYTES: usize = 64 << 20;
+
+/// Most of an error reply read; the message keeps the start of it.
+const MAX_ERROR_REPLY_BYTES: usize = 64 << 10;
+
+/// The longest one request may take, its reply included: octocrab's read
+/// timeout ends a silence, not a reply that trickles in.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// The permissions block a workflow needs to comment on pull requests.
 pub const PERMISSIONS_HINT: &str = "permissions:\n  pull-requests: write";
 
@@ -235,8 +246,28 @@ impl<'a> Api<'a> {
         }
     }
 
-    /// One try of the request; `retry` (0 for the first) sizes the backoff.
+    /// One try of the request, within [`REQUEST_TIMEOUT`]; `retry` (0 for
+    /// the first) sizes the backoff.
     async fn attempt(&self, method: Method, path: &str, body: Option<&serde_json::Value>, retry: u32) -> Attempt {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.attempt_untimed(method, path, body, retry)).await {
+            Ok(attempt) => attempt,
+            Err(_) => Attempt::Retry {
+                wait: self.backoff(retry),
+                error: GithubError::Other(format!(
+                    "GitHub did not answer {method} {path} within {} s",
+                    REQUEST_TIMEOUT.as_secs()
+                )),
+            },
+        }
+    }
+
+    async fn attempt_untimed(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        retry: u32,
+    ) -> Attempt {
         let what = format!("{method} {path}");
         tracing::debug!("GitHub: {what}");
         let sent = match method {
@@ -246,6 +277,15 @@ impl<'a> Api<'a> {
         };
         let response = match sent {
             Ok(response) => response,
+            Err(e) if crate::http::is_malformed_response(&e) => {
+                // GitHub (or a proxy before it) answered with something that
+                // is not HTTP, such as a response head too large: sending
+                // again would only repeat it.
+                let chain = crate::client::error_chain(&e);
+                return Attempt::Fatal(GithubError::Other(
+                    self.token.redact(&format!("GitHub's answer to {what} is not valid HTTP: {chain}")),
+                ));
+            }
             Err(e) => {
                 let error = GithubError::Other(
                     self.token.redact(&format!("could not reach GitHub at {} ({what}): {e}", self.api_url)),
@@ -255,14 +295,26 @@ impl<'a> Api<'a> {
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = match self.crab.body_to_string(response).await {
-            Ok(text) => text,
+        let ok = (200..300).contains(&status);
+        let limit = if ok { MAX_REPLY_BYTES } else { MAX_ERROR_REPLY_BYTES };
+        let text = match read_limited(response.into_body(), limit).await {
+            Ok(Reply::Whole(bytes)) if ok => match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => return Attempt::Fatal(GithubError::Other(format!("GitHub's reply to {what} is not UTF-8"))),
+            },
+            Ok(Reply::Whole(bytes) | Reply::Cut(bytes)) if !ok => String::from_utf8_lossy(&bytes).into_owned(),
+            Ok(_) => {
+                return Attempt::Fatal(GithubError::Other(format!(
+                    "GitHub's reply to {what} is over {}, more than any page of comments",
+                    crate::input::size_text(MAX_REPLY_BYTES as u64)
+                )));
+            }
             Err(e) => {
                 let error = GithubError::Other(self.token.redact(&format!("reading GitHub's reply to {what}: {e}")));
                 return Attempt::Retry { wait: self.backoff(retry), error };
             }
         };
-        if (200..300).contains(&status) {
+        if ok {
             return Attempt::Done(text);
         }
         let detail = self.token.redact(&format!("{what}: {}", error_message(&text, status)));
@@ -297,6 +349,31 @@ impl<'a> Api<'a> {
     fn backoff(&self, retry: u32) -> Duration {
         self.opts.base_delay.saturating_mul(1u32 << retry.min(16)).min(self.opts.max_wait)
     }
+}
+
+/// A reply body read up to a limit.
+enum Reply {
+    /// All of it.
+    Whole(Vec<u8>),
+    /// The first `limit` bytes of a longer one.
+    Cut(Vec<u8>),
+}
+
+/// Reads `body` up to `limit` bytes; the rest is never read.
+async fn read_limited<B>(mut body: B, limit: usize) -> Result<Reply, B::Error>
+where
+    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
+{
+    let mut out = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
+        let Ok(data) = frame?.into_data() else { continue };
+        if out.len() + data.len() > limit {
+            out.extend_from_slice(&data[..limit - out.len()]);
+            return Ok(Reply::Cut(out));
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(Reply::Whole(out))
 }
 
 /// GitHub's error body: `{"message": ..., "documentation_url": ...}`.

@@ -25,11 +25,18 @@ pub struct ServerFacts {
 /// configuration error (exit 2).
 pub async fn preflight(client: &Client) -> Result<ServerFacts, Failure> {
     let base = &client.config().base_url;
+    // The messages name the request (`GET /v1/models: ...`).
     let models = client.get_json("/v1/models").await.map_err(|e| match e.class {
-        ErrorClass::Connect | ErrorClass::Timeout | ErrorClass::IdleTimeout | ErrorClass::StreamCut => {
-            Failure::run(anyhow!("cannot reach the server at {base}: {}. Start the server, or point --base-url ([server] base_url) at it", e.message))
-        }
-        _ => Failure::run(anyhow!("the server at {base} did not answer GET /v1/models properly: {}", e.message)),
+        ErrorClass::Connect | ErrorClass::StreamCut => Failure::run(anyhow!(
+            "cannot reach the server at {base}: {}. Start the server, or point --base-url ([server] base_url) at it",
+            e.message
+        )),
+        ErrorClass::Timeout | ErrorClass::IdleTimeout => Failure::run(anyhow!(
+            "the server at {base} did not answer in time: {}. Check that it is not hung, or raise \
+             --request-timeout / --idle-timeout ([server] request_timeout, idle_timeout)",
+            e.message
+        )),
+        _ => Failure::run(anyhow!("the server at {base} did not answer properly: {}", e.message)),
     })?;
     let list = models.get("data").and_then(|d| d.as_array()).cloned().unwrap_or_default();
     let mut facts = ServerFacts::default();
@@ -76,7 +83,7 @@ pub async fn tokenize(client: &Client, text: &str) -> Result<u32, RequestError> 
         "content": text,
         "add_special_tokens": false,
     });
-    let v = client.post_json("/tokenize", &body).await?;
+    let v = client.post_json_within("/tokenize", &body, crate::client::TOKENIZE_BODY_LIMIT).await?;
     v.get("count")
         .and_then(|c| c.as_u64())
         .or_else(|| v.get("tokens").and_then(|t| t.as_array()).map(|a| a.len() as u64))

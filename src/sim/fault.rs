@@ -30,10 +30,12 @@
 //! | `endless` | | ignores `max_tokens` and streams until the client goes away |
 //! | `no-usage` | | never sends `usage` |
 //! | `short` | tokens (default half of `max_tokens`) | stops early with `finish_reason: "stop"` despite `ignore_eos` |
+//! | `huge-headers` | bytes (default 1 MiB) | answers 200 with a response head that large (one long header) |
+//! | `huge-models` | | answers every `GET /v1/models` with a body that never ends (takes no selector) |
 //!
-//! Faults hit streamed generation requests only (what infergate measures);
-//! prompt sizing (non-streamed) and the info endpoints always answer
-//! normally. Requests are counted per fault, over the requests its `case`
+//! Faults hit streamed generation requests only (what infergate measures),
+//! `huge-models` excepted; prompt sizing (non-streamed) and the other info
+//! endpoints always answer normally. Requests are counted per fault, over the requests its `case`
 //! selector matches (all streamed requests without one). infergate names the
 //! case of each measured request in the `x-infergate-case` header; its
 //! capability probes carry none, so `@case=*` hits measured requests only.
@@ -99,6 +101,20 @@ pub enum FaultKind {
         /// Tokens generated; `None` means half of `max_tokens`.
         tokens: Option<u32>,
     },
+    /// Answer 200 with a response head of about this many bytes.
+    HugeHeaders {
+        /// Size of the one long header.
+        bytes: usize,
+    },
+    /// Answer every `GET /v1/models` with a body that never ends.
+    HugeModels,
+}
+
+impl FaultKind {
+    /// Whether the fault hits `GET /v1/models` rather than streamed requests.
+    fn is_info(&self) -> bool {
+        matches!(self, FaultKind::HugeModels)
+    }
 }
 
 /// Which of the matching requests a fault hits.
@@ -139,10 +155,14 @@ pub struct FaultError {
 
 /// The kinds, for messages.
 pub const KINDS: &str = "http500, http429, refuse, reset, stall, slow-first-byte, malformed, no-done, huge-event, \
-                         content-type, endless, no-usage, short";
+                         content-type, endless, no-usage, short, huge-headers, huge-models";
 
 /// Default size of a `huge-event`.
 pub const HUGE_EVENT_BYTES: usize = 1 << 20;
+
+/// Default size of a `huge-headers` response head: beyond the ~400 KiB an
+/// HTTP client buffers for one.
+pub const HUGE_HEADERS_BYTES: usize = 1 << 20;
 
 impl std::str::FromStr for Fault {
     type Err = FaultError;
@@ -185,6 +205,9 @@ impl std::str::FromStr for Fault {
                     return Err(err("give at most one of @rate, @every and @requests".into()));
                 }
             }
+        }
+        if kind.is_info() && (when.is_some() || cases.is_some()) {
+            return Err(err(format!("`{name}` hits every GET /v1/models and takes no selector")));
         }
         Ok(Fault { kind, when: when.unwrap_or(When::Always), cases, spec: spec.trim().to_owned() })
     }
@@ -250,6 +273,14 @@ fn parse_kind(name: &str, param: Option<&str>) -> Result<FaultKind, String> {
                 _ => Err(format!("`short:{p}`: the number of tokens must be a whole number of at least 1")),
             },
         },
+        "huge-headers" => {
+            let n = number(HUGE_HEADERS_BYTES as u64, "the size in bytes")?;
+            match usize::try_from(n) {
+                Ok(bytes) if (1..=(64 << 20)).contains(&bytes) => Ok(FaultKind::HugeHeaders { bytes }),
+                _ => Err(format!("`huge-headers:{n}`: the size must be between 1 and 67108864 bytes")),
+            }
+        }
+        "huge-models" => none(FaultKind::HugeModels),
         "" => Err(format!("no fault kind; use one of: {KINDS}")),
         other => Err(format!("unknown fault `{other}`; use one of: {KINDS}")),
     }
@@ -305,6 +336,9 @@ impl FaultSet {
     pub fn pick(&self, case: Option<&str>) -> Option<&FaultKind> {
         let mut hit = None;
         for (i, (fault, counter)) in self.faults.iter().zip(&self.counters).enumerate() {
+            if fault.kind.is_info() {
+                continue;
+            }
             let matches = match (&fault.cases, case) {
                 (None, _) => true,
                 (Some(globs), Some(id)) => globs.split(',').map(str::trim).any(|g| crate::suite::glob_match(g, id)),
@@ -335,6 +369,16 @@ impl FaultSet {
     /// How many requests a fault has hit so far.
     pub fn injected(&self) -> u64 {
         self.injected.load(Ordering::Relaxed)
+    }
+
+    /// Whether `GET /v1/models` answers with an endless body (`huge-models`);
+    /// counts the request as hit when it does.
+    pub fn huge_models(&self) -> bool {
+        let hit = self.faults.iter().any(|f| f.kind == FaultKind::HugeModels);
+        if hit {
+            self.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        hit
     }
 }
 
@@ -369,6 +413,9 @@ mod tests {
             ("no-usage", FaultKind::NoUsage),
             ("short", FaultKind::Short { tokens: None }),
             ("short:5", FaultKind::Short { tokens: Some(5) }),
+            ("huge-headers", FaultKind::HugeHeaders { bytes: 1 << 20 }),
+            ("huge-headers:4096", FaultKind::HugeHeaders { bytes: 4096 }),
+            ("huge-models", FaultKind::HugeModels),
         ];
         for (spec, kind) in table {
             let f = parse(spec).unwrap();
@@ -401,6 +448,10 @@ mod tests {
             ("no-done:maybe", "`no-done:close` or `no-done:hold`"),
             ("huge-event:0", "between 1 and"),
             ("short:0", "at least 1"),
+            ("huge-headers:0", "between 1 and"),
+            ("huge-models:1", "takes no parameter"),
+            ("huge-models@case=*", "takes no selector"),
+            ("huge-models@every=2", "takes no selector"),
             ("http500@rate=0", "above 0 and at most 1"),
             ("http500@rate=1.5", "above 0 and at most 1"),
             ("http500@every=0", "at least 1"),
@@ -440,6 +491,11 @@ mod tests {
         let set = FaultSet::new(vec![parse("http500@every=2").unwrap(), parse("refuse").unwrap()], 1);
         let picked: Vec<_> = (0..3).map(|_| set.pick(None).cloned()).collect();
         assert_eq!(picked, [Some(FaultKind::Refuse), Some(FaultKind::Http500), Some(FaultKind::Refuse)]);
+        // `huge-models` hits the model list, never a streamed request.
+        let set = FaultSet::new(vec![parse("huge-models").unwrap(), parse("http500@every=2").unwrap()], 1);
+        assert_eq!(hits(&set, None, 2), [false, true]);
+        assert!(set.huge_models());
+        assert!(!FaultSet::new(vec![parse("http500").unwrap()], 1).huge_models());
     }
 
     #[test]

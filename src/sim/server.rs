@@ -211,7 +211,10 @@ async fn version() -> Json<serde_json::Value> {
     Json(json!({ "version": concat!("infergate-sim ", env!("CARGO_PKG_VERSION")) }))
 }
 
-async fn models(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
+async fn models(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.faults.huge_models() {
+        return endless_model_list();
+    }
     Json(json!({
         "object": "list",
         "data": [{
@@ -222,6 +225,19 @@ async fn models(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
             "max_model_len": shared.config.max_model_len,
         }]
     }))
+    .into_response()
+}
+
+/// A model list that never ends (fault `huge-models`): entries are sent
+/// until the client goes away.
+fn endless_model_list() -> Response {
+    const HEAD: &[u8] = br#"{"object":"list","data":["#;
+    const ENTRY: &[u8] = br#"{"id":"huge-models-fault","object":"model","owned_by":"infergate-sim"},"#;
+    let entries = Bytes::from(ENTRY.repeat((64 << 10) / ENTRY.len() + 1));
+    let head = std::iter::once(Bytes::from_static(HEAD));
+    let body = head.chain(std::iter::repeat_with(move || entries.clone()));
+    let stream = futures_util::stream::iter(body.map(Ok::<_, std::convert::Infallible>));
+    ([(header::CONTENT_TYPE, "application/json")], Body::from_stream(stream)).into_response()
 }
 
 async fn reset_prefix_cache(State(shared): State<Arc<Shared>>) -> StatusCode {
@@ -622,6 +638,15 @@ async fn generate(shared: Arc<Shared>, endpoint: Endpoint, receipt: Instant, bod
         Some(FaultKind::HugeEvent { bytes }) => stream_fault = Some(StreamFault::Huge(bytes)),
         Some(FaultKind::Endless) => stream_fault = Some(StreamFault::Endless),
         Some(FaultKind::NoUsage) => stream_fault = Some(StreamFault::NoUsage),
+        Some(FaultKind::HugeHeaders { bytes }) => {
+            let mut r = StatusCode::OK.into_response();
+            if let Ok(v) = HeaderValue::from_bytes(&vec![b'x'; bytes]) {
+                r.headers_mut().insert("x-infergate-padding", v);
+            }
+            return r;
+        }
+        // Never picked for a streamed request.
+        Some(FaultKind::HugeModels) => {}
     }
     let cached_tokens = shared.cached_tokens(&prompt.block_hashes()).min(plan.prompt_tokens);
     let number = shared.next_request.fetch_add(1, Ordering::Relaxed);
