@@ -120,7 +120,11 @@ impl ActionsContext {
         {
             ctx.run_url = Some(format!("{}/{repo}/actions/runs/{run}", server.trim_end_matches('/')));
         }
-        if let Some(event) = get("GITHUB_EVENT_PATH").and_then(|p| std::fs::read_to_string(p).ok()) {
+        // GitHub's payloads are well under this; a bigger file is not one.
+        const MAX_EVENT_BYTES: u64 = 32 * 1024 * 1024;
+        let event = get("GITHUB_EVENT_PATH")
+            .and_then(|p| crate::input::read_capped(Path::new(&p), MAX_EVENT_BYTES, "an Actions event").ok());
+        if let Some(event) = event {
             if let Ok(e) = serde_json::from_str::<Event>(&event) {
                 if let Some(pr) = e.pull_request {
                     ctx.pr = Some(pr.number);

@@ -108,9 +108,21 @@ pub struct RunningServer {
 /// Lines of the log shown in error messages.
 const LOG_TAIL_LINES: usize = 20;
 
-/// The last lines of a log file, indented, for an error message.
+/// How much of the end of a log is read for its last lines.
+const LOG_TAIL_BYTES: u64 = 64 * 1024;
+
+/// The last lines of a log file, indented, for an error message (only its
+/// last 64 KiB are read: a server's log can be any size). They are the
+/// server's text: each line made inert.
 pub fn log_tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    use std::io::{Read as _, Seek as _};
+    let mut bytes = Vec::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let len = f.metadata().map_or(0, |m| m.len());
+        let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
+        let _ = f.take(LOG_TAIL_BYTES).read_to_end(&mut bytes);
+    }
+    let text: String = String::from_utf8_lossy(&bytes).lines().map(|l| crate::text::inert(l).into_owned() + "\n").collect();
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
     if tail.is_empty() {
