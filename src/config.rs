@@ -256,8 +256,8 @@ impl LoadedConfig {
                 p
             }
         };
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let text = crate::input::read_capped(&path, crate::input::MAX_TEXT_FILE_BYTES, "config file")
+            .map_err(|e| format!("{e:#}"))?;
         let config = parse_toml(&text, &path.display().to_string())?;
         Ok(LoadedConfig { path: Some(path), config })
     }

@@ -12,6 +12,9 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
+/// The limit of a hand-written file: a config, a suite, a report template.
+pub const MAX_TEXT_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads `path` as UTF-8 text, refusing it when it is over `limit` bytes.
 /// `what` names the kind of file in errors: "cannot read baseline PATH: ...".
 pub fn read_capped(path: &Path, limit: u64, what: &str) -> anyhow::Result<String> {

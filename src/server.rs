@@ -122,7 +122,8 @@ pub fn log_tail(path: &Path) -> String {
         let _ = f.seek(std::io::SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES)));
         let _ = f.take(LOG_TAIL_BYTES).read_to_end(&mut bytes);
     }
-    let text: String = String::from_utf8_lossy(&bytes).lines().map(|l| crate::text::inert(l).into_owned() + "\n").collect();
+    let text: String =
+        String::from_utf8_lossy(&bytes).lines().map(|l| crate::text::inert(l).into_owned() + "\n").collect();
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
     if tail.is_empty() {

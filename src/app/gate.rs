@@ -147,8 +147,8 @@ pub fn accept_preview(runs: &[Results], baseline: &Baseline, baseline_path: &Pat
 pub fn emit_report(cmp: &Comparison, args: &ReportArgs) -> Result<(), Failure> {
     let template = match &args.template {
         Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the template {} (from --template)", p.display()))
+            crate::input::read_capped(p, crate::input::MAX_TEXT_FILE_BYTES, "the template")
+                .map_err(|e| anyhow!("{e:#} (from --template)"))
                 .map_err(Failure::invalid)?,
         ),
         None => None,

@@ -18,8 +18,8 @@ pub fn report(args: &ReportCmdArgs) -> Result<i32, Failure> {
     }
     let template = match &args.template {
         Some(p) => Some(
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read the template {} (from --template)", p.display()))
+            crate::input::read_capped(p, crate::input::MAX_TEXT_FILE_BYTES, "the template")
+                .map_err(|e| anyhow::anyhow!("{e:#} (from --template)"))
                 .map_err(Failure::invalid)?,
         ),
         None => None,

@@ -199,8 +199,12 @@ impl Suite {
                 builtins: BUILTIN.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", "),
             });
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SuiteError::Read { path: path.display().to_string(), source })?;
+        let text = crate::input::read_capped(path, crate::input::MAX_TEXT_FILE_BYTES, "suite file").map_err(|e| {
+            SuiteError::Read {
+                path: path.display().to_string(),
+                source: std::io::Error::other(e.root_cause().to_string()),
+            }
+        })?;
         Suite::parse(&text, &path.display().to_string(), &path.display().to_string())
     }
 
