@@ -152,8 +152,13 @@ async fn regression_in_actions_writes_summary_annotations_outputs_and_the_commen
     }
     assert!(outputs.lines().any(|l| l.starts_with("regressions=") && l != "regressions=0"), "{outputs}");
     // The comment carries the marker and the report, and the token as a header only.
-    let posted: Vec<_> =
-        gh.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "POST").collect();
+    let posted: Vec<_> = gh
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == COMMENTS)
+        .collect();
     assert_eq!(posted.len(), 1);
     let body: Value = serde_json::from_slice(&posted[0].body).unwrap();
     let text = body["body"].as_str().unwrap();
@@ -251,4 +256,90 @@ fn no_comment_prints_exactly_the_comment_body_and_merge_takes_the_worst() {
     // Warnings fail only when asked.
     let w = check(d, &fast, &["-q", "--fail-on", "never"]).output().unwrap();
     assert_eq!(w.status.code(), Some(exit::PASS));
+}
+
+/// The `workflow_run` workflow that posts a fork's comparison: the pull
+/// request comes from GitHub (the open one whose head is the triggering
+/// run's), a number from anywhere else must agree or nothing is posted, and
+/// the comment says it comes from a fork's run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fork_comparison_goes_to_the_pull_request_its_run_measured_and_a_forged_number_is_refused() {
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let owned = d.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        // The simulator has a runtime of its own: start and stop it off the async threads.
+        let sim = Sim::start(SimConfig { itl_ms: 1.0, ..SimConfig::default() });
+        record(&owned, &sim);
+        let mut cmd = check(&owned, &sim, &["--no-comment"]);
+        cmd.env_remove("GITHUB_ACTIONS").env_remove("GITHUB_EVENT_PATH").assert().code(exit::PASS);
+    })
+    .await
+    .unwrap();
+    assert!(d.join("comparison.json").exists());
+
+    let server = github(201).await;
+    Mock::given(method("GET"))
+        .and(path("/repos/org/repo/pulls"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"number": 5, "head": {"sha": SHA, "ref": "feat", "repo": {"full_name": "someone/fork"}}},
+            {"number": 6, "head": {"sha": "ffffffffffffffffffffffffffffffffffffffff", "ref": "feat", "repo": {"full_name": "someone/fork"}}}
+        ])))
+        .mount(&server)
+        .await;
+    let event = d.join("workflow_run.json");
+    std::fs::write(
+        &event,
+        json!({"workflow_run": {"id": 4242, "event": "pull_request", "head_sha": SHA, "head_branch": "feat",
+               "head_repository": {"full_name": "someone/fork"}, "pull_requests": []}})
+        .to_string(),
+    )
+    .unwrap();
+    let comment = |extra: &[&str]| {
+        let mut cmd = Command::cargo_bin("infergate").unwrap();
+        cmd.current_dir(d)
+            .timeout(Duration::from_secs(60))
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_REPOSITORY", "org/repo")
+            .env("GITHUB_EVENT_NAME", "workflow_run")
+            .env("GITHUB_EVENT_PATH", &event)
+            .env("GITHUB_API_URL", server.uri())
+            .env("GITHUB_TOKEN", TOKEN)
+            .env_remove("GITHUB_OUTPUT")
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .args(["comment", "--comparison", "comparison.json"])
+            .args(extra);
+        cmd.output().unwrap()
+    };
+    let writes = || async {
+        let requests = server.received_requests().await.unwrap();
+        requests.iter().filter(|r| r.method.as_str() != "GET").count()
+    };
+
+    // A number forged into the artifact: refused, nothing posted or edited, even with --comment-optional.
+    for extra in [&["--pr", "6"][..], &["--pr", "6", "--comment-optional"]] {
+        let out = comment(extra);
+        assert_eq!(out.status.code(), Some(exit::RUN_FAILED), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--pr 6 is not the pull request"));
+        no_token(&out);
+        assert_eq!(writes().await, 0);
+    }
+    // The run's own pull request: posted there, marked as a fork's.
+    let out = comment(&[]);
+    assert_eq!(out.status.code(), Some(exit::PASS), "{}", String::from_utf8_lossy(&out.stderr));
+    let posted: Vec<String> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path() == COMMENTS)
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["body"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(posted.len(), 1);
+    assert!(
+        posted[0].contains("Measured by a run of a fork's pull request") && posted[0].contains("4242"),
+        "{}",
+        posted[0]
+    );
 }

@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use infergate::github::{
-    CommentOutcome, GithubError, MAX_COMMENT_CHARS, PostOptions, Target, Token, marker, post_sticky_comment,
+    CommentOutcome, GithubError, MAX_COMMENT_CHARS, PostOptions, RunHead, Target, Token, marker, post_sticky_comment,
+    pull_request_of_run,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path, query_param};
@@ -34,6 +35,7 @@ fn opts() -> PostOptions {
         max_wait: Duration::from_secs(5),
         base_delay: Duration::from_millis(50),
         run_url: None,
+        secondary_wait: Duration::from_millis(300),
     }
 }
 
@@ -471,7 +473,11 @@ async fn a_huge_error_reply_is_cut_in_the_message() {
     let err = post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &opts()).await.unwrap_err();
 
     let msg = err.to_string();
-    assert!(msg.starts_with("GitHub answered 422 to GET ") && msg.ends_with("yyy…"), "{}", &msg[..200]);
+    assert!(
+        msg.starts_with("GitHub refused the request as unprocessable (422: GET ") && msg.contains("yyy…"),
+        "{}",
+        &msg[..200]
+    );
     assert!(msg.len() < 1_000, "{} bytes", msg.len());
 }
 
@@ -689,10 +695,12 @@ async fn the_token_is_sent_as_bearer_and_never_shown() {
             GithubError::NotFound { .. } => "not found",
             GithubError::RateLimited { .. } => "rate limited",
             GithubError::Server { .. } => "server",
+            GithubError::Locked { .. } => "locked",
+            GithubError::Unprocessable { .. } => "unprocessable",
             GithubError::Other(_) => "other",
         })
         .collect();
-    assert_eq!(kinds, ["forbidden", "not found", "rate limited", "server", "other", "other", "other", "other"]);
+    assert_eq!(kinds, ["forbidden", "not found", "rate limited", "server", "other", "unprocessable", "other", "other"]);
     for e in &errors {
         for shown in [e.to_string(), format!("{e:?}")] {
             assert!(!shown.contains(TOKEN), "token leaked: {shown}");
@@ -722,4 +730,141 @@ async fn a_comment_by_a_deleted_account_does_not_stop_the_search() {
     let out = post_sticky_comment(&target(&server), &token(), PROFILE, "## new", &opts()).await.unwrap();
 
     assert_eq!(out, CommentOutcome::Updated { url: html_url(5) });
+}
+
+#[tokio::test]
+async fn an_app_token_finds_its_own_comment_through_graphql_and_never_duplicates_it() {
+    const APP: &str = "my-app[bot]";
+    let server = MockServer::start().await;
+    mount_user_forbidden(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/graphql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"viewer": {"login": APP}}})))
+        .expect(4)
+        .mount(&server)
+        .await;
+    // The first run creates; the page then holds the app's comment (and the
+    // Actions bot's marked one, which is not ours).
+    let page = |body: &str| vec![comment(20, BOT, &sticky("## old")), comment(21, APP, &sticky(body))];
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_create(&server, 21, APP, 1).await;
+    let first = post_sticky_comment(&target(&server), &token(), PROFILE, "## one", &opts()).await.unwrap();
+    assert!(matches!(first, CommentOutcome::Created { .. }), "{first:?}");
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(Value::Array(page("## one"))))
+        .mount(&server)
+        .await;
+    mount_update(&server, 21, APP, 2).await;
+    for body in ["## two", "## three", "## one"] {
+        let outcome = post_sticky_comment(&target(&server), &token(), PROFILE, body, &opts()).await.unwrap();
+        let expected_unchanged = body == "## one";
+        assert_eq!(matches!(outcome, CommentOutcome::Unchanged { .. }), expected_unchanged, "{body}: {outcome:?}");
+    }
+    // Three runs after the first: one comment in all, the Actions bot's left alone.
+    assert_eq!(sent_bodies(&server, "POST", COMMENTS).await.len(), 1);
+    assert!(sent_bodies(&server, "PATCH", "/repos/octo-org/serving/issues/comments/20").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_secondary_rate_limit_without_a_wait_waits_what_github_asks() {
+    let server = MockServer::start().await;
+    mount_user(&server, ME).await;
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({
+            "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."
+        })))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    mount_page(&server, 1, Vec::new()).await;
+    mount_create(&server, 3, ME, 1).await;
+    let started = Instant::now();
+    post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &opts()).await.unwrap();
+    // opts(): backoff 50 ms, secondary wait 300 ms.
+    assert!(started.elapsed() >= Duration::from_millis(300), "{:?}", started.elapsed());
+    // A secondary wait beyond what the caller allows fails at once, saying why.
+    let server = MockServer::start().await;
+    mount_user(&server, ME).await;
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({"message": "secondary rate limit"})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let strict = PostOptions { max_wait: Duration::from_millis(100), ..opts() };
+    let err = post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &strict).await.unwrap_err();
+    assert!(matches!(err, GithubError::RateLimited { .. }) && err.to_string().contains("at least"), "{err}");
+}
+
+#[tokio::test]
+async fn a_locked_conversation_and_a_422_say_what_they_are() {
+    let server = MockServer::start().await;
+    mount_user(&server, ME).await;
+    mount_page(&server, 1, Vec::new()).await;
+    Mock::given(method("POST"))
+        .and(path(COMMENTS))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"message": "Unable to create comment because issue is locked."})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &opts()).await.unwrap_err();
+    assert!(matches!(err, GithubError::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains("locked") && !err.to_string().contains("permissions"), "{err}");
+
+    let server = MockServer::start().await;
+    mount_user(&server, ME).await;
+    mount_page(&server, 1, Vec::new()).await;
+    Mock::given(method("POST"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({
+            "message": "Validation Failed",
+            "errors": [{"resource": "IssueComment", "code": "custom", "field": "body", "message": "body is too long"}]
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &opts()).await.unwrap_err();
+    assert!(matches!(err, GithubError::Unprocessable { .. }), "{err:?}");
+    assert!(err.to_string().contains("Validation Failed: body is too long"), "{err}");
+}
+
+fn pull(number: u64, head_repo: &str, sha: &str) -> Value {
+    json!({"number": number, "state": "open", "head": {"sha": sha, "ref": "feat", "repo": {"full_name": head_repo}}})
+}
+
+#[tokio::test]
+async fn the_pull_request_of_a_run_is_the_one_whose_head_it_ran() {
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/repos/octo-org/serving/pulls"))
+        .and(query_param("head", "someone:feat"))
+        .and(query_param("state", "open"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            pull(3, "someone/serving", "ffffffffffffffffffffffffffffffffffffffff"),
+            pull(9, "someone/serving", SHA),
+            pull(11, "other/serving", SHA),
+        ])))
+        .mount(&server)
+        .await;
+    let repo = Target { pr: 0, ..target(&server) };
+    let head = RunHead { repository: "someone/serving".into(), branch: "feat".into(), sha: SHA.into() };
+    assert_eq!(pull_request_of_run(&repo, &token(), &head, &opts()).await.unwrap(), 9);
+    // The branch moved on since the run: no pull request has its head any more.
+    let moved = RunHead { sha: "1111111111111111111111111111111111111111".into(), ..head.clone() };
+    let err = pull_request_of_run(&repo, &token(), &moved, &opts()).await.unwrap_err();
+    assert!(err.to_string().contains("no open pull request"), "{err}");
+    // A malformed head is refused before any request.
+    let bad = RunHead { branch: String::new(), ..head };
+    assert!(pull_request_of_run(&repo, &token(), &bad, &opts()).await.is_err());
 }

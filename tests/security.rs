@@ -678,7 +678,7 @@ fn hostile_text_from_results_and_servers_renders_as_text_in_every_report() {
     let posted: Vec<Value> = github
         .requests()
         .iter()
-        .filter(|r| r.method == "POST")
+        .filter(|r| r.method == "POST" && r.path.ends_with("/comments"))
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect();
     assert_eq!(posted.len(), 1);

@@ -200,13 +200,65 @@ pub fn merge(args: &MergeArgs) -> Result<i32, Failure> {
     Ok(verdict.exit_code())
 }
 
+/// The pull request a `workflow_run` event's triggering run measured.
+async fn run_pull_request(args: &GithubArgs, ctx: &ActionsContext, run: &ci::WorkflowRun) -> anyhow::Result<u64> {
+    if run.event != "pull_request" {
+        anyhow::bail!("the triggering run was started by `{}`, not by a pull request", run.event);
+    }
+    let repo = args
+        .repo
+        .clone()
+        .or_else(|| ctx.repository.clone())
+        .ok_or_else(|| anyhow!("no repository: pass --repo OWNER/NAME (GITHUB_REPOSITORY is not set)"))?;
+    let (owner, name) = github::parse_repo(&repo).map_err(|e| anyhow!("--repo: {e}"))?;
+    let token = std::env::var(&args.token_env).ok().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+        anyhow!("no token: the variable {} is not set (set it, or name another with --token-env)", args.token_env)
+    })?;
+    let head = github::RunHead {
+        repository: run.head_repository.as_ref().map(|r| r.full_name.clone()).unwrap_or_default(),
+        branch: run.head_branch.clone().unwrap_or_default(),
+        sha: run.head_sha.clone(),
+    };
+    let target = Target { api_url: ctx.api_url.clone(), owner, repo: name, pr: 0 };
+    Ok(github::pull_request_of_run(&target, &Token::new(token), &head, &PostOptions::default()).await?)
+}
+
+/// The line that marks a comment posted for a fork's run.
+fn fork_run_note(run: &ci::WorkflowRun) -> String {
+    let repo = run.head_repository.as_ref().map_or("a fork", |r| r.full_name.as_str());
+    let sha = run.head_sha.get(..12).unwrap_or(&run.head_sha);
+    format!(
+        "> Measured by a run of a fork's pull request ({}@`{}`, workflow run {}); posted by this repository's \
+         `workflow_run` workflow, which resolved the pull request from that run.",
+        render::md_escape(repo),
+        render::md_escape(sha),
+        run.id
+    )
+}
+
 /// `infergate comment`: post the sticky comment from comparison file(s).
 pub async fn comment(args: &CommentArgs) -> Result<i32, Failure> {
     let comparisons = args.comparison.iter().map(|p| load_comparison(p)).collect::<Result<Vec<_>, _>>()?;
     let (md, _, profiles) = merged(&comparisons)?;
     let profile = args.profile.clone().unwrap_or(profiles);
-    let ctx = ActionsContext::current();
-    // An explicit --pr is the workflow_run path: a fork's PR posted from the base repository.
+    let mut ctx = ActionsContext::current();
+    let mut md = md;
+    // Under workflow_run (a fork's comparison posted from the base
+    // repository), the pull request is the triggering run's, asked of
+    // GitHub; a number from anywhere else must agree, or nothing is posted.
+    if let Some(run) = ctx.workflow_run.clone().filter(|_| ctx.event_name.as_deref() == Some("workflow_run")) {
+        let pr = run_pull_request(&args.github, &ctx, &run).await.map_err(|e| {
+            Failure::run(anyhow!("refusing to post the comment: {}", crate::text::for_log(&format!("{e:#}"))))
+        })?;
+        if let Some(given) = args.github.pr.filter(|n| *n != pr) {
+            return Err(Failure::run(anyhow!(
+                "refusing to post the comment: --pr {given} is not the pull request the triggering run measured \
+                 (#{pr}, resolved from its head repository and commit)"
+            )));
+        }
+        ctx.pr = Some(pr);
+        md = format!("{}\n\n{md}", fork_run_note(&run));
+    }
     match post(&profile, &md, &args.github, &ctx).await {
         Ok(Some(outcome)) => {
             let url = match outcome {

@@ -162,18 +162,38 @@ pub async fn post_sticky_comment(
     }
 }
 
-/// The login comments of ours are authored by.
+/// The login comments of ours are authored by: `GET /user`, which a
+/// personal token may read; else GraphQL's `viewer`, which also answers for
+/// GitHub App installation tokens (`my-app[bot]`) and the Actions token; else
+/// `github-actions[bot]`.
 async fn identity(api: &Api<'_>) -> Result<String, GithubError> {
     match api.send(Method::Get, "/user", None).await {
-        Ok(reply) => serde_json::from_str::<User>(&reply)
-            .map(|u| u.login)
-            .map_err(|e| GithubError::Other(format!("GitHub's reply to GET /user has no readable `login`: {e}"))),
-        Err(GithubError::Forbidden { .. } | GithubError::NotFound { .. }) => {
-            tracing::debug!("GET /user is closed to this token; assuming it posts as {FALLBACK_LOGIN}");
-            Ok(FALLBACK_LOGIN.to_string())
+        Ok(reply) => {
+            return serde_json::from_str::<User>(&reply)
+                .map(|u| u.login)
+                .map_err(|e| GithubError::Other(format!("GitHub's reply to GET /user has no readable `login`: {e}")));
         }
-        Err(e) => Err(e),
+        Err(GithubError::Forbidden { .. } | GithubError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
     }
+    let query = serde_json::json!({ "query": "query { viewer { login } }" });
+    match api.send(Method::Post, &api.graphql_url(), Some(&query)).await {
+        Ok(reply) => {
+            let login = serde_json::from_str::<serde_json::Value>(&reply)
+                .ok()
+                .and_then(|v| v.pointer("/data/viewer/login").and_then(|l| l.as_str()).map(str::to_string))
+                .filter(|l| !l.is_empty());
+            if let Some(login) = login {
+                return Ok(login);
+            }
+            tracing::debug!("GraphQL viewer gave no login; assuming the token posts as {FALLBACK_LOGIN}");
+        }
+        Err(GithubError::Forbidden { .. } | GithubError::NotFound { .. }) => {
+            tracing::debug!("GET /user and GraphQL are closed to this token; assuming it posts as {FALLBACK_LOGIN}");
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(FALLBACK_LOGIN.to_string())
 }
 
 /// The first comment on the PR with `mark` and by `login`, reading pages

@@ -9,6 +9,7 @@
 //! typed errors drop.
 
 mod comment;
+mod pulls;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -18,6 +19,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
 pub use comment::{CommentOutcome, MAX_COMMENT_CHARS, marker, post_sticky_comment};
+pub use pulls::{RunHead, pull_request_of_run};
 
 /// Where to comment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +96,24 @@ pub enum GithubError {
         /// The request and GitHub's message.
         detail: String,
     },
+    /// 403 on a locked conversation: no permission helps.
+    #[error(
+        "GitHub refused the comment because the pull request's conversation is locked ({detail}); unlock it, or \
+         read the report in the job summary"
+    )]
+    Locked {
+        /// The request and GitHub's message.
+        detail: String,
+    },
+    /// 422: GitHub understood the request and refused its content.
+    #[error(
+        "GitHub refused the request as unprocessable (422: {detail}); the pull request may be closed or the body \
+         rejected: rerun with -v to see the request"
+    )]
+    Unprocessable {
+        /// The request and GitHub's message (its `errors` list included).
+        detail: String,
+    },
     /// 404: the repository or pull request does not exist, or the token cannot see it.
     #[error(
         "GitHub found no such repository or pull request ({detail}). Check the owner/name and the PR number; \
@@ -133,11 +153,21 @@ pub struct PostOptions {
     pub base_delay: Duration,
     /// The workflow run, linked from the note when the body must be truncated.
     pub run_url: Option<String>,
+    /// The wait after a rate limit that names none (GitHub's secondary
+    /// limits): GitHub asks for at least a minute. Longer than `max_wait`,
+    /// the request fails at once instead.
+    pub secondary_wait: Duration,
 }
 
 impl Default for PostOptions {
     fn default() -> Self {
-        Self { max_retries: 3, max_wait: Duration::from_secs(60), base_delay: Duration::from_secs(1), run_url: None }
+        Self {
+            max_retries: 3,
+            max_wait: Duration::from_secs(60),
+            base_delay: Duration::from_secs(1),
+            run_url: None,
+            secondary_wait: Duration::from_secs(60),
+        }
     }
 }
 
@@ -328,10 +358,24 @@ impl<'a> Api<'a> {
                     ),
                 }),
                 Some(wait) => Attempt::Retry { wait, error: GithubError::RateLimited { detail } },
-                None => Attempt::Retry { wait: self.backoff(retry), error: GithubError::RateLimited { detail } },
+                // A secondary limit without a wait: at least the minute GitHub asks for.
+                None if self.opts.secondary_wait > self.opts.max_wait => Attempt::Fatal(GithubError::RateLimited {
+                    detail: format!(
+                        "{detail}; a secondary rate limit asks to wait at least {} s, longer than the {} s allowed",
+                        self.opts.secondary_wait.as_secs(),
+                        self.opts.max_wait.as_secs()
+                    ),
+                }),
+                None => Attempt::Retry {
+                    wait: self.opts.secondary_wait.max(self.backoff(retry)).min(self.opts.max_wait),
+                    error: GithubError::RateLimited { detail },
+                },
             };
         }
         match status {
+            // A locked conversation refuses comments whatever the token may do.
+            403 if text.to_ascii_lowercase().contains("locked") => Attempt::Fatal(GithubError::Locked { detail }),
+            422 => Attempt::Fatal(GithubError::Unprocessable { detail }),
             401 => Attempt::Fatal(GithubError::Other(format!(
                 "GitHub rejected the token (401 Unauthorized, {detail}); check that GITHUB_TOKEN is set and not expired"
             ))),
@@ -342,6 +386,15 @@ impl<'a> Api<'a> {
                 Attempt::Retry { wait, error: GithubError::Server { status, detail } }
             }
             _ => Attempt::Fatal(GithubError::Other(format!("GitHub answered {status} to {detail}"))),
+        }
+    }
+
+    /// GitHub's GraphQL endpoint beside this REST base: `https://api.github.com/graphql`,
+    /// and on GitHub Enterprise `https://HOST/api/graphql` beside `https://HOST/api/v3`.
+    fn graphql_url(&self) -> String {
+        match self.api_url.strip_suffix("/api/v3") {
+            Some(host) => format!("{host}/api/graphql"),
+            None => format!("{}/graphql", self.api_url),
         }
     }
 
@@ -380,14 +433,31 @@ where
 #[derive(Deserialize)]
 struct ErrorBody {
     message: Option<String>,
+    /// 422's details: `[{"field": "body", "message": "body is too long ..."}]`.
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
 }
 
-/// The message of an error reply, short enough for one line.
+/// The message of an error reply, short enough for one line (with a 422's
+/// details after it), server text made inert.
 fn error_message(text: &str, status: u16) -> String {
-    let full = serde_json::from_str::<ErrorBody>(text).ok().and_then(|b| b.message).unwrap_or_else(|| {
+    let parsed = serde_json::from_str::<ErrorBody>(text).ok();
+    let details: Vec<String> = parsed
+        .as_ref()
+        .map(|b| {
+            b.errors
+                .iter()
+                .filter_map(|e| e.get("message").or_else(|| e.get("code")).and_then(|m| m.as_str()))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let full = parsed.and_then(|b| b.message).unwrap_or_else(|| {
         let trimmed = text.trim();
         if trimmed.is_empty() { format!("HTTP {status}") } else { trimmed.to_string() }
     });
+    let full = if details.is_empty() { full } else { format!("{full}: {}", details.join("; ")) };
+    let full = crate::text::inert(&full).into_owned();
     let mut message: String = full.chars().take(300).collect();
     if full.chars().count() > 300 {
         message.push('…');
