@@ -1185,3 +1185,54 @@ fn the_server_infergate_starts_never_sees_the_github_token() {
         assert!(!env.contains(secret), "{secret} reached the server: {env}");
     }
 }
+
+/// The lines of action.yml's `Check` step from the one starting with `from` through the one starting with `to`.
+fn action_lines(from: &str, to: &str) -> String {
+    let action = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("action.yml")).unwrap();
+    let lines: Vec<&str> = action.lines().map(str::trim).collect();
+    let start = lines.iter().position(|l| l.starts_with(from)).unwrap_or_else(|| panic!("no `{from}` in action.yml"));
+    let end = start + lines[start..].iter().position(|l| l.starts_with(to)).unwrap();
+    lines[start..=end].join("\n")
+}
+
+#[test]
+fn the_action_splits_args_without_globbing_and_names_artifacts_safely() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("planted.txt"), "").unwrap();
+    let bash = |script: &str, env: &[(&str, &str)]| {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir.path())
+            .envs(env.iter().copied())
+            .env("GITHUB_OUTPUT", dir.path().join("out.txt"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Quotes are honoured, a `*` stays a `*`, `$(...)` stays text.
+    let split = action_lines("extra=()", "fi");
+    let words = bash(
+        &format!("{split}\nprintf '<%s>' \"${{extra[@]}}\""),
+        &[("EXTRA_ARGS", "--confirm 2 --note \"a b\" * $(touch pwned)")],
+    );
+    assert_eq!(words, "<--confirm><2><--note><a b><*><$(touch><pwned)>");
+    assert!(!dir.path().join("pwned").exists());
+    // An artifact name from a baseline path has no `/` or other character upload-artifact refuses.
+    let name = action_lines("name=$(printf", "echo \"artifact=");
+    for (profile, artifact) in [
+        ("baselines/h100 vllm.toml", "artifact=infergate-baselines-h100-vllm"),
+        ("h200-qwen2.5", "artifact=infergate-h200-qwen2.5"),
+        ("a:b*c?\"<>|\\", "artifact=infergate-a-b-c------"),
+    ] {
+        std::fs::remove_file(dir.path().join("out.txt")).ok();
+        bash(&name, &[("PROFILE", profile)]);
+        assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap().trim(), artifact);
+    }
+    // The cache key covers everything built into the binary.
+    let key = action_lines("key=$(cd", "| sort -z");
+    for input in ["Cargo.lock", "src", "assets", "baselines/sim-demo.toml"] {
+        assert!(key.contains(input), "{key}");
+    }
+}
