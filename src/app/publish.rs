@@ -117,17 +117,9 @@ async fn post(
         }
         return Ok(None);
     }
-    let repo = args
-        .repo
-        .clone()
-        .or_else(|| ctx.repository.clone())
-        .ok_or_else(|| anyhow!("no repository: pass --repo OWNER/NAME (GITHUB_REPOSITORY is not set)"))?;
-    let (owner, name) = github::parse_repo(&repo).map_err(|e| anyhow!("--repo: {e}"))?;
+    let (owner, name, token) = repository_and_token(args, ctx)?;
     let pr =
         args.pr.or(ctx.pr).ok_or_else(|| anyhow!("no pull request: pass --pr N (this is not a pull_request event)"))?;
-    let token = std::env::var(&args.token_env).ok().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-        anyhow!("no token: the variable {} is not set (set it, or name another with --token-env)", args.token_env)
-    })?;
     let target = Target { api_url: ctx.api_url.clone(), owner, repo: name, pr };
     let opts = PostOptions { run_url: ctx.run_url.clone(), ..PostOptions::default() };
     let outcome = github::post_sticky_comment(&target, &Token::new(token), profile, markdown, &opts).await?;
@@ -200,11 +192,8 @@ pub fn merge(args: &MergeArgs) -> Result<i32, Failure> {
     Ok(verdict.exit_code())
 }
 
-/// The pull request a `workflow_run` event's triggering run measured.
-async fn run_pull_request(args: &GithubArgs, ctx: &ActionsContext, run: &ci::WorkflowRun) -> anyhow::Result<u64> {
-    if run.event != "pull_request" {
-        anyhow::bail!("the triggering run was started by `{}`, not by a pull request", run.event);
-    }
+/// The repository's owner and name (`--repo`, else `GITHUB_REPOSITORY`) and the token.
+fn repository_and_token(args: &GithubArgs, ctx: &ActionsContext) -> anyhow::Result<(String, String, String)> {
     let repo = args
         .repo
         .clone()
@@ -214,6 +203,15 @@ async fn run_pull_request(args: &GithubArgs, ctx: &ActionsContext, run: &ci::Wor
     let token = std::env::var(&args.token_env).ok().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
         anyhow!("no token: the variable {} is not set (set it, or name another with --token-env)", args.token_env)
     })?;
+    Ok((owner, name, token))
+}
+
+/// The pull request a `workflow_run` event's triggering run measured.
+async fn run_pull_request(args: &GithubArgs, ctx: &ActionsContext, run: &ci::WorkflowRun) -> anyhow::Result<u64> {
+    if run.event != "pull_request" {
+        anyhow::bail!("the triggering run was started by `{}`, not by a pull request", run.event);
+    }
+    let (owner, name, token) = repository_and_token(args, ctx)?;
     let head = github::RunHead {
         repository: run.head_repository.as_ref().map(|r| r.full_name.clone()).unwrap_or_default(),
         branch: run.head_branch.clone().unwrap_or_default(),
