@@ -111,6 +111,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     })
 }
 
+/// Like [`write_atomic`], for content written as a stream: `fill` writes
+/// the temporary file through its handle.
+pub fn write_atomic_with(path: &Path, fill: impl FnOnce(&mut File) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    replace_with(path, None, |_, file| fill(file))
+}
+
 /// Like [`write_atomic`], for writers that write a file by its path (an image
 /// encoder): `fill` writes the temporary file, whose name ends in the
 /// target's extension, since such writers pick the format from it.

@@ -300,13 +300,20 @@ impl RunningServer {
     /// Blanks the API key out of the log once nothing writes to it any more:
     /// servers print their arguments (`--api-key ...`) at start-up, and the
     /// log is kept beside the results, often uploaded as a CI artifact.
+    /// The log is streamed (first to look, then to copy), never read whole.
     fn scrub_log(&self) {
         let Some(secret) = &self.secret else { return };
-        let Ok(bytes) = std::fs::read(&self.log) else { return };
-        if let Some(clean) = secret.redact_bytes(&bytes) {
-            if let Err(e) = crate::fsutil::write_atomic(&self.log, &clean) {
-                tracing::warn!("cannot blank the API key out of {}: {e:#}", self.log.display());
-            }
+        let Ok(log) = std::fs::File::open(&self.log) else { return };
+        if !secret.redact_stream(std::io::BufReader::new(log), std::io::sink()).unwrap_or(false) {
+            return;
+        }
+        let copy = crate::fsutil::write_atomic_with(&self.log, |to| {
+            let from = std::io::BufReader::new(std::fs::File::open(&self.log)?);
+            secret.redact_stream(from, std::io::BufWriter::new(to))?;
+            Ok(())
+        });
+        if let Err(e) = copy {
+            tracing::warn!("cannot blank the API key out of {}: {e:#}", self.log.display());
         }
     }
 }

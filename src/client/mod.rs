@@ -114,6 +114,39 @@ impl Secret {
         Some(out)
     }
 
+    /// Copies `from` to `to` with every occurrence of the secret blanked
+    /// out, in chunks, so a log of any size takes bounded memory; returns
+    /// whether there was any.
+    pub fn redact_stream(&self, mut from: impl std::io::Read, mut to: impl std::io::Write) -> std::io::Result<bool> {
+        const CHUNK: usize = 1 << 20;
+        let k = self.0.len();
+        let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + k);
+        let mut chunk = vec![0u8; CHUNK];
+        let mut found = false;
+        loop {
+            let n = from.read(&mut chunk)?;
+            buf.extend_from_slice(&chunk[..n]);
+            // A match may straddle the end of what was read: keep its possible start.
+            let safe = if n == 0 || k == 0 { buf.len() } else { buf.len().saturating_sub(k - 1) };
+            let mut done = 0;
+            if k > 0 {
+                for at in self.find_in(&buf).into_iter().take_while(|&at| at < safe) {
+                    to.write_all(&buf[done..at])?;
+                    to.write_all(b"<redacted>")?;
+                    done = at + k;
+                    found = true;
+                }
+            }
+            let end = done.max(safe);
+            to.write_all(&buf[done..end])?;
+            buf.drain(..end);
+            if n == 0 {
+                to.flush()?;
+                return Ok(found);
+            }
+        }
+    }
+
     /// Where the secret starts in `bytes`, ignoring ASCII case (a server that
     /// upper-cases a header it echoes still echoes the key), without overlaps.
     fn find_in(&self, bytes: &[u8]) -> Vec<usize> {
@@ -1023,6 +1056,14 @@ mod tests {
         let cut = excerpt(format!("{}Bearer sk-abcdef123456", "x".repeat(186)).as_bytes());
         assert!(cut.ends_with("Bearer sk-abcd..."), "{cut}");
         assert!(s.redact(&cut).ends_with("xBearer <redacted>..."), "{}", s.redact(&cut));
+        // Streamed in chunks, a key across a chunk boundary is found too.
+        let log = format!("{}sk-abcdef123456{}SK-ABCDEF123456 end", "x".repeat((1 << 20) - 5), "y".repeat(1 << 20));
+        let mut out = Vec::new();
+        assert!(s.redact_stream(log.as_bytes(), &mut out).unwrap());
+        assert_eq!(out, s.redact_bytes(log.as_bytes()).unwrap());
+        let mut out = Vec::new();
+        assert!(!s.redact_stream(&b"nothing here"[..], &mut out).unwrap());
+        assert_eq!(out, b"nothing here");
         // Echoed back in another case, it is the key all the same.
         assert_eq!(s.redact("AUTHORIZATION: BEARER SK-ABCDEF123456"), "AUTHORIZATION: BEARER <redacted>");
         assert_eq!(s.redact_bytes(b"x Sk-AbCdEf123456 y").unwrap(), b"x <redacted> y");
