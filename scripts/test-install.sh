@@ -52,16 +52,24 @@ evil=$tmp/evil
 printf '#!/bin/sh\ntouch %q\necho infergate 6.6.6\n' "$marker" > "$evil"
 chmod 755 "$evil"
 
+# The real binary only where it is run; a small stand-in where the test stops
+# before extraction (packing the debug binary is most of this test's time).
+small=$tmp/small
+printf '#!/bin/sh\necho infergate 0.0.0\n' > "$small"
+chmod 755 "$small"
+
+# Stripped, as a release binary is (and 6x smaller than a debug build), when strip is here.
+if command -v strip > /dev/null && strip -o "$tmp/infergate" "$bin" 2> /dev/null; then bin=$tmp/infergate; fi
 release 0.1.0 "$bin"
 # 0.2.0: the x86_64 archive replaced after its checksum was published.
-release 0.2.0 "$bin"
+release 0.2.0 "$small"
 evil_dir=$www/o/r/releases/download/v0.2.0
 mkdir -p "$tmp/pack/evil/infergate-0.2.0-x86_64-unknown-linux-musl"
 cp "$evil" "$tmp/pack/evil/infergate-0.2.0-x86_64-unknown-linux-musl/infergate"
 tar -czf "$evil_dir/infergate-0.2.0-x86_64-unknown-linux-musl.tar.gz" -C "$tmp/pack/evil" \
   infergate-0.2.0-x86_64-unknown-linux-musl
 # 0.3.0: the checksums file has no line for the x86_64 archive.
-release 0.3.0 "$bin"
+release 0.3.0 "$small"
 sed -i '/x86_64/d' "$www/o/r/releases/download/v0.3.0/infergate-0.3.0-checksums.txt"
 # 0.4.0: the same marker binary, correctly summed: proves the marker would appear if it ran.
 release 0.4.0 "$evil"
@@ -70,7 +78,7 @@ mkdir -p "$www/repos/o/r/releases"
 printf '{\n  "url": "x",\n  "tag_name": "v0.1.0",\n  "name": "infergate 0.1.0"\n}\n' > "$www/repos/o/r/releases/latest"
 # A mirror: ${INSTALL_URL}/v${VERSION}/${ASSET}.
 mkdir -p "$www/mirror"
-cp -r "$www/o/r/releases/download/v0.1.0" "$www/mirror/v0.1.0"
+ln -s "$www/o/r/releases/download/v0.1.0" "$www/mirror/v0.1.0"
 
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$www" > "$tmp/server.out" 2> "$tmp/server.log" &
 server_pid=$!
