@@ -51,7 +51,8 @@ fn with_date(hash: String, day: Option<String>) -> String {
 }
 
 fn from_env() -> Option<String> {
-    let value = std::env::var("INFERGATE_GIT_COMMIT").ok()?;
+    // Empty is unset: the container build passes an empty build argument.
+    let value = std::env::var("INFERGATE_GIT_COMMIT").ok().filter(|v| !v.trim().is_empty())?;
     let Some(hash) = short_hash(&value) else {
         println!("cargo:warning=INFERGATE_GIT_COMMIT is not a commit hash (7 to 64 hex digits): ignored");
         return None;
