@@ -56,9 +56,23 @@ case "$os" in
   *) no_asset "releases are built for Linux only, this is $os: build from source" ;;
 esac
 case "$arch" in
-  X64 | x86_64 | amd64) target=x86_64-unknown-linux-musl ;;
-  ARM64 | aarch64 | arm64) target=aarch64-unknown-linux-musl ;;
+  X64 | x86_64 | amd64) cpu=x86_64 ;;
+  ARM64 | aarch64 | arm64) cpu=aarch64 ;;
   *) no_asset "releases are built for x86_64 and aarch64 only, this is $arch: build from source" ;;
+esac
+# The glibc build loads NVML (GPU telemetry); a static musl binary cannot
+# load any shared library, so it is only for systems without glibc (Alpine).
+# INFERGATE_LIBC=gnu|musl overrides the guess.
+libc=${INFERGATE_LIBC:-}
+if [ -z "$libc" ]; then
+  libc=gnu
+  for loader in /lib/ld-musl-*; do
+    if [ -e "$loader" ]; then libc=musl; fi
+  done
+fi
+case "$libc" in
+  gnu | musl) target="$cpu-unknown-linux-$libc" ;;
+  *) die "INFERGATE_LIBC is '$libc': give gnu or musl" ;;
 esac
 
 # --- downloads ------------------------------------------------------------

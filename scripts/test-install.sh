@@ -28,7 +28,7 @@ fail() { echo "FAIL: $1" >&2; failures=$((failures + 1)); }
 # --- the fake release -------------------------------------------------------
 
 www=$tmp/www
-targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
+targets=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 
 # release VERSION BINARY: the archives of both targets and the checksums file,
 # as scripts/package-release.sh lays them out.
@@ -64,10 +64,10 @@ release 0.1.0 "$bin"
 # 0.2.0: the x86_64 archive replaced after its checksum was published.
 release 0.2.0 "$small"
 evil_dir=$www/o/r/releases/download/v0.2.0
-mkdir -p "$tmp/pack/evil/infergate-0.2.0-x86_64-unknown-linux-musl"
-cp "$evil" "$tmp/pack/evil/infergate-0.2.0-x86_64-unknown-linux-musl/infergate"
-tar -czf "$evil_dir/infergate-0.2.0-x86_64-unknown-linux-musl.tar.gz" -C "$tmp/pack/evil" \
-  infergate-0.2.0-x86_64-unknown-linux-musl
+mkdir -p "$tmp/pack/evil/infergate-0.2.0-x86_64-unknown-linux-gnu"
+cp "$evil" "$tmp/pack/evil/infergate-0.2.0-x86_64-unknown-linux-gnu/infergate"
+tar -czf "$evil_dir/infergate-0.2.0-x86_64-unknown-linux-gnu.tar.gz" -C "$tmp/pack/evil" \
+  infergate-0.2.0-x86_64-unknown-linux-gnu
 # 0.3.0: the checksums file has no line for the x86_64 archive.
 release 0.3.0 "$small"
 sed -i '/x86_64/d' "$www/o/r/releases/download/v0.3.0/infergate-0.3.0-checksums.txt"
@@ -111,7 +111,7 @@ start=$(date +%s%N)
 install x64 INFERGATE_VERSION=0.1.0
 elapsed_ms=$((($(date +%s%N) - start) / 1000000))
 if [ "$rc" -eq 0 ] && [ -x "$dest/bin/infergate" ] && "$dest/bin/infergate" --version | grep -q '^infergate ' \
-  && [[ $out == *"infergate-0.1.0-x86_64-unknown-linux-musl.tar.gz into $dest/bin/infergate"* ]]; then
+  && [[ $out == *"infergate-0.1.0-x86_64-unknown-linux-gnu.tar.gz into $dest/bin/infergate"* ]]; then
   pass "X64 installs the x86_64 archive and runs it: $out"
 else
   fail "X64 install (exit $rc): $out"
@@ -125,14 +125,27 @@ fi
 
 # (b) ARM64: the aarch64 archive (it holds the same binary, so it also runs here).
 install arm64 INFERGATE_VERSION=v0.1.0 RUNNER_ARCH=ARM64
-if [ "$rc" -eq 0 ] && [ "$(requested /o/r/releases/download/v0.1.0/infergate-0.1.0-aarch64-unknown-linux-musl.tar.gz)" -eq 1 ] \
-  && [[ $out == *"(aarch64-unknown-linux-musl,"* ]]; then
+if [ "$rc" -eq 0 ] && [ "$(requested /o/r/releases/download/v0.1.0/infergate-0.1.0-aarch64-unknown-linux-gnu.tar.gz)" -eq 1 ] \
+  && [[ $out == *"(aarch64-unknown-linux-gnu,"* ]]; then
   pass "ARM64 chooses the aarch64 archive"
 else
   fail "ARM64 install (exit $rc): $out"
 fi
+# The static musl archive where asked (systems without glibc); the glibc one otherwise, since only it loads NVML.
+install musl INFERGATE_VERSION=0.1.0 INFERGATE_LIBC=musl
+if [ "$rc" -eq 0 ] && [ "$(requested /o/r/releases/download/v0.1.0/infergate-0.1.0-x86_64-unknown-linux-musl.tar.gz)" -eq 1 ]; then
+  pass "INFERGATE_LIBC=musl chooses the static archive"
+else
+  fail "musl install (exit $rc): $out"
+fi
+install badlibc INFERGATE_VERSION=0.1.0 INFERGATE_LIBC=uclibc
+if [ "$rc" -eq 1 ] && [[ $out == *"give gnu or musl"* ]]; then
+  pass "an unknown INFERGATE_LIBC is refused"
+else
+  fail "INFERGATE_LIBC=uclibc (exit $rc): $out"
+fi
 install uname INFERGATE_VERSION=0.1.0 RUNNER_OS= RUNNER_ARCH=
-if [ "$rc" -eq 0 ] && [[ $out == *"($(uname -m)-unknown-linux-musl,"* ]]; then
+if [ "$rc" -eq 0 ] && [[ $out == *"($(uname -m)-unknown-linux-gnu,"* ]]; then
   pass "without RUNNER_OS/RUNNER_ARCH, uname picks the target"
 else
   fail "install by uname (exit $rc): $out"
@@ -140,7 +153,7 @@ fi
 
 # (c) A tampered archive: refused before extraction, nothing run, nothing installed.
 install tampered INFERGATE_VERSION=0.2.0
-if [ "$rc" -eq 1 ] && [[ $out == *"checksum mismatch for infergate-0.2.0-x86_64-unknown-linux-musl.tar.gz"* ]] \
+if [ "$rc" -eq 1 ] && [[ $out == *"checksum mismatch for infergate-0.2.0-x86_64-unknown-linux-gnu.tar.gz"* ]] \
   && [[ $out =~ says\ [0-9a-f]{64},\ the\ download\ is\ [0-9a-f]{64} ]] \
   && [ ! -e "$dest/bin/infergate" ] && [ ! -e "$marker" ]; then
   pass "a tampered archive is refused, exit 1, nothing installed or run: $out"
@@ -148,7 +161,7 @@ else
   fail "tampered archive (exit $rc, marker $([ -e "$marker" ] && echo present || echo absent)): $out"
 fi
 install unlisted INFERGATE_VERSION=0.3.0
-if [ "$rc" -eq 1 ] && [[ $out == *"has no single SHA-256 line for infergate-0.3.0-x86_64-unknown-linux-musl.tar.gz"* ]] \
+if [ "$rc" -eq 1 ] && [[ $out == *"has no single SHA-256 line for infergate-0.3.0-x86_64-unknown-linux-gnu.tar.gz"* ]] \
   && [ ! -e "$dest/bin/infergate" ]; then
   pass "an archive missing from the checksums file is refused, exit 1"
 else

@@ -15,9 +15,14 @@ use crate::exit::Failure;
 use crate::runner::{CacheReset, GpuPlan, RunPlan};
 use crate::suite::{CaseSettings, Suite};
 
+/// What `infergate --version` prints after the name: the crate version and the
+/// commit it was built from (`0.1.0 (abc1234 2026-12-01)`), or
+/// `(unknown commit)` when built outside git (see `build.rs`).
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("INFERGATE_BUILD_COMMIT"), ")");
+
 /// infergate: stop LLM-serving performance regressions before they merge.
 #[derive(Debug, Parser)]
-#[command(name = "infergate", version, about, long_about = None)]
+#[command(name = "infergate", version = VERSION, about, long_about = None)]
 pub struct Cli {
     /// Print only errors and the final summary.
     #[arg(short, long, global = true, conflicts_with = "verbose")]

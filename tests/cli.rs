@@ -196,6 +196,37 @@ fn measurement_matches_the_simulators_ground_truth() {
 }
 
 #[test]
+fn version_names_the_commit_it_was_built_from() {
+    let out = infergate().arg("--version").assert().code(exit::PASS).get_output().stdout.clone();
+    let line = String::from_utf8(out).unwrap();
+    let rest =
+        line.strip_prefix(concat!("infergate ", env!("CARGO_PKG_VERSION"), " (")).unwrap_or_else(|| panic!("{line:?}"));
+    let commit = rest.strip_suffix(")\n").unwrap_or_else(|| panic!("{line:?}"));
+    // Built from this checkout, it names HEAD (build.rs reruns when HEAD moves);
+    // built from the crates.io package or a bare copy, it says so.
+    let git = |args: &[&str]| {
+        StdCommand::new("git")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let top = git(&["rev-parse", "--show-toplevel"]).map(|t| Path::new(&t).canonicalize().unwrap());
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).canonicalize().unwrap();
+    if std::env::var_os("INFERGATE_GIT_COMMIT").is_none() && top.as_deref() == Some(here.as_path()) {
+        let head = git(&["rev-parse", "--short=7", "HEAD"]).unwrap();
+        let day = git(&["log", "-1", "--format=%cs", "HEAD"]).unwrap();
+        assert_eq!(commit, format!("{head} {day}"));
+    } else {
+        let (hash, day) = commit.split_once(' ').unwrap_or((commit, ""));
+        let hash_ok = hash.len() == 7 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(commit == "unknown commit" || (hash_ok && (day.is_empty() || day.len() == 10)), "{line:?}");
+    }
+}
+
+#[test]
 fn server_down_exits_3_naming_the_url() {
     let dir = tempfile::tempdir().unwrap();
     infergate()
