@@ -245,12 +245,15 @@ pub struct PhaseGpu {
     pub peak_memory_pct: Option<f64>,
 }
 
-/// Relative changes from initial to continuous, %.
+/// Relative changes between initial and continuous responses, %, signed as
+/// the user's own report signs them: positive when continuous responses are
+/// faster, for both figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Change {
-    /// Of the mean response time.
+    /// Of the mean response time: (initial − continuous) / initial × 100
+    /// (13.99 s then 25.53 s is −82.49%).
     pub total_time_pct: Option<f64>,
-    /// Of the mean tokens per second.
+    /// Of the mean tokens per second: (continuous − initial) / initial × 100.
     pub tokens_per_second_pct: Option<f64>,
 }
 
@@ -534,7 +537,7 @@ fn model_report(model: &str, runs: &[&Results]) -> ModelReport {
     let total = |s: &PhaseStats| s.total_time_s;
     let tps = |s: &PhaseStats| s.tokens_per_second;
     let change = Change {
-        total_time_pct: relative_change(mean(&cold, total), mean(&warm, total)),
+        total_time_pct: relative_change(mean(&cold, total), mean(&warm, total)).map(|c| -c),
         tokens_per_second_pct: relative_change(mean(&cold, tps), mean(&warm, tps)),
     };
     let startup_ratio = match (mean(&cold, total), mean(&warm, total)) {
@@ -1142,6 +1145,13 @@ mod tests {
     }
 
     #[test]
+    fn time_change_is_signed_as_the_users_report_signs_it() {
+        // The seed report: 13.99 s initial, 25.53 s continuous, "성능 변화 (시간): -82.53%".
+        let time = relative_change(Some(13.99), Some(25.53)).map(|c| -c).unwrap();
+        assert!((time - (13.99 - 25.53) / 13.99 * 100.0).abs() < 1e-9 && time < -82.0 && time > -83.0, "{time}");
+    }
+
+    #[test]
     fn snapshot_full_ko_two_models() {
         insta::assert_snapshot!("full_ko_two_models", rendered(&two_models(), Lang::Ko));
     }
@@ -1252,7 +1262,8 @@ mod tests {
         assert_eq!(q.traits.throughput, Some(expected));
         let change = q.change.total_time_pct.unwrap();
         let (c, w) = (q.cold.total_time_s.unwrap().mean, q.warm.total_time_s.unwrap().mean);
-        assert!((change - (w - c) / c * 100.0).abs() < 1e-9);
+        // The user's sign: (initial − continuous) / initial.
+        assert!((change - (c - w) / c * 100.0).abs() < 1e-9);
         // The failed request is counted and left out.
         assert_eq!(q.warm.errors, 1);
         assert_eq!(q.warm.requests, 24);
