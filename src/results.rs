@@ -442,7 +442,45 @@ pub struct PhaseSummary {
     pub prompt_tokens: Option<Summary>,
 }
 
+/// The request counts of a phase, as its summary states them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCounts {
+    /// Requests sent.
+    pub requests: u32,
+    /// Requests that completed.
+    pub completed: u32,
+    /// Requests that failed (cancelled ones not counted).
+    pub errors: u32,
+    /// Requests cancelled by a stop.
+    pub cancelled: u32,
+    /// Completed requests with fewer output tokens than `asked_tokens`.
+    pub short_outputs: u32,
+}
+
+impl RecordCounts {
+    /// The counts of `records`; `asked_tokens` is the output length requested.
+    pub fn of(records: &[RequestRecord], asked_tokens: u32) -> Self {
+        let requests = records.len() as u32;
+        let completed = records.iter().filter(|r| r.ok).count() as u32;
+        let cancelled = records.iter().filter(|r| r.is_cancelled()).count() as u32;
+        let short_outputs =
+            records.iter().filter(|r| r.ok && r.output_tokens.is_some_and(|t| t < asked_tokens)).count() as u32;
+        RecordCounts { requests, completed, errors: requests - completed - cancelled, cancelled, short_outputs }
+    }
+}
+
 impl PhaseSummary {
+    /// The request counts this summary states.
+    pub fn counts(&self) -> RecordCounts {
+        RecordCounts {
+            requests: self.requests,
+            completed: self.completed,
+            errors: self.errors,
+            cancelled: self.cancelled,
+            short_outputs: self.short_outputs,
+        }
+    }
+
     /// Computes the summary of `records`, which started over `duration_s`
     /// seconds; `asked_tokens` is the output length requested.
     pub fn from_records(records: &[RequestRecord], duration_s: f64, asked_tokens: u32) -> Self {
@@ -454,10 +492,8 @@ impl PhaseSummary {
             let class = r.error.as_ref().map_or("unknown", |e| e.class.as_str());
             *errors_by_class.entry(class.to_string()).or_insert(0) += 1;
         }
-        let requests = records.len() as u32;
-        let completed = ok.len() as u32;
-        let cancelled = records.iter().filter(|r| r.is_cancelled()).count() as u32;
-        let errors = requests - completed - cancelled;
+        let RecordCounts { requests, completed, errors, cancelled, short_outputs } =
+            RecordCounts::of(records, asked_tokens);
         let judged = requests - cancelled;
         let total_output_tokens: u64 = ok.iter().filter_map(|r| r.output_tokens).map(u64::from).sum();
         let total_input_tokens: u64 = ok.iter().filter_map(|r| r.prompt_tokens).map(u64::from).sum();
@@ -473,7 +509,7 @@ impl PhaseSummary {
             retried: records.iter().filter(|r| r.attempts > 1).count() as u32,
             done_missing: ok.iter().filter(|r| !r.done_received).count() as u32,
             usage_missing: ok.iter().filter(|r| r.output_tokens_source != TokenSource::Usage).count() as u32,
-            short_outputs: ok.iter().filter(|r| r.output_tokens.is_some_and(|t| t < asked_tokens)).count() as u32,
+            short_outputs,
             duration_s,
             request_throughput: per_second(f64::from(completed)),
             output_throughput: per_second(total_output_tokens as f64),

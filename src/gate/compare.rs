@@ -175,7 +175,8 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
     }
 
     // Nothing in common with the baseline is nothing judged, never a pass.
-    if !refused && complete && pending.is_empty() {
+    let nothing_judged = !refused && complete && pending.is_empty();
+    if nothing_judged {
         notes.insert(
             0,
             if current.iter().all(|r| r.cases.is_empty()) {
@@ -189,7 +190,6 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
             },
         );
     }
-    let nothing_judged = !refused && complete && pending.is_empty();
     pool_cases(&mut pending);
     let level = test_level(&mut pending, rules);
     let detection = Detection::new(level, rules.significance, POWER);
