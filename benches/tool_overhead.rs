@@ -211,7 +211,7 @@ fn truth_after(server: &sim::SimServer, at_least: usize) -> Vec<TruthRecord> {
 }
 
 fn run_plan(base_url: String, cases: Option<&str>) -> RunPlan {
-    let mut suite = Suite::load("quick").expect("the quick suite");
+    let mut suite = infergate::suite::load("quick").expect("the quick suite");
     if let Some(globs) = cases {
         suite.select(globs).expect("INFERGATE_BENCH_CASES selects cases of the quick suite");
     }
@@ -357,7 +357,7 @@ fn suite_overhead(rt: &tokio::runtime::Runtime, itl_ms: f64, cases: Option<&str>
         rt.block_on(server.shutdown());
         return;
     }
-    let results = Results::load(&out).expect("the results infergate run wrote");
+    let results = infergate::results::load(&out).expect("the results infergate run wrote");
     let truth = truth_after(&server, before + results.total_requests() as usize);
     let st = ServerTime::of(&truth[before..], &results);
     let (all, measured) = (st.all(), st.measured());
@@ -427,7 +427,7 @@ fn compare_render(repetitions: u32) {
     let dir = tempfile::tempdir().expect("tempdir");
     let results_path = dir.path().join("results.json");
     let baseline_path = dir.path().join("baseline.toml");
-    results.save(&results_path).expect("save the results");
+    infergate::results::save(&results, &results_path).expect("save the results");
     std::fs::write(&baseline_path, baseline.to_toml().expect("baseline TOML")).expect("save the baseline");
     let size = |p: &Path| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1e6);
     println!(
@@ -484,8 +484,8 @@ fn compare_render(repetitions: u32) {
         "accept preview (baseline merge + TOML diff)",
         spread(time_ms(1, 5, || accept_preview(std::slice::from_ref(&results), &baseline, &baseline_path, &rules))),
     );
-    show("load the results file", spread(time_ms(1, 5, || Results::load(&results_path))));
-    show("load the baseline file", spread(time_ms(1, 5, || Baseline::load(&baseline_path))));
+    show("load the results file", spread(time_ms(1, 5, || infergate::results::load(&results_path))));
+    show("load the baseline file", spread(time_ms(1, 5, || infergate::baseline::load(&baseline_path))));
     let comparison = dir.path().join("comparison.json");
     let args: [&std::ffi::OsStr; 7] = [
         "compare".as_ref(),
@@ -518,12 +518,12 @@ fn run_quietly(name: &str, args: &[&std::ffi::OsStr], dir: &Path) {
 
 fn start_up() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut suite = Suite::load("quick").expect("the quick suite");
+    let mut suite = infergate::suite::load("quick").expect("the quick suite");
     suite.select("debugging/256").expect("a quick case");
     let (results, baseline) = pair(&suite, 10);
     let results_path = dir.path().join("results.json");
     let baseline_path = dir.path().join("baseline.toml");
-    results.save(&results_path).expect("save the results");
+    infergate::results::save(&results, &results_path).expect("save the results");
     std::fs::write(&baseline_path, baseline.to_toml().expect("baseline TOML")).expect("save the baseline");
     let comparison = dir.path().join("comparison.json");
     println!("\n3. start-up of the release binary (spawned process wall time, 30 runs after 3)");

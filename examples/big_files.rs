@@ -18,7 +18,6 @@
 use std::path::PathBuf;
 
 use infergate::baseline::Baseline;
-use infergate::results::Results;
 
 fn main() {
     if let Err(e) = run() {
@@ -51,7 +50,7 @@ fn run() -> anyhow::Result<()> {
     std::fs::write(&path, big.to_toml()?)?;
     println!("{} ({} cases, {} bytes)", path.display(), big.cases.len(), std::fs::metadata(&path)?.len());
 
-    let demo = Results::load(&source)?;
+    let demo = infergate::results::load(&source)?;
     let per_copy = std::fs::metadata(&source)?.len();
     let copies = results_bytes.div_ceil(per_copy).max(1);
     let mut big = demo.clone();
@@ -65,7 +64,7 @@ fn run() -> anyhow::Result<()> {
         })
         .collect();
     let path = out.join("big-results.json");
-    big.save(&path)?;
+    infergate::results::save(&big, &path)?;
     println!("{} ({} cases, {} bytes)", path.display(), big.cases.len(), std::fs::metadata(&path)?.len());
     Ok(())
 }

@@ -1,21 +1,20 @@
 //! The full Monte Carlo check of the gate's verdict on a runner as harsh as
-//! a real GPU runner (see `infergate::gate::montecarlo` for the noise model).
+//! a real GPU runner (see `infergate::sim::montecarlo` for the noise model).
 //!
 //! `cargo run --release --example gate_montecarlo [SCALE]` (SCALE multiplies
 //! the trial counts, default 1; `INFERGATE_MC_ONLY=aa,curve,mdc,calibrate`
 //! picks sections). Every figure is a rate over seeded trials with its 95%
 //! Wilson interval; the seed is fixed, so a run reproduces them exactly.
 
-use infergate::gate::montecarlo::{self, Noise, Setup};
 use infergate::gate::rules::Rules;
-use infergate::suite::Suite;
+use infergate::sim::montecarlo::{self, Noise, Setup};
 
 fn main() {
     let scale: f64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1.0);
     let only = std::env::var("INFERGATE_MC_ONLY").ok();
     let want = |s: &str| only.as_deref().is_none_or(|o| o.split(',').any(|x| x.trim() == s));
     let n = |base: usize| ((base as f64 * scale).round() as usize).max(2);
-    let suite = match Suite::load("coder") {
+    let suite = match infergate::suite::load("coder") {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

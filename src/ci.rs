@@ -384,9 +384,9 @@ mod tests {
     #[test]
     fn hostile_names_and_notes_stay_inside_their_annotation() {
         use crate::baseline::Baseline;
-        use crate::gate::compare::tests::results;
         use crate::gate::compare::{CompareInput, compare};
         use crate::gate::{CaseVerdict, Mismatch};
+        use infergate_core::testing::results;
         let id = "x::error title=owned::pwned,y\r\n::warning::%0A";
         let base = Baseline::from_results(&results(&[id], 1, 12, 1.0, 0.01), "p");
         let current = results(&[id], 2, 12, 1.5, 0.01);

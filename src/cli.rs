@@ -13,7 +13,7 @@ use crate::client::{Api, ClientConfig, Secret};
 use crate::config::{BaseUrl, HumanDuration, LoadedConfig, Toggle};
 use crate::exit::Failure;
 use crate::runner::{CacheReset, GpuPlan, RunPlan};
-use crate::suite::{CaseSettings, Suite};
+use crate::suite::CaseSettings;
 
 /// What `infergate --version` prints after the name: the crate version and the
 /// commit it was built from (`0.1.0 (abc1234 2026-12-01)`), or
@@ -198,16 +198,7 @@ pub struct PublishArgs {
     pub github: GithubArgs,
 }
 
-/// Which verdicts fail the job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FailOn {
-    /// Regressions exit 1.
-    Regression,
-    /// Regressions and warnings exit 1.
-    Warning,
-    /// Regressions and warnings exit 0 (a run that could not be trusted still exits 3).
-    Never,
-}
+pub use crate::exit::FailOn;
 
 /// Which pull request, and the token.
 #[derive(Debug, Clone, Args)]
@@ -609,7 +600,7 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
         crate::limits::check_rate(rate).map_err(|e| Failure::invalid(anyhow!("--request-rate: {e}")))?;
     }
     let suite_name = args.suite.clone().or_else(|| run.suite.clone()).unwrap_or_else(|| "coder".into());
-    let mut suite = Suite::load(&suite_name).map_err(Failure::invalid)?;
+    let mut suite = crate::suite::load(&suite_name).map_err(Failure::invalid)?;
     let cases_filter = args.cases.clone().or_else(|| run.cases.clone());
     if let Some(filter) = &cases_filter {
         suite.select(filter).map_err(Failure::invalid)?;

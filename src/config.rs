@@ -6,13 +6,13 @@
 //! errors carry the line too.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::client::Api;
 use crate::suite::{Positive, Rate};
+pub use infergate_core::limits::HumanDuration;
+pub use infergate_core::tomldoc::parse_toml;
 
 /// The default config file, used when present and `--config` is not given.
 pub const DEFAULT_PATH: &str = "infergate.toml";
@@ -199,35 +199,6 @@ impl<'de> Deserialize<'de> for BaseUrl {
     }
 }
 
-/// A duration written as `"30s"`, `"10m"`, `"1m 30s"` or a number of
-/// seconds, within the range of [`crate::limits::parse_duration`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
-
-impl HumanDuration {
-    /// Parses `"30s"`-style text or plain seconds, from 1 ms to 365 days.
-    pub fn parse(s: &str) -> Result<HumanDuration, String> {
-        crate::limits::parse_duration(s).map(HumanDuration)
-    }
-}
-
-impl<'de> Deserialize<'de> for HumanDuration {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(f64),
-            Text(String),
-        }
-        let text = match Raw::deserialize(d)? {
-            // `show`, not `to_string`: 1e-300 is not echoed as 300 digits.
-            Raw::Secs(s) => crate::limits::show(s),
-            Raw::Text(t) => t,
-        };
-        HumanDuration::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
 /// A loaded config and where it came from.
 #[derive(Debug, Clone, Default)]
 pub struct LoadedConfig {
@@ -268,75 +239,10 @@ impl LoadedConfig {
     }
 }
 
-/// Deserializes TOML into `T`, with errors of the form
-/// `FILE:LINE:COL: key `a.b`: message`.
-/// A large document (a baseline of many cases) is read one case at a time
-/// (see `crate::tomlsplit`), with the same messages.
-pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, String> {
-    match crate::tomlsplit::SplitDoc::new(text) {
-        Some(doc) => parse_toml_split(doc, text, origin),
-        None => parse_toml_whole(text, origin),
-    }
-}
-
-/// [`parse_toml`] on a document split into groups.
-pub(crate) fn parse_toml_split<T: DeserializeOwned>(
-    doc: crate::tomlsplit::SplitDoc<'_>,
-    text: &str,
-    origin: &str,
-) -> Result<T, String> {
-    doc.deserialize().map_err(|e| {
-        let inner = e.inner();
-        let path = (!inner.syntax).then(|| e.path().to_string());
-        format_error(text, origin, path, inner.span.clone(), &inner.message)
-    })
-}
-
-/// [`parse_toml`] on the whole document at once, whatever its size.
-pub(crate) fn parse_toml_whole<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, String> {
-    let de = toml::de::Deserializer::parse(text).map_err(|e| format_toml_error(text, origin, None, &e))?;
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        format_toml_error(text, origin, Some(path), e.inner())
-    })
-}
-
-fn format_toml_error(text: &str, origin: &str, path: Option<String>, e: &toml::de::Error) -> String {
-    format_error(text, origin, path, e.span(), e.message())
-}
-
-fn format_error(
-    text: &str,
-    origin: &str,
-    path: Option<String>,
-    span: Option<std::ops::Range<usize>>,
-    message: &str,
-) -> String {
-    let location = match span {
-        Some(span) => {
-            let (line, col) = line_col(text, span.start);
-            format!("{origin}:{line}:{col}")
-        }
-        None => origin.to_string(),
-    };
-    let message = crate::limits::shorten_numbers(message.trim());
-    match path.filter(|p| p != "." && !p.is_empty()) {
-        Some(p) => format!("{location}: key `{p}`: {message}"),
-        None => format!("{location}: {message}"),
-    }
-}
-
-/// 1-based line and column of byte offset `pos`.
-fn line_col(text: &str, pos: usize) -> (usize, usize) {
-    let before = &text[..pos.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
-    (line, col)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(text: &str) -> Result<Config, String> {
         parse_toml(text, "infergate.toml")

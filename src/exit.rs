@@ -4,6 +4,8 @@
 //! interface and documented in the README. A regression is an outcome, not an
 //! error; errors map to [`INVALID_INPUT`] or [`RUN_FAILED`].
 
+use crate::gate::Verdict;
+
 /// Everything ran and nothing regressed.
 pub const PASS: i32 = 0;
 /// The run was trustworthy and at least one metric regressed beyond tolerance.
@@ -13,6 +15,30 @@ pub const INVALID_INPUT: i32 = 2;
 /// The run could not be completed or cannot be trusted: server down, requests
 /// failing, interrupted, environment mismatch.
 pub const RUN_FAILED: i32 = 3;
+
+/// Which verdicts fail the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// Regressions exit 1.
+    Regression,
+    /// Regressions and warnings exit 1.
+    Warning,
+    /// Regressions and warnings exit 0 (a run that could not be trusted still exits 3).
+    Never,
+}
+
+/// The exit code for a verdict under `--fail-on`: the one mapping from
+/// the gate's outcome to a process exit code. A run that could not be
+/// trusted (invalid, refused) exits 3 whatever `--fail-on` says.
+pub fn of_verdict(verdict: Verdict, fail_on: FailOn) -> i32 {
+    match (verdict, fail_on) {
+        (v, _) if v.is_unjudged() => RUN_FAILED,
+        (_, FailOn::Never) => PASS,
+        (Verdict::Warn, FailOn::Warning) => REGRESSION,
+        (v, _) if v.is_regression() => REGRESSION,
+        _ => PASS,
+    }
+}
 
 /// Why a command failed, which decides its exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,5 +101,24 @@ impl<T, E: Into<anyhow::Error>> ResultExt<T> for Result<T, E> {
     }
     fn run_failed(self) -> Result<T, Failure> {
         self.map_err(Failure::run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_on_maps_verdicts() {
+        use Verdict::*;
+        assert_eq!(of_verdict(Regressed, FailOn::Regression), REGRESSION);
+        assert_eq!(of_verdict(Warn, FailOn::Regression), PASS);
+        assert_eq!(of_verdict(Warn, FailOn::Warning), REGRESSION);
+        assert_eq!(of_verdict(Regressed, FailOn::Never), PASS);
+        assert_eq!(of_verdict(Invalid, FailOn::Never), RUN_FAILED);
+        assert_eq!(of_verdict(Refused, FailOn::Never), RUN_FAILED);
+        assert_eq!(of_verdict(UpdateRequired, FailOn::Regression), REGRESSION);
+        assert_eq!(of_verdict(Improved, FailOn::Warning), PASS);
+        assert_eq!(of_verdict(Pass, FailOn::Warning), PASS);
     }
 }

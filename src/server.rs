@@ -35,7 +35,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, Secret};
 use crate::exit::Failure;
@@ -75,17 +74,7 @@ pub const CI_CREDENTIALS: &[&str] = &[
     "ACTIONS_ID_TOKEN_REQUEST_URL",
 ];
 
-/// What the results record about a server infergate launched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LaunchInfo {
-    /// The command line.
-    pub command: String,
-    /// Seconds from start to ready (`/health` answers and the model is listed).
-    pub time_to_ready_s: f64,
-    /// The server's log file.
-    pub log: String,
-}
+pub use infergate_core::results::LaunchInfo;
 
 /// A server started by infergate.
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use infergate::exit;
-use infergate::results::{ErrorClass, Results};
+use infergate::results::ErrorClass;
 use infergate::sim::SimConfig;
 use support::Sim;
 
@@ -204,7 +204,7 @@ fn giant_response_heads_on_measured_requests_are_bad_responses_never_retried() {
     let url = sim.url();
     let ended = run_measured(dir.path(), &run_args(&url, &["--retries", "2"]));
     ended.assert_failed_with("requests failed");
-    let results = Results::load(&dir.path().join("results.json")).unwrap();
+    let results = infergate::results::load(&dir.path().join("results.json")).unwrap();
     let requests: Vec<_> = results.cases.iter().flat_map(|c| c.phases.values()).flat_map(|p| &p.requests).collect();
     assert!(!requests.is_empty());
     for r in requests {

@@ -44,7 +44,7 @@ fn run_sim(sim: &Sim, args: &[&str]) -> Results {
 }
 
 fn load(path: &Path) -> Results {
-    Results::load(path).unwrap_or_else(|e| panic!("{e:#}"))
+    infergate::results::load(path).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]

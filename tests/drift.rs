@@ -88,7 +88,7 @@ fn a_baseline_of_several_launches_tells_drift_from_regression() {
         .stderr(predicate::str::contains("infergate baseline update --results base/results.run1.json"));
     let files: Vec<String> = (1..=5).map(|i| format!("base/results.run{i}.json")).collect();
     for (i, f) in files.iter().enumerate() {
-        let r = infergate::results::Results::load(&d.join(f)).unwrap();
+        let r = infergate::results::load(&d.join(f)).unwrap();
         let launched = r.environment.server.launched.as_ref().expect("launched by infergate");
         assert!(launched.log.ends_with(&format!("server.run{}.log", i + 1)), "{launched:?}");
     }

@@ -171,7 +171,8 @@ fn check(sim: &Sim, extra: &[&str]) -> Outcome {
         .unwrap();
     let elapsed = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let results = Results::load(&dir.path().join("results.json")).unwrap_or_else(|e| panic!("{e:#}\n{stderr}"));
+    let results =
+        infergate::results::load(&dir.path().join("results.json")).unwrap_or_else(|e| panic!("{e:#}\n{stderr}"));
     let text = std::fs::read_to_string(dir.path().join("comparison.json")).unwrap();
     let comparison = serde_json::from_str(&text).unwrap();
     Outcome { code: out.status.code().unwrap_or(-1), stderr, elapsed, results, comparison }
@@ -411,7 +412,7 @@ fn the_deadline_stops_the_run_with_partial_results() {
     assert_eq!(out.status.code(), Some(exit::RUN_FAILED), "{stderr}");
     assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
     assert!(stderr.contains("deadline of 3s"), "{stderr}");
-    let r = Results::load(&dir.path().join("results.json")).unwrap();
+    let r = infergate::results::load(&dir.path().join("results.json")).unwrap();
     assert!(!r.complete);
     assert_eq!(r.settings.deadline_s, Some(3.0));
     assert!(r.warnings.iter().any(|w| w.contains("deadline of 3s") && w.contains("partial")), "{:?}", r.warnings);
@@ -486,7 +487,7 @@ fn an_interruption_lets_requests_in_flight_finish_within_the_grace() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(exit::RUN_FAILED));
     assert!(start.elapsed() < DEADLINE);
-    let r = Results::load(&dir.path().join("results.json")).unwrap();
+    let r = infergate::results::load(&dir.path().join("results.json")).unwrap();
     assert!(!r.complete);
     let warm = &r.cases[0].phases[&PhaseName::Warm];
     assert!(warm.summary.requests >= 2 && warm.summary.requests < 20, "{:?}", warm.summary);
@@ -508,7 +509,7 @@ fn requests_still_in_flight_after_the_grace_are_recorded_as_cancelled() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(exit::RUN_FAILED));
     assert!(start.elapsed() < Duration::from_secs(30), "{:?}", start.elapsed());
-    let r = Results::load(&dir.path().join("results.json")).unwrap();
+    let r = infergate::results::load(&dir.path().join("results.json")).unwrap();
     assert!(!r.complete);
     let cold = &r.cases[0].phases[&PhaseName::Cold];
     assert_eq!(cold.requests[0].error.as_ref().unwrap().class, ErrorClass::Cancelled);
@@ -529,7 +530,7 @@ fn a_second_interruption_cancels_at_once() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(exit::RUN_FAILED));
     assert!(start.elapsed() < Duration::from_secs(30), "not the 120 s grace: {:?}", start.elapsed());
-    let r = Results::load(&dir.path().join("results.json")).unwrap();
+    let r = infergate::results::load(&dir.path().join("results.json")).unwrap();
     let cold = &r.cases[0].phases[&PhaseName::Cold].requests[0];
     assert_eq!(cold.error.as_ref().unwrap().class, ErrorClass::Cancelled);
     assert!(cold.error.as_ref().unwrap().message.contains("interrupted"), "{:?}", cold.error);
@@ -541,11 +542,11 @@ fn a_kill_in_the_middle_of_writing_a_baseline_leaves_the_old_one_intact() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // A big results file: the coder suite with many repetitions, from the simulator's model.
-    let suite = infergate::suite::Suite::load("coder").unwrap();
+    let suite = infergate::suite::load("coder").unwrap();
     let big = infergate::sim::synthetic::run(&SimConfig::default(), &suite, 400, 1);
-    big.save(&d.join("big.json")).unwrap();
+    infergate::results::save(&big, &d.join("big.json")).unwrap();
     let small = infergate::sim::synthetic::run(&SimConfig::default(), &suite, 3, 2);
-    small.save(&d.join("small.json")).unwrap();
+    infergate::results::save(&small, &d.join("small.json")).unwrap();
     infergate(d).args(["baseline", "update", "--results", "small.json", "--baseline", "p"]).assert().code(exit::PASS);
     let target = d.join("baselines/p.toml");
     let old = std::fs::read(&target).unwrap();
@@ -577,7 +578,7 @@ fn a_kill_in_the_middle_of_writing_a_baseline_leaves_the_old_one_intact() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(std::fs::read(&target).unwrap(), old, "the old baseline is intact");
-    infergate::baseline::Baseline::load(&target).unwrap();
+    infergate::baseline::load(&target).unwrap();
     // The next write replaces the target and clears the dead writer's leftover.
     infergate(d)
         .args(["baseline", "update", "--results", "big.json", "--baseline", "p", "--allow-mismatch"])
@@ -648,7 +649,7 @@ fn an_interruption_stops_the_server_infergate_started() {
     assert!(start.elapsed() < Duration::from_secs(40), "{:?}", start.elapsed());
     // The server is gone with the run.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "the simulator still answers");
-    let r = Results::load(&dir.path().join("results.json")).unwrap();
+    let r = infergate::results::load(&dir.path().join("results.json")).unwrap();
     assert!(!r.complete);
     assert!(r.environment.server.launched.is_some());
     let cold = &r.cases[0].phases[&PhaseName::Cold].requests[0];

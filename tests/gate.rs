@@ -239,9 +239,9 @@ fn check_with_confirm_reruns_only_flagged_cases() {
         .assert()
         .code(exit::REGRESSION);
     // The confirmation is a run of its own, of the flagged cases only, judged with the first.
-    let r = infergate::results::Results::load(&d.join("cur.json")).unwrap();
+    let r = infergate::results::load(&d.join("cur.json")).unwrap();
     assert!(r.warnings.iter().any(|w| w.contains("confirmation")));
-    let again = infergate::results::Results::load(&d.join("cur.confirm1.json")).unwrap();
+    let again = infergate::results::load(&d.join("cur.confirm1.json")).unwrap();
     assert_eq!(again.cases.len(), 2);
     assert_ne!(again.run_id, r.run_id);
     let c = comparison(&d.join("comparison.json"));

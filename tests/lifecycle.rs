@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use infergate::exit;
-use infergate::results::Results;
 use predicates::prelude::*;
 
 fn free_port() -> u16 {
@@ -59,7 +58,7 @@ fn started_server_is_timed_and_stopped() {
     let port = free_port();
     let command = format!("{} sim --port {port} --itl-ms 1", bin());
     run(dir.path(), port, &command, &["--out", "out/r.json"]).assert().code(exit::PASS);
-    let r = Results::load(&dir.path().join("out/r.json")).unwrap();
+    let r = infergate::results::load(&dir.path().join("out/r.json")).unwrap();
     let launched = r.environment.server.launched.expect("the launch is recorded");
     assert_eq!(launched.command, command);
     assert!(launched.time_to_ready_s > 0.0 && launched.time_to_ready_s < 30.0, "{launched:?}");

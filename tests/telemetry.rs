@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use assert_cmd::Command;
 use infergate::exit;
-use infergate::results::{PhaseName, Results};
+use infergate::results::PhaseName;
 use infergate::sim::SimConfig;
 use predicates::prelude::*;
 use support::Sim;
@@ -73,7 +73,7 @@ fn run_records_the_scripted_gpu_figures() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     infergate(d, TWO_GPUS).args(run_args(&sim, "r.json")).assert().code(exit::PASS);
-    let r = Results::load(&d.join("r.json")).unwrap();
+    let r = infergate::results::load(&d.join("r.json")).unwrap();
     let gpu = &r.environment.gpu;
     assert_eq!(gpu.status, "ok");
     assert_eq!(gpu.driver_version.as_deref(), Some("550.54.15"));
@@ -124,7 +124,7 @@ fn run_records_the_scripted_gpu_figures() {
     // One device selected: energy per token is known.
     let single = TWO_GPUS.to_string();
     infergate(d, &single).env("CUDA_VISIBLE_DEVICES", "0").args(run_args(&sim, "one.json")).assert().code(exit::PASS);
-    let r = Results::load(&d.join("one.json")).unwrap();
+    let r = infergate::results::load(&d.join("one.json")).unwrap();
     assert_eq!(r.environment.gpu.devices.len(), 1);
     let warm = r.cases[0].phases[&PhaseName::Warm].gpu.clone().unwrap();
     let tokens = r.cases[0].phases[&PhaseName::Warm].summary.total_output_tokens as f64;
@@ -151,7 +151,7 @@ fn failing_nvml_init_with_require_exits_3_and_auto_records_unavailable() {
         .args(&args)
         .assert()
         .code(exit::PASS);
-    let r = Results::load(&d.join("auto.json")).unwrap();
+    let r = infergate::results::load(&d.join("auto.json")).unwrap();
     assert_eq!(r.environment.gpu.status, "unavailable");
     assert!(r.environment.gpu.reason.as_deref().unwrap().contains("no-such-libnvidia-ml.so.1"));
     assert_eq!(r.warnings.iter().filter(|w| w.starts_with("GPU telemetry unavailable")).count(), 1);

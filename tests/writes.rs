@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use infergate::exit;
 use infergate::sim::SimConfig;
-use infergate::suite::Suite;
 use support::Sim;
 
 /// Every command must end well within this.
@@ -53,9 +52,9 @@ fn stderr(out: &Output) -> String {
 
 /// Writes the synthetic results of run `run` of the quick suite to `dir/name`.
 fn results(dir: &Path, name: &str, run: u64) -> PathBuf {
-    let suite = Suite::load("quick").unwrap();
+    let suite = infergate::suite::load("quick").unwrap();
     let path = dir.join(name);
-    infergate::sim::synthetic::run(&SimConfig::default(), &suite, 3, run).save(&path).unwrap();
+    infergate::results::save(&infergate::sim::synthetic::run(&SimConfig::default(), &suite, 3, run), &path).unwrap();
     path
 }
 
@@ -327,7 +326,7 @@ fn check_refuses_an_output_folder_another_infergate_holds() {
 
 /// The run ids the cases of `baselines/p.toml` matching `prefix` were recorded from.
 fn case_runs(d: &Path, prefix: &str) -> Vec<String> {
-    let b = infergate::baseline::Baseline::load(&d.join("baselines/p.toml")).unwrap();
+    let b = infergate::baseline::load(&d.join("baselines/p.toml")).unwrap();
     let mut runs: Vec<String> = b
         .cases
         .iter()
@@ -340,7 +339,7 @@ fn case_runs(d: &Path, prefix: &str) -> Vec<String> {
 }
 
 fn run_id(path: &Path) -> String {
-    infergate::results::Results::load(path).unwrap().run_id
+    infergate::results::load(path).unwrap().run_id
 }
 
 #[cfg(target_os = "linux")]

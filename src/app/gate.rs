@@ -35,7 +35,7 @@ pub fn load_baseline(arg: &str) -> Result<(Baseline, PathBuf), Failure> {
             path.display()
         )));
     }
-    let b = Baseline::load(&path).map_err(Failure::invalid)?;
+    let b = crate::baseline::load(&path).map_err(Failure::invalid)?;
     Ok((b, path))
 }
 
@@ -53,7 +53,7 @@ fn sibling(path: &Path, name: &str) -> PathBuf {
 /// Loads the current runs of `--results`.
 fn load_runs(paths: &[PathBuf]) -> Result<Vec<Results>, Failure> {
     let runs: Vec<Results> =
-        paths.iter().map(|p| Results::load(p).map_err(Failure::invalid)).collect::<Result<_, _>>()?;
+        paths.iter().map(|p| crate::results::load(p).map_err(Failure::invalid)).collect::<Result<_, _>>()?;
     for (i, r) in runs.iter().enumerate() {
         if let Some(j) = runs[..i].iter().position(|o| o.run_id == r.run_id) {
             return Err(Failure::invalid(anyhow!(
@@ -96,7 +96,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
     }
     save_comparison(&cmp, &comparison)?;
     emit_report(&cmp, &args.report)?;
-    Ok(cmp.verdict.exit_code())
+    Ok(crate::exit::of_verdict(cmp.verdict, crate::cli::FailOn::Regression))
 }
 
 fn save_comparison(cmp: &Comparison, path: &Path) -> Result<(), Failure> {
@@ -287,7 +287,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
             eprintln!("run {} of {}", i + 1, paths.len());
         }
         let results = execute(&crate::cli::plan_for_run(plan, i as u32 + 1, runs_in_all), s.verbosity).await?;
-        results.save(path).map_err(crate::fsutil::failure)?;
+        crate::results::save(&results, path).map_err(crate::fsutil::failure)?;
         let complete = results.complete;
         runs.push(results);
         if !complete {
@@ -322,7 +322,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
         for i in 1..=s.confirm {
             let extra = execute(&crate::cli::plan_for_run(&again, s.runs + i, runs_in_all), s.verbosity).await?;
             let path = confirm_path(s.output, i);
-            extra.save(&path).map_err(crate::fsutil::failure)?;
+            crate::results::save(&extra, &path).map_err(crate::fsutil::failure)?;
             paths.push(path);
             let complete = extra.complete;
             runs.push(extra);
@@ -336,7 +336,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
                 flagged.join(", "),
                 s.confirm
             ));
-            first.save(&paths[0]).map_err(crate::fsutil::failure)?;
+            crate::results::save(first, &paths[0]).map_err(crate::fsutil::failure)?;
         }
         cmp = judge(&runs, &paths);
     }
@@ -603,7 +603,7 @@ pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32
             eprintln!("calibrate: run {} of {}", i + 1, args.runs);
         }
         let r = execute(&crate::cli::plan_for_run(&plan, i as u32 + 1, args.runs), verbosity).await?;
-        r.save(path).map_err(crate::fsutil::failure)?;
+        crate::results::save(&r, path).map_err(crate::fsutil::failure)?;
         if !r.complete || r.total_errors() > 0 {
             return Err(Failure::run(anyhow!(
                 "calibration run {} failed or was interrupted (see {}); calibration needs clean runs of an unchanged server",
@@ -618,7 +618,7 @@ pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32
     let mut json = crate::json::to_vec(&report).context("cannot serialize").map_err(Failure::run)?;
     json.push(b'\n');
     crate::fsutil::write_output(&json_path, &json).map_err(crate::fsutil::failure)?;
-    print_stdout(&crate::gate::calibrate::render(&report, &display_paths(&paths)))?;
+    print_stdout(&crate::report::calibration::render(&report, &display_paths(&paths)))?;
     if verbosity != Verbosity::Quiet {
         eprintln!("calibration written to {}", json_path.display());
     }

@@ -17,7 +17,7 @@ use crate::progress::{Terminal, Verbosity};
 use crate::results::Results;
 use crate::runner::{self, CacheReset, RunPlan, StopReason, StopSignal};
 use crate::sim::SimConfig;
-use crate::suite::{CaseSettings, Suite};
+use crate::suite::CaseSettings;
 
 /// `infergate run`: one results file per run.
 pub async fn run(args: &RunCmdArgs, verbosity: Verbosity) -> Result<i32, Failure> {
@@ -112,7 +112,7 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
             idle_timeout: std::time::Duration::from_secs(30),
             max_event_bytes: crate::client::sse::DEFAULT_MAX_EVENT_BYTES,
         },
-        suite: Suite::load("quick").map_err(Failure::invalid)?,
+        suite: crate::suite::load("quick").map_err(Failure::invalid)?,
         cases_filter: None,
         overrides: CaseSettings { repetitions: Some(args.repetitions), warmup: Some(1), ..CaseSettings::default() },
         config_defaults: CaseSettings::default(),
@@ -155,8 +155,8 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
     sim.shutdown().await;
     // Holds the output folder until the full report is written too.
     let checked = code?;
-    let code = checked.comparison.verdict.exit_code();
-    let results = Results::load(&output).map_err(Failure::run)?;
+    let code = crate::exit::of_verdict(checked.comparison.verdict, crate::cli::FailOn::Regression);
+    let results = crate::results::load(&output).map_err(Failure::run)?;
     let written = report::write_full_report(&[(output.clone(), results)], args.lang, None, &args.out)?;
     drop(checked);
     if verbosity != Verbosity::Quiet {
@@ -257,7 +257,7 @@ fn finish(
     rules: &crate::gate::rules::Rules,
     verbosity: Verbosity,
 ) -> Result<i32, Failure> {
-    results.save(output).map_err(crate::fsutil::failure)?;
+    crate::results::save(results, output).map_err(crate::fsutil::failure)?;
     let table = crate::report::table::summary(results);
     if output.as_os_str() == "-" {
         eprint!("{table}");
@@ -364,7 +364,7 @@ pub fn print_stdout(text: &str) -> Result<(), Failure> {
 
 /// `infergate sim`.
 pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
-    let config = SimConfig {
+    let mut config = SimConfig {
         model: args.model.clone(),
         seed: args.seed,
         ttft_base_ms: args.ttft_base_ms,
@@ -388,7 +388,7 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         natural_len_min: args.natural_len_min,
         natural_len_max: args.natural_len_max,
         max_model_len: args.max_model_len,
-        truth_log: args.truth_log.clone(),
+        truth_log: None,
         faults: args
             .fault
             .iter()
@@ -404,6 +404,15 @@ pub async fn sim(args: &SimArgs) -> Result<i32, Failure> {
         };
         Failure::invalid(anyhow!("--{flag} must be {expected}, got {value}"))
     })?;
+    if let Some(path) = &args.truth_log {
+        let file = crate::fsutil::append_log(path).map_err(|e| {
+            Failure::invalid(e.context(format!(
+                "--truth-log: cannot open the truth log {}; check that its folder exists and is writable",
+                path.display()
+            )))
+        })?;
+        config.truth_log = Some(crate::sim::TruthLog::new(file));
+    }
     crate::sim::serve_until_signal(config, (args.host, args.port).into()).await.map_err(|e| {
         Failure::run(e.context(format!("the simulator could not serve on {}:{}", args.host, args.port)))
     })?;

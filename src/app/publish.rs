@@ -63,7 +63,7 @@ pub async fn publish(
         }
     }
     write_outputs(ctx, cmp, results, comparison, &comment_url);
-    Ok(exit_code(cmp.verdict, args.fail_on))
+    Ok(exit::of_verdict(cmp.verdict, args.fail_on))
 }
 
 fn one_line(s: &str) -> String {
@@ -81,17 +81,6 @@ fn write_outputs(ctx: &ActionsContext, cmp: &Comparison, results: &Path, compari
     ];
     if let Err(e) = ci::write_outputs(path, &outputs) {
         eprintln!("warning: {}", crate::text::for_log(&format!("{e:#}")));
-    }
-}
-
-/// The exit code for a verdict under `--fail-on`. A run that could not be
-/// trusted (invalid, refused) exits 3 whatever `--fail-on` says.
-pub fn exit_code(verdict: Verdict, fail_on: FailOn) -> i32 {
-    match (verdict, fail_on) {
-        (Verdict::Refused | Verdict::Invalid, _) => exit::RUN_FAILED,
-        (_, FailOn::Never) => exit::PASS,
-        (Verdict::Warn, FailOn::Warning) => exit::REGRESSION,
-        (v, _) => v.exit_code(),
     }
 }
 
@@ -189,7 +178,7 @@ pub fn merge(args: &MergeArgs) -> Result<i32, Failure> {
     if let Some(path) = &args.markdown {
         crate::fsutil::write_output(path, md.as_bytes()).map_err(crate::fsutil::failure)?;
     }
-    Ok(verdict.exit_code())
+    Ok(exit::of_verdict(verdict, FailOn::Regression))
 }
 
 /// The repository's owner and name (`--repo`, else `GITHUB_REPOSITORY`) and the token.
@@ -276,23 +265,5 @@ pub async fn comment(args: &CommentArgs) -> Result<i32, Failure> {
             Ok(exit::PASS)
         }
         Err(e) => Err(Failure::run(anyhow!("the pull-request comment was not posted: {e}"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fail_on_maps_verdicts() {
-        use Verdict::*;
-        assert_eq!(exit_code(Regressed, FailOn::Regression), exit::REGRESSION);
-        assert_eq!(exit_code(Warn, FailOn::Regression), exit::PASS);
-        assert_eq!(exit_code(Warn, FailOn::Warning), exit::REGRESSION);
-        assert_eq!(exit_code(Regressed, FailOn::Never), exit::PASS);
-        assert_eq!(exit_code(Invalid, FailOn::Never), exit::RUN_FAILED);
-        assert_eq!(exit_code(Refused, FailOn::Never), exit::RUN_FAILED);
-        assert_eq!(exit_code(UpdateRequired, FailOn::Regression), exit::REGRESSION);
-        assert_eq!(exit_code(Pass, FailOn::Warning), exit::PASS);
     }
 }

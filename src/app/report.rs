@@ -14,7 +14,7 @@ use crate::results::Results;
 pub fn report(args: &ReportCmdArgs) -> Result<i32, Failure> {
     let mut all = Vec::new();
     for path in &args.results {
-        all.push((path.clone(), Results::load(path).map_err(Failure::invalid)?));
+        all.push((path.clone(), crate::results::load(path).map_err(Failure::invalid)?));
     }
     let template = match &args.template {
         Some(p) => Some(

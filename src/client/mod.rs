@@ -23,10 +23,7 @@ use crate::results::{ErrorClass, RequestError, RequestRecord, TokenSource};
 use chunk::UsageMsg;
 use sse::{Event, SseParser};
 
-/// The header naming the case of a measured request (`code-review/12800`):
-/// it finds the request in the server's logs, and the simulator's `@case`
-/// fault selector reads it.
-pub const CASE_HEADER: &str = "x-infergate-case";
+pub use infergate_core::suite::CASE_HEADER;
 
 /// How long a stream may stay silent after its `finish_reason` before it is
 /// taken as complete: the usage chunk and `[DONE]` follow the finish at once

@@ -1,5 +1,7 @@
-//! Rendering results for people. For now: the terminal summary table.
+//! Rendering for people: the comparison (terminal, Markdown), the full
+//! report and its plots, the calibration, tables.
 
+pub mod calibration;
 pub mod full;
 pub mod plots;
 pub mod render;

@@ -3,18 +3,16 @@
 //! Everything here is pure: [`compare::compare`] takes results, a baseline
 //! and rules and returns a [`Comparison`]; no files, no network, no clock.
 //! The comparison is plain data (schema `infergate.comparison.v2`) that the
-//! reports render and the exit code is derived from.
+//! reports render and the application derives the exit code from.
 
 pub mod calibrate;
 pub mod compare;
-pub mod metrics;
-pub mod montecarlo;
 pub mod rules;
 pub mod validity;
 
 use serde::{Deserialize, Serialize};
 
-use crate::exit;
+pub use crate::metrics::{self, Direction, Level};
 
 /// Schema identifier of comparison files.
 pub const SCHEMA: &str = "infergate.comparison.v2";
@@ -40,13 +38,15 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// The process exit code for this verdict.
-    pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Refused | Verdict::Invalid => exit::RUN_FAILED,
-            Verdict::Regressed | Verdict::UpdateRequired => exit::REGRESSION,
-            Verdict::Warn | Verdict::Improved | Verdict::Pass => exit::PASS,
-        }
+    /// Whether this verdict blocks the merge because something got worse
+    /// (the application maps it to exit 1).
+    pub fn is_regression(self) -> bool {
+        matches!(self, Verdict::Regressed | Verdict::UpdateRequired)
+    }
+
+    /// Whether the run or the comparison could not be judged (exit 3).
+    pub fn is_unjudged(self) -> bool {
+        matches!(self, Verdict::Refused | Verdict::Invalid)
     }
 
     /// The snake_case name.
@@ -130,30 +130,6 @@ impl MetricStatus {
     }
 }
 
-/// Which way is better for a metric.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Throughput-like: a drop is a regression.
-    HigherIsBetter,
-    /// Latency-like: a rise is a regression.
-    LowerIsBetter,
-}
-
-/// How loud a rule is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Not checked.
-    Off,
-    /// Compared and shown; never a warning or a failure.
-    Info,
-    /// Reported as a warning; never fails the job.
-    Warn,
-    /// Fails the job (exit 1).
-    Fail,
-}
-
 /// The whole comparison (`infergate.comparison.v2`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -230,7 +206,7 @@ pub struct ServerSummary {
     /// GPU memory in use before the first request, MiB (sampled GPUs together).
     pub gpu_memory_after_load_mib: Option<f64>,
     /// What the capability probe found.
-    pub capabilities: Option<crate::runner::capabilities::Capabilities>,
+    pub capabilities: Option<crate::capabilities::Capabilities>,
 }
 
 impl ServerSummary {

@@ -7,7 +7,7 @@
 
 use super::SimConfig;
 use super::tokenizer;
-use crate::rng::Rng;
+use infergate_core::rng::Rng;
 
 /// Prompt tokens per prefix-cache block.
 pub const BLOCK_TOKENS: u32 = 64;
@@ -267,7 +267,8 @@ pub fn token_interval_ms(config: &SimConfig, u: f64, active: u64) -> f64 {
 }
 
 /// The shape of the per-request variation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum RequestNoise {
     /// Uniform around 1: bounded, symmetric.
     #[default]
@@ -277,7 +278,8 @@ pub enum RequestNoise {
 }
 
 /// The shape of the run-to-run drift.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum DriftTail {
     /// Normal.
     #[default]

@@ -2,7 +2,7 @@
 //! a real GPU runner's.
 //!
 //! Runs are drawn from the simulator's own performance model
-//! ([`crate::sim::synthetic`]), with what a shared GPU runner does to it:
+//! ([`crate::synthetic`]), with what a shared GPU runner does to it:
 //!
 //! - a run-level factor per launch (normal, or heavy-tailed: Student-t on 3
 //!   degrees of freedom), shared by every case and request of the run;
@@ -23,15 +23,16 @@
 
 use serde::Serialize;
 
-use super::compare::{CompareInput, compare};
-use super::metrics::{self, Series};
-use super::rules::Rules;
-use super::{MetricStatus, Verdict};
-use crate::baseline::Baseline;
-use crate::results::{PhaseName, Results};
-use crate::sim::model::{DriftTail, RequestNoise};
-use crate::sim::{SimConfig, synthetic};
-use crate::suite::Suite;
+use infergate_core::baseline::Baseline;
+use infergate_core::gate::compare::{CompareInput, compare};
+use infergate_core::gate::rules::{GateSection, Rules};
+use infergate_core::gate::{MetricStatus, Verdict};
+use infergate_core::metrics::{self, Series};
+use infergate_core::results::{PhaseName, Results};
+use infergate_core::suite::Suite;
+
+use crate::model::{DriftTail, RequestNoise};
+use crate::{SimConfig, synthetic};
 
 /// What a runner does to the measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -228,7 +229,7 @@ pub fn slowed(results: &Results, factor: f64) -> Results {
                 q.tokens_per_second = q.tokens_per_second.map(|v| v / factor);
                 q.decode_tokens_per_second = q.decode_tokens_per_second.map(|v| v / factor);
             }
-            phase.summary = crate::results::PhaseSummary::from_records(
+            phase.summary = infergate_core::results::PhaseSummary::from_records(
                 &phase.requests,
                 phase.summary.duration_s * factor,
                 case.output_tokens,
@@ -243,7 +244,7 @@ pub fn factor_for_drop(drop: f64) -> f64 {
     1.0 / (1.0 - drop)
 }
 
-fn judge(rules: &Rules, baseline: &Baseline, current: &Results) -> super::Comparison {
+fn judge(rules: &Rules, baseline: &Baseline, current: &Results) -> infergate_core::gate::Comparison {
     compare(&CompareInput {
         current: std::slice::from_ref(current),
         results_paths: &["mc".to_string()],
@@ -299,15 +300,15 @@ pub fn before_verdict(rules: &Rules, base: &Results, cur: &Results) -> bool {
         metrics::CATALOGUE.iter().any(|def| {
             let rule = rules.rule_for(&c.id, def);
             let Some((series, statistic)) = def.request_source() else { return false };
-            if rule.level != super::Level::Fail {
+            if rule.level != infergate_core::gate::Level::Fail {
                 return false;
             }
             let (sb, sc) = (series.samples(&pb.requests), series.samples(&pc.requests));
             let (Some(vb), Some(vc)) = (statistic.of(&sb), statistic.of(&sc)) else { return false };
             let change = (vc - vb) / vb;
-            let bad = if def.direction == super::Direction::HigherIsBetter { -change } else { change };
-            let significant = crate::stats::significance::min_p_value(sb.len(), sc.len()) <= alpha
-                && crate::stats::significance::mann_whitney_u(&sb, &sc).is_some_and(|t| t.p_value < alpha);
+            let bad = if def.direction == infergate_core::gate::Direction::HigherIsBetter { -change } else { change };
+            let significant = infergate_core::stats::significance::min_p_value(sb.len(), sc.len()) <= alpha
+                && infergate_core::stats::significance::mann_whitney_u(&sb, &sc).is_some_and(|t| t.p_value < alpha);
             bad > rule.tolerance && (vc - vb).abs() >= rule.floor && significant
         })
     })
@@ -413,7 +414,7 @@ pub struct MdcReport {
 /// The MDC check over `baselines` x `currents` trials.
 pub fn mdc_check(setup: &Setup, baselines: usize, currents: usize) -> MdcReport {
     let d = draw(setup, baselines, currents);
-    let tps = |cmp: &super::Comparison, case: &str| {
+    let tps = |cmp: &infergate_core::gate::Comparison, case: &str| {
         cmp.cases
             .iter()
             .find(|k| k.id == case)
@@ -460,7 +461,7 @@ pub fn calibrations(setup: &Setup, count: usize, runs: usize) -> Vec<Calibration
             let aa: Vec<Results> = (0..runs)
                 .map(|j| synthetic::run(&config, &setup.suite, setup.repetitions, (i * runs + j) as u64))
                 .collect();
-            let c = super::calibrate::calibrate(&aa, &setup.rules, true);
+            let c = infergate_core::gate::calibrate::calibrate(&aa, &setup.rules, true);
             let tps = c.metrics.iter().find(|m| m.metric == "tokens_per_second");
             CalibrationOutcome {
                 tolerance: tps.map_or(f64::NAN, |m| m.suggested_tolerance),
@@ -475,7 +476,7 @@ pub fn calibrations(setup: &Setup, count: usize, runs: usize) -> Vec<Calibration
 /// The rules a calibration outcome suggests (tolerance of tokens_per_second
 /// and E2E scaled alike, run_to_run_cv at its upper bound).
 pub fn suggested_rules(base: &Rules, o: &CalibrationOutcome) -> Result<Rules, String> {
-    let cfg: crate::config::Config = crate::config::parse_toml(
+    let cfg: GateSection = infergate_core::tomldoc::parse_toml(
         &format!(
             "[gate]\nsignificance = {}\nrun_to_run_cv = \"{:.2}%\"\n[gate.metrics.tokens_per_second]\ntolerance = \"{:.2}%\"\n",
             base.significance,
@@ -504,7 +505,7 @@ mod tests {
     fn setup(request_cv: f64, run_drift: f64, baseline_runs: usize) -> Setup {
         Setup {
             noise: Noise::runner(request_cv, run_drift),
-            suite: Suite::load("coder").unwrap(),
+            suite: Suite::builtin("coder").unwrap().unwrap(),
             repetitions: 10,
             baseline_runs,
             rules: Rules::default(),

@@ -32,9 +32,20 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Level;
-use super::metrics::{self, MetricDef};
+use crate::filter::glob_match;
+use crate::metrics::{self, MetricDef};
 use crate::results::PhaseName;
-use crate::suite::glob_match;
+
+/// A document holding only the `[gate]` table of a config file: what the
+/// gate reads of `infergate.toml` (the application's config embeds
+/// [`GateConfig`] under the same key).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSection {
+    /// The `[gate]` table.
+    #[serde(default)]
+    pub gate: GateConfig,
+}
 
 /// `[gate]` as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -324,10 +335,10 @@ fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, parse_toml};
+    use crate::tomldoc::parse_toml;
 
     fn rules(text: &str) -> Result<Rules, String> {
-        let c: Config = parse_toml(text, "infergate.toml")?;
+        let c: GateSection = parse_toml(text, "infergate.toml")?;
         Ok(Rules::from_config(&c.gate))
     }
 

@@ -4,7 +4,7 @@
 //! ([`super::runlevel`]); it treats requests as independent replicates, so
 //! on a runner that drifts between launches it calls the drift significant.
 //! It is kept to measure exactly that: the Monte Carlo's "before" column
-//! (`gate::montecarlo::before_verdict`). Pure, never panics, `None` when it
+//! (`infergate_sim::montecarlo::before_verdict`). Pure, never panics, `None` when it
 //! cannot judge.
 
 use super::dist::normal_cdf;

@@ -473,7 +473,7 @@ pub fn shared_variance(rows: &[&[f64]]) -> Option<f64> {
 /// moves as one test, so `a` is the run's budget. A test's widening mixes
 /// the two by its shared share (`load`): at no sharing exactly the per-test
 /// Student-t, at full sharing exactly one Student-t test at the budget. The
-/// Monte Carlo (`gate::montecarlo`) shows the family stays within its budget.
+/// Monte Carlo (`infergate_sim::montecarlo`) shows the family stays within its budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Detection {
     /// Critical value of a test on the normal scale.

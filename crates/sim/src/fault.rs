@@ -45,8 +45,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::config::HumanDuration;
-use crate::rng::Rng;
+use infergate_core::limits::HumanDuration;
+use infergate_core::rng::Rng;
 
 /// One misbehaviour.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,10 +231,10 @@ fn parse_kind(name: &str, param: Option<&str>) -> Result<FaultKind, String> {
     match name {
         "http500" => none(FaultKind::Http500),
         "http429" => match number(1, "the Retry-After seconds")? {
-            n if n <= crate::limits::MAX_DURATION.as_secs() => Ok(FaultKind::Http429 { retry_after_s: n }),
+            n if n <= infergate_core::limits::MAX_DURATION.as_secs() => Ok(FaultKind::Http429 { retry_after_s: n }),
             n => Err(format!(
                 "`http429:{n}`: Retry-After is at most {} s (365 days)",
-                crate::limits::MAX_DURATION.as_secs()
+                infergate_core::limits::MAX_DURATION.as_secs()
             )),
         },
         "refuse" => none(FaultKind::Refuse),
@@ -341,7 +341,9 @@ impl FaultSet {
             }
             let matches = match (&fault.cases, case) {
                 (None, _) => true,
-                (Some(globs), Some(id)) => globs.split(',').map(str::trim).any(|g| crate::suite::glob_match(g, id)),
+                (Some(globs), Some(id)) => {
+                    globs.split(',').map(str::trim).any(|g| infergate_core::filter::glob_match(g, id))
+                }
                 (Some(_), None) => false,
             };
             if !matches {

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 
 use super::SimConfig;
 use super::model;
-use crate::results::{
+use infergate_core::results::{
     self, CaseResult, Environment, PhaseName, PhaseResult, PhaseSummary, PromptInfo, RequestRecord, Results,
     ServerInfo, Settings, SuiteInfo, TokenSource,
 };
-use crate::suite::{Case, Suite, prompt};
+use infergate_core::suite::{Case, Suite, prompt};
 
 /// Requests a real run sends before the first case (the capability probe).
 const PROBE_REQUESTS: u64 = 3;
@@ -28,7 +28,8 @@ const PROBE_REQUESTS: u64 = 3;
 /// unrecorded warm-up and the repetitions), so warm-up and autocorrelation
 /// fall where they would.
 pub fn run(config: &SimConfig, suite: &Suite, repetitions: u32, run: u64) -> Results {
-    let launch = crate::rng::Rng::from_parts(&[&config.seed.to_le_bytes(), &run.to_le_bytes(), b"launch"]).next_u64();
+    let launch =
+        infergate_core::rng::Rng::from_parts(&[&config.seed.to_le_bytes(), &run.to_le_bytes(), b"launch"]).next_u64();
     let config = &SimConfig { seed: launch, ..config.clone() };
     let mut number = PROBE_REQUESTS;
     let mut next = || {
@@ -151,7 +152,7 @@ mod tests {
 
     #[test]
     fn synthetic_runs_follow_the_model() {
-        let suite = Suite::load("quick").unwrap();
+        let suite = Suite::builtin("quick").unwrap().unwrap();
         let config = SimConfig { request_cv: 0.05, ..SimConfig::default() };
         let a = run(&config, &suite, 10, 1);
         let b = run(&config, &suite, 10, 1);
@@ -164,7 +165,7 @@ mod tests {
         assert!((tpot - 2.0).abs() < 0.2, "mean TPOT {tpot} vs the model's 2 ms");
         // Per-request variation of about request_cv.
         let tps: Vec<f64> = warm.requests.iter().filter_map(|r| r.tokens_per_second).collect();
-        let s = crate::stats::summarize(&tps).unwrap();
+        let s = infergate_core::stats::summarize(&tps).unwrap();
         assert!(s.stddev / s.mean > 0.02 && s.stddev / s.mean < 0.09, "{}", s.stddev / s.mean);
         // Cold requests pay the prefill and the cold penalty.
         let cold = a.cases[0].phases[&PhaseName::Cold].requests[0].ttft_ms.unwrap();

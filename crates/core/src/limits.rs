@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Deserialize;
+
 /// The shortest duration infergate takes: 1 ms.
 pub const MIN_DURATION: Duration = Duration::from_millis(1);
 
@@ -148,6 +150,35 @@ pub fn shorten_numbers(message: &str) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// A duration written as `"30s"`, `"10m"`, `"1m 30s"` or a number of
+/// seconds, within the range of [`crate::limits::parse_duration`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    /// Parses `"30s"`-style text or plain seconds, from 1 ms to 365 days.
+    pub fn parse(s: &str) -> Result<HumanDuration, String> {
+        crate::limits::parse_duration(s).map(HumanDuration)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            // `show`, not `to_string`: 1e-300 is not echoed as 300 digits.
+            Raw::Secs(s) => crate::limits::show(s),
+            Raw::Text(t) => t,
+        };
+        HumanDuration::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

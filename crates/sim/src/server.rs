@@ -31,7 +31,7 @@ use super::fault::{FaultKind, FaultSet};
 use super::model::{self, Limits, Prompt, Turn};
 use super::tokenizer;
 use super::{SimConfig, TruthRecord};
-use crate::rng::Rng;
+use infergate_core::rng::Rng;
 
 /// Prefix-cache entries kept before the cache is cleared wholesale.
 const MAX_CACHE_ENTRIES: usize = 1 << 20;
@@ -62,7 +62,7 @@ pub(super) struct Shared {
     /// Whether `truth` keeps records (a long-running server only logs them).
     keep_truth: bool,
     truth: Mutex<Vec<TruthRecord>>,
-    truth_log: Option<Mutex<std::fs::File>>,
+    truth_log: Option<std::sync::Arc<Mutex<std::fs::File>>>,
     /// Injected faults and their request counters.
     faults: FaultSet,
 }
@@ -74,18 +74,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(super) fn new(config: SimConfig, keep_truth: bool) -> anyhow::Result<Self> {
-        let truth_log = match &config.truth_log {
-            None => None,
-            Some(path) => {
-                let file = crate::fsutil::append_log(path).with_context(|| {
-                    format!(
-                        "cannot open the truth log {}; check that its folder exists and is writable",
-                        path.display()
-                    )
-                })?;
-                Some(Mutex::new(file))
-            }
-        };
+        let truth_log = config.truth_log.as_ref().map(|log| log.0.clone());
         let model_json = serde_json::to_string(&config.model).context("encoding the model name")?;
         let faults = FaultSet::new(config.faults.clone(), config.seed);
         Ok(Self {
@@ -485,7 +474,7 @@ impl Origin {
     fn of(conn: Option<Extension<ConnectInfo<Conn>>>, headers: &HeaderMap) -> Origin {
         Origin {
             conn: conn.map(|Extension(ConnectInfo(c))| c),
-            case: headers.get(crate::client::CASE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned),
+            case: headers.get(infergate_core::suite::CASE_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned),
         }
     }
 }
@@ -997,7 +986,7 @@ mod tests {
     use tokio::net::TcpStream;
 
     use super::*;
-    use crate::sim::{SimServer, start};
+    use crate::{SimServer, start};
 
     /// A response read off a raw socket.
     struct Reply {
@@ -1411,7 +1400,7 @@ mod tests {
         let mut raw = request_bytes("POST", "/v1/completions", &body);
         if let Some(case) = case {
             let at = raw.find("\r\n").unwrap() + 2;
-            raw.insert_str(at, &format!("{}: {case}\r\n", crate::client::CASE_HEADER));
+            raw.insert_str(at, &format!("{}: {case}\r\n", infergate_core::suite::CASE_HEADER));
         }
         raw
     }
@@ -1534,7 +1523,8 @@ mod tests {
     async fn truth_log_gets_one_line_per_request() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("truth.jsonl");
-        let server = sim(SimConfig { truth_log: Some(path.clone()), ..fast() }).await;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+        let server = sim(SimConfig { truth_log: Some(crate::TruthLog::new(file)), ..fast() }).await;
         for stream in [true, false] {
             let req = json!({"model": "sim", "prompt": "log me", "max_tokens": 3, "stream": stream});
             post(&server, "/v1/completions", req).await;

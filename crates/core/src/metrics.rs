@@ -2,9 +2,33 @@
 //! series it is computed from, which statistic, which way is better, and its
 //! default rule.
 
+use serde::{Deserialize, Serialize};
+
 use crate::results::RequestRecord;
 
-use super::{Direction, Level};
+/// Which way is better for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Throughput-like: a drop is a regression.
+    HigherIsBetter,
+    /// Latency-like: a rise is a regression.
+    LowerIsBetter,
+}
+
+/// How loud a rule is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Not checked.
+    Off,
+    /// Compared and shown; never a warning or a failure.
+    Info,
+    /// Reported as a warning; never fails the job.
+    Warn,
+    /// Fails the job (exit 1).
+    Fail,
+}
 
 /// A per-request sample series stored in baselines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

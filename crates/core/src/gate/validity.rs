@@ -104,8 +104,8 @@ pub fn integrity(case: &CaseResult) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::compare::tests::results;
     use crate::results::{ErrorClass, PhaseName, PhaseSummary, RequestError, RequestRecord};
+    use crate::testing::results;
 
     fn with(records: impl Fn(&mut Vec<RequestRecord>)) -> CaseResult {
         let mut r = results(&["a/1"], 1, 10, 1.0, 0.02);

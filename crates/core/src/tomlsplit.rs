@@ -373,10 +373,10 @@ impl<'de> MapAccess<'de> for GroupAccess<'de> {
 mod tests {
     use super::*;
     use crate::baseline::Baseline;
-    use crate::config::{parse_toml_split, parse_toml_whole};
+    use crate::tomldoc::{parse_toml_split, parse_toml_whole};
 
-    const V2: &str = include_str!("../baselines/sim-demo.toml");
-    const V1: &str = include_str!("../fuzz/corpus/baseline/sim-demo.toml");
+    const V2: &str = include_str!("../../../baselines/sim-demo.toml");
+    const V1: &str = include_str!("../../../fuzz/corpus/baseline/sim-demo.toml");
 
     /// `text` with its cases copied `copies` times under new ids.
     fn grow(text: &str, copies: usize) -> String {

@@ -11,12 +11,12 @@
 
 pub mod fault;
 pub mod model;
+pub mod montecarlo;
 mod server;
 pub mod synthetic;
 pub mod tokenizer;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +29,19 @@ use server::Shared;
 
 /// How long `serve_until_signal` lets in-flight requests finish after a signal.
 const SIGNAL_GRACE: Duration = Duration::from_secs(5);
+
+/// An open file that receives the truth records, one JSON line each. The
+/// caller opens it (for appending, refusing what is not a regular file), so
+/// the simulator itself never picks a path.
+#[derive(Debug, Clone)]
+pub struct TruthLog(pub(crate) Arc<std::sync::Mutex<std::fs::File>>);
+
+impl TruthLog {
+    /// Writes truth records to `file`.
+    pub fn new(file: std::fs::File) -> TruthLog {
+        TruthLog(Arc::new(std::sync::Mutex::new(file)))
+    }
+}
 
 /// The simulated server's performance model and identity.
 #[derive(Debug, Clone)]
@@ -85,8 +98,9 @@ pub struct SimConfig {
     pub natural_len_max: u32,
     /// Largest prompt + max_tokens accepted; beyond it a request gets a 400.
     pub max_model_len: u32,
-    /// JSONL file that receives one [`TruthRecord`] per finished request.
-    pub truth_log: Option<PathBuf>,
+    /// JSONL file that receives one [`TruthRecord`] per finished request
+    /// (opened by the caller, for appending).
+    pub truth_log: Option<TruthLog>,
     /// Misbehaviours injected into streamed generation requests (`--fault`).
     pub faults: Vec<fault::Fault>,
 }
@@ -142,7 +156,7 @@ impl SimConfig {
     /// Checks that every setting is usable (finite, in range, min <= max).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let out = |field, expected, value: String| Err(ConfigError::OutOfRange { field, expected, value });
-        let show = crate::limits::show;
+        let show = infergate_core::limits::show;
         let non_negative = [
             ("ttft_base_ms", self.ttft_base_ms),
             ("cached_prefill_factor", self.cached_prefill_factor),

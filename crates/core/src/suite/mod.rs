@@ -8,9 +8,14 @@
 
 pub mod prompt;
 
-use std::path::Path;
+pub use crate::filter::glob_match;
 
 use serde::Deserialize;
+
+/// The header naming the case of a measured request (`code-review/12800`):
+/// it finds the request in the server's logs, and the simulator's `@case`
+/// fault selector reads it.
+pub const CASE_HEADER: &str = "x-infergate-case";
 
 /// The built-in suites: name, TOML text.
 pub const BUILTIN: &[(&str, &str)] =
@@ -186,31 +191,23 @@ pub struct Case {
 }
 
 impl Suite {
-    /// A built-in suite by name, or a suite file by path.
-    pub fn load(name_or_path: &str) -> Result<Suite, SuiteError> {
-        if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Suite::parse(text, &format!("<builtin suite {name}>"), "builtin");
+    /// A built-in suite by name (`coder`, `quick`); `None` for another name.
+    pub fn builtin(name: &str) -> Option<Result<Suite, SuiteError>> {
+        let (name, text) = BUILTIN.iter().find(|(n, _)| *n == name)?;
+        Some(Suite::parse(text, &format!("<builtin suite {name}>"), "builtin"))
+    }
+
+    /// The error for a name that is neither a built-in suite nor a path.
+    pub fn unknown(name: &str) -> SuiteError {
+        SuiteError::Unknown {
+            name: name.into(),
+            builtins: BUILTIN.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", "),
         }
-        let path = Path::new(name_or_path);
-        let looks_like_path = name_or_path.ends_with(".toml") || name_or_path.contains('/') || path.exists();
-        if !looks_like_path {
-            return Err(SuiteError::Unknown {
-                name: name_or_path.into(),
-                builtins: BUILTIN.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-            });
-        }
-        let text = crate::input::read_capped(path, crate::input::MAX_TEXT_FILE_BYTES, "suite file").map_err(|e| {
-            SuiteError::Read {
-                path: path.display().to_string(),
-                source: std::io::Error::other(e.root_cause().to_string()),
-            }
-        })?;
-        Suite::parse(&text, &path.display().to_string(), &path.display().to_string())
     }
 
     /// Parses suite TOML; `origin` names the file in error messages.
     pub fn parse(text: &str, origin: &str, source: &str) -> Result<Suite, SuiteError> {
-        let file: SuiteFile = crate::config::parse_toml(text, origin).map_err(SuiteError::Invalid)?;
+        let file: SuiteFile = crate::tomldoc::parse_toml(text, origin).map_err(SuiteError::Invalid)?;
         if file.scenarios.is_empty() {
             return Err(SuiteError::Invalid(format!(
                 "{origin}: `scenarios` is empty: add at least one [[scenarios]] table"
@@ -288,40 +285,13 @@ impl Suite {
     }
 }
 
-/// Glob match with `*` (any run, including `/`) and `?` (one character).
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while pi < p.len() && p[pi] == '*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn coder_suite_is_the_users_suite() {
-        let s = Suite::load("coder").unwrap();
+        let s = Suite::builtin("coder").unwrap().unwrap();
         assert_eq!(s.cases.len(), 16);
         let scenarios: std::collections::BTreeSet<_> = s.cases.iter().map(|c| c.scenario.as_str()).collect();
         assert_eq!(
@@ -336,7 +306,7 @@ mod tests {
 
     #[test]
     fn quick_suite_is_small() {
-        let s = Suite::load("quick").unwrap();
+        let s = Suite::builtin("quick").unwrap().unwrap();
         assert_eq!(s.cases.len(), 8);
         assert!(s.cases.iter().all(|c| c.context_tokens <= 1024 && c.output_tokens <= 64));
     }
@@ -349,7 +319,7 @@ mod tests {
         assert!(glob_match("d?bugging/*", "debugging/1"));
         assert!(glob_match("*", "a/b"));
         assert!(!glob_match("code", "code-review/1"));
-        let mut s = Suite::load("coder").unwrap();
+        let mut s = Suite::builtin("coder").unwrap().unwrap();
         s.select("code-review/*, */76800").unwrap();
         assert_eq!(s.cases.len(), 7);
         let err = s.select("nothing/*").unwrap_err().to_string();
@@ -413,6 +383,7 @@ repetitions = 2
         .unwrap_err()
         .to_string();
         assert!(err.contains("output_tokens"), "{err}");
-        assert!(matches!(Suite::load("nope"), Err(SuiteError::Unknown { .. })));
+        assert!(Suite::builtin("nope").is_none());
+        assert!(matches!(Suite::unknown("nope"), SuiteError::Unknown { .. }));
     }
 }
