@@ -14,6 +14,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::gate::{Comparison, MetricStatus};
+use crate::report::full::Lang;
 
 /// What a run knows about where it runs.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -256,7 +257,7 @@ pub fn annotations(cmp: &Comparison) -> Vec<String> {
                 out.push(format!(
                     "::error title={}::{}",
                     escape_property(&format!("infergate {profile}: {} is invalid", case.id)),
-                    escape_data(n)
+                    escape_data(&crate::report::findings::case_note(n, Lang::En))
                 ));
             }
         }
@@ -266,7 +267,12 @@ pub fn annotations(cmp: &Comparison) -> Vec<String> {
             "::{} title={}::{}",
             if cmp.mismatch_allowed { "warning" } else { "error" },
             escape_property(&format!("infergate {profile}: not comparable")),
-            escape_data(&format!("{} differs: {} -> {}", m.what, m.baseline, m.current))
+            escape_data(&format!(
+                "{} differs: {} -> {}",
+                crate::report::findings::mismatch(&m.what, Lang::En),
+                m.baseline,
+                m.current
+            ))
         ));
     }
     out
@@ -402,9 +408,18 @@ mod tests {
         cmp.profile = "p, q: r%\n::notice::".into();
         let mut invalid = cmp.cases[0].clone();
         invalid.verdict = CaseVerdict::Invalid;
-        invalid.notes = vec!["HTTP 500: \n::error::injected % 100".into()];
+        invalid.notes = vec![crate::gate::CaseNote::Problem {
+            run: None,
+            problem: crate::gate::Problem::ErrorRate {
+                errors: 1,
+                judged: 1,
+                classes: vec![("HTTP 500: \n::error::injected % 100".into(), 1)],
+                allowed: 0.0,
+            },
+        }];
         cmp.cases.push(invalid);
-        cmp.mismatches.push(Mismatch { what: "GPU\n::x::".into(), baseline: "a\r".into(), current: "b%".into() });
+        let what = crate::gate::MismatchKind::PromptText { case: "GPU\n::x::".into() };
+        cmp.mismatches.push(Mismatch { what, baseline: "a\r".into(), current: "b%".into() });
         let lines = annotations(&cmp);
         assert!(lines.len() >= 3, "{lines:?}");
         for line in &lines {

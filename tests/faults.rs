@@ -123,7 +123,8 @@ impl Outcome {
             .cases
             .iter()
             .filter(|c| c.id == CASE)
-            .flat_map(|c| c.notes.clone())
+            .flat_map(|c| &c.notes)
+            .map(|n| infergate::report::findings::case_note(n, infergate::report::full::Lang::En))
             .collect::<Vec<_>>()
             .join("\n")
     }

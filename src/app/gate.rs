@@ -17,6 +17,8 @@ use crate::gate::metrics::CATALOGUE;
 use crate::gate::rules::Rules;
 use crate::gate::{Comparison, Verdict};
 use crate::progress::Verbosity;
+use crate::report::findings;
+use crate::report::full::Lang;
 use crate::report::render::{self, Format, RenderOptions};
 use crate::results::{PhaseName, Results};
 
@@ -396,9 +398,10 @@ fn check_recordable(results: &Results, path: &Path) -> Result<(), Failure> {
         results.cases.iter().find_map(|c| crate::gate::validity::integrity(c).into_iter().next().map(|p| (c, p)))
     {
         return Err(Failure::run(anyhow!(
-            "{}: case {}: {problem}; a baseline must come from a whole results file",
+            "{}: case {}: {}; a baseline must come from a whole results file",
             path.display(),
-            case.id
+            case.id,
+            findings::problem(&problem, Lang::En)
         )));
     }
     let errors = results.total_errors();
@@ -431,7 +434,7 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
         for (r, path) in runs.iter().zip(&args.results).skip(1) {
             let differ: Vec<String> = crate::gate::compare::mismatches(r, &reference)
                 .into_iter()
-                .map(|m| format!("{}: `{}` vs `{}`", m.what, m.baseline, m.current))
+                .map(|m| format!("{}: `{}` vs `{}`", findings::mismatch(&m.what, Lang::En), m.baseline, m.current))
                 .collect();
             if !differ.is_empty() {
                 return Err(Failure::invalid(anyhow!(
@@ -462,8 +465,8 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
     if let (Some(old), Some(first)) = (&old, runs.first()) {
         let mismatches: Vec<String> = crate::gate::compare::mismatches(first, old)
             .into_iter()
-            .filter(|m| !m.what.starts_with("prompt") && !m.what.starts_with("output tokens"))
-            .map(|m| format!("{}: `{}` -> `{}`", m.what, m.baseline, m.current))
+            .filter(|m| !m.what.is_per_case())
+            .map(|m| format!("{}: `{}` -> `{}`", findings::mismatch(&m.what, Lang::En), m.baseline, m.current))
             .collect();
         if !mismatches.is_empty() && !args.allow_mismatch {
             return Err(Failure::run(anyhow!(

@@ -278,7 +278,11 @@ fn finish(
     let invalid: Vec<(&str, Vec<String>)> = results
         .cases
         .iter()
-        .map(|c| (c.id.as_str(), crate::gate::validity::problems(c, rules)))
+        .map(|c| {
+            let problems = crate::gate::validity::problems(c, rules);
+            let words = problems.iter().map(|p| crate::report::findings::problem(p, crate::report::full::Lang::En));
+            (c.id.as_str(), words.collect::<Vec<String>>())
+        })
         .filter(|(_, p)| !p.is_empty())
         .collect();
     if !invalid.is_empty() {

@@ -156,7 +156,7 @@ pub fn merged(comparisons: &[Comparison]) -> Result<(String, Verdict, String), F
             "| {} | {} | {} |\n",
             render::md_escape(&c.profile),
             c.verdict.as_str(),
-            render::md_escape(&c.headline)
+            render::md_escape(&crate::report::findings::headline(&c.headline, crate::report::full::Lang::En))
         ));
     }
     for c in comparisons {

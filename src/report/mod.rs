@@ -2,6 +2,7 @@
 //! report and its plots, the calibration, tables.
 
 pub mod calibration;
+pub mod findings;
 pub mod full;
 pub mod plots;
 pub mod render;

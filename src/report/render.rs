@@ -784,8 +784,8 @@ fn cut_lines(md: &str, max_chars: usize, note_block: &str) -> String {
 pub(super) mod tests {
     use super::*;
     use crate::gate::{
-        CaseComparison, CaseVerdict, Counts, Level, MetricComparison, MetricStatus, Mismatch, SCHEMA, ServerSummary,
-        Verdict,
+        CaseComparison, CaseNote, CaseVerdict, Change, Counts, Headline, Level, MetricComparison, MetricStatus,
+        Mismatch, MismatchKind, Problem, RunNote, SCHEMA, ServerSummary, Verdict,
     };
     use crate::runner::capabilities::Capabilities;
 
@@ -846,7 +846,22 @@ pub(super) mod tests {
         }
     }
 
-    fn comparison(verdict: Verdict, headline: &str, cases: Vec<CaseComparison>) -> Comparison {
+    /// The change of one metric of one case, as a headline names it.
+    fn change(case: &str, metric: &str, baseline: f64, current: f64, unit: &str) -> Change {
+        Change {
+            case: case.into(),
+            metric: metric.into(),
+            phase: "warm".into(),
+            change: current / baseline - 1.0,
+            baseline,
+            current,
+            unit: unit.into(),
+            tolerance: 0.05,
+            floor: 0.0,
+        }
+    }
+
+    fn comparison(verdict: Verdict, headline: Headline, cases: Vec<CaseComparison>) -> Comparison {
         let mut counts = Counts::default();
         for c in &cases {
             match c.verdict {
@@ -863,7 +878,7 @@ pub(super) mod tests {
         Comparison {
             schema: SCHEMA.into(),
             verdict,
-            headline: headline.into(),
+            headline,
             profile: "h100-vllm".into(),
             baseline_path: ".infergate/baselines/h100-vllm.json".into(),
             results_paths: vec![".infergate/results/run-20250611-1422.json".into()],
@@ -925,7 +940,7 @@ pub(super) mod tests {
         noisy.metrics[1] = with(m("ttft_median", "cold", 446.0, 497.3), MetricStatus::Noise, 0.21);
         comparison(
             Verdict::Pass,
-            "No metric changed beyond tolerance and noise",
+            Headline::NoChange { cases: 3 },
             vec![passing_case("chat/512", 1.0), passing_case("code-review/12800", 4.3), noisy],
         )
     }
@@ -954,13 +969,13 @@ pub(super) mod tests {
             ],
         );
         rag.output_similarity = Some(0.874);
-        rag.notes.push("output drifted from the baseline after 112 tokens".into());
+        rag.notes.push(CaseNote::OutputDrift { similarity: 0.874, threshold: 0.9 });
         let mut review = passing_case("code-review/12800", 4.3);
         review.metrics[4].min_detectable_change = Some(0.412);
         review.metrics[4].runs_needed = Some(12);
         let mut c = comparison(
             Verdict::Regressed,
-            "tokens_per_second fell 9.0% in chat/512 (limit -5%, p=0.002)",
+            Headline::Regressed { change: change("chat/512", "tokens_per_second", 41.3, 37.58, "tok/s") },
             vec![chat, rag, review],
         );
         c.counts.warnings = 0;
@@ -981,22 +996,30 @@ pub(super) mod tests {
         );
         comparison(
             Verdict::Improved,
-            "tokens_per_second rose 12.3% in chat/512",
+            Headline::Improved {
+                update_required: false,
+                change: Some(change("chat/512", "tokens_per_second", 41.3, 46.4, "tok/s")),
+            },
             vec![chat, passing_case("rag/4096", 2.1)],
         )
     }
 
     fn refusal() -> Comparison {
-        let mut c =
-            comparison(Verdict::Refused, "Results and baseline are not comparable: suite and model differ", vec![]);
+        let headline = Headline::NotCompared {
+            what: MismatchKind::Suite,
+            baseline: "chat-v1 (3 cases)".into(),
+            current: "chat-v2 (4 cases)".into(),
+            more: 1,
+        };
+        let mut c = comparison(Verdict::Refused, headline, vec![]);
         c.mismatches = vec![
             Mismatch {
-                what: "suite".into(),
+                what: MismatchKind::Suite,
                 baseline: "chat-v1 (3 cases)".into(),
                 current: "chat-v2 (4 cases)".into(),
             },
             Mismatch {
-                what: "model".into(),
+                what: MismatchKind::Model,
                 baseline: "meta-llama/Llama-3.1-8B-Instruct".into(),
                 current: "Qwen/Qwen2.5-7B-Instruct".into(),
             },
@@ -1024,7 +1047,12 @@ pub(super) mod tests {
         };
         let mut c = comparison(
             Verdict::Warn,
-            "Cannot judge 10 metrics: one run a side of 3 requests has no estimate of its noise",
+            Headline::CannotJudgeOneRun {
+                metric: "tokens_per_second".into(),
+                case: "chat/512".into(),
+                requests: 3,
+                needed: 5,
+            },
             vec![undecided("chat/512", 1.0), undecided("rag/4096", 2.1)],
         );
         c.run_to_run = crate::gate::RunToRun::default();
@@ -1155,11 +1183,20 @@ pub(super) mod tests {
     #[test]
     fn free_text_from_the_comparison_is_escaped_in_markdown() {
         let mut c = regression();
-        c.headline = "e2e_median rose | <b>11%</b>\n# not a heading".into();
-        c.cases[1].notes = vec!["server said: <script>x</script> | `oops`".into()];
+        // Case ids and error classes come from the results file: untrusted text.
+        c.headline = Headline::CaseWarning { case: "e2e_median rose | <b>11%</b>\n# not a heading".into(), note: None };
+        c.cases[1].notes = vec![CaseNote::Problem {
+            run: None,
+            problem: Problem::ErrorRate {
+                errors: 1,
+                judged: 2,
+                classes: vec![("server said: <script>x</script> | `oops`".into(), 1)],
+                allowed: 0.0,
+            },
+        }];
         c.cases[1].id = "rag|4096".into();
         let md = render_plain(&c, Format::Markdown);
-        assert!(md.contains(r"e2e\_median rose \| &lt;b&gt;11%&lt;/b&gt; \# not a heading."), "{md}");
+        assert!(md.contains(r"Warning: e2e\_median rose \| &lt;b&gt;11%&lt;/b&gt; \# not a heading"), "{md}");
         assert!(md.contains(r"server said: &lt;script&gt;x&lt;/script&gt; \| \`oops\`"), "{md}");
         assert!(md.contains(r"| rag\|4096 |"), "{md}");
         assert!(!md.contains("<script>"));
@@ -1169,10 +1206,21 @@ pub(super) mod tests {
     #[test]
     fn terminal_strips_control_characters_and_colours_on_request() {
         let mut c = regression();
-        c.headline = "tokens_per_second fell\u{1b}[2J 9.0%\nin chat/512".into();
+        c.headline = Headline::RegressedCase {
+            case: "chat/512".into(),
+            note: Some(CaseNote::Problem {
+                run: None,
+                problem: Problem::ErrorRate {
+                    errors: 1,
+                    judged: 2,
+                    classes: vec![("fell\u{1b}[2J\nhard".into(), 1)],
+                    allowed: 0.0,
+                },
+            }),
+        };
         let plain = render_plain(&c, Format::Terminal);
         assert!(!plain.contains('\u{1b}'));
-        assert!(plain.starts_with("REGRESSED: tokens_per_second fell [2J 9.0% in chat/512\n"), "{plain}");
+        assert!(plain.starts_with("REGRESSED: Regressed: 1 of 2 requests failed (1 fell [2J hard);"), "{plain}");
         let colored = render(&c, Format::Terminal, &RenderOptions { color: true, template: None }).unwrap_or_default();
         assert!(colored.starts_with("\u{1b}[31mREGRESSED\u{1b}[0m: "), "{colored}");
         assert!(colored.contains("\u{1b}[33mwarn\u{1b}[0m"), "{colored}");
@@ -1188,18 +1236,18 @@ pub(super) mod tests {
         let mut c = regression();
         c.mismatch_allowed = true;
         c.mismatches = vec![Mismatch {
-            what: "gpu_name".into(),
+            what: MismatchKind::Gpu,
             baseline: "NVIDIA H100 80GB HBM3".into(),
             current: "NVIDIA H100 NVL".into(),
         }];
         let md = render_plain(&c, Format::Markdown);
         let callout = md.find("> Compared despite:").expect("callout");
         assert!(callout < md.find("| Case |").unwrap_or(usize::MAX));
-        assert!(md.contains(r"> - **gpu\_name**: NVIDIA H100 80GB HBM3 in the baseline, NVIDIA H100 NVL now"));
+        assert!(md.contains(r"> - **GPU**: NVIDIA H100 80GB HBM3 in the baseline, NVIDIA H100 NVL now"), "{md}");
         let term = render_plain(&c, Format::Terminal);
         assert!(
             term.contains(
-                "mismatches (compared anyway: --allow-mismatch):\n  gpu_name: NVIDIA H100 80GB HBM3 → NVIDIA H100 NVL\n"
+                "mismatches (compared anyway: --allow-mismatch):\n  GPU: NVIDIA H100 80GB HBM3 → NVIDIA H100 NVL\n"
             ),
             "{term}"
         );
@@ -1210,9 +1258,12 @@ pub(super) mod tests {
         let mut c = regression();
         c.verdict = Verdict::Invalid;
         c.cases[0].verdict = CaseVerdict::Invalid;
-        c.cases[0].notes = vec!["7 of 24 requests failed (HTTP 503)".into()];
+        c.cases[0].notes = vec![CaseNote::Problem {
+            run: None,
+            problem: Problem::ErrorRate { errors: 7, judged: 24, classes: vec![("http_503".into(), 7)], allowed: 0.0 },
+        }];
         let md = render_plain(&c, Format::Markdown);
-        assert!(md.contains("> [!CAUTION]\n> 1 case is invalid and was not judged:\n> - **chat/512**: 7 of 24 requests failed (HTTP 503)\n"), "{md}");
+        assert!(md.contains("> [!CAUTION]\n> 1 case is invalid and was not judged:\n> - **chat/512**: 7 of 24 requests failed (7 http\\_503); the allowed error rate is 0 (\\[gate\\] max\\_error\\_rate)\n"), "{md}");
         assert!(!md.contains("To accept this change"));
     }
 
@@ -1279,14 +1330,19 @@ pub(super) mod tests {
             .map(|v| {
                 let mut c = case(&format!("case-{}", v.as_str()), *v, Vec::new());
                 c.output_similarity = None;
-                c.notes.push(format!("{} for a reason", v.as_str()));
+                c.notes.push(match v {
+                    CaseVerdict::Missing => CaseNote::NotInResults,
+                    CaseVerdict::New => CaseNote::NotInBaseline,
+                    CaseVerdict::Invalid => CaseNote::NothingJudged,
+                    _ => CaseNote::SomeCannotJudge,
+                });
                 c
             })
             .collect();
         cases[1].metrics = statuses.iter().map(|s| with(m("e2e_median", "warm", 2841.0, 3153.5), *s, 0.01)).collect();
         for verdict in verdicts {
-            let mut c = comparison(verdict, "something happened", cases.clone());
-            c.notes.push("the run was incomplete: 2 of 6 repetitions".into());
+            let mut c = comparison(verdict, Headline::Warnings, cases.clone());
+            c.notes.push(RunNote::Runner { message: "the run was incomplete: 2 of 6 repetitions".into() });
             for (format, color) in [(Format::Terminal, false), (Format::Terminal, true), (Format::Markdown, false)] {
                 let out = render(&c, format, &RenderOptions { color, template: None });
                 assert!(
@@ -1296,13 +1352,14 @@ pub(super) mod tests {
                 );
             }
         }
-        let mut last = comparison(Verdict::UpdateRequired, "x", cases);
-        last.notes.push("the run was incomplete: 2 of 6 repetitions".into());
+        let mut last =
+            comparison(Verdict::UpdateRequired, Headline::Improved { update_required: true, change: None }, cases);
+        last.notes.push(RunNote::Runner { message: "the run was incomplete: 2 of 6 repetitions".into() });
         let md = render_plain(&last, Format::Markdown);
         assert!(md.contains("> [!NOTE]\n> - the run was incomplete: 2 of 6 repetitions\n"), "{md}");
         assert!(md.starts_with("### infergate: 🔄 UPDATE REQUIRED\n"), "{md}");
         assert!(md.contains("| **case-new** | — | — | — | — | — | — | — | — | 🆕 new |"), "{md}");
-        assert!(md.contains("- ❔ **case-missing**: missing for a reason"), "{md}");
+        assert!(md.contains("- ❔ **case-missing**: in the baseline but not in the results"), "{md}");
     }
 
     // --- user templates --------------------------------------------------------

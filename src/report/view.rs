@@ -16,6 +16,8 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Serde};
 use minijinja::{Error, Value};
 use serde::Serialize;
 
+use super::findings;
+use super::full::Lang;
 use super::render::{
     Limit, clean, format_limit, md_escape, needs_clean, needs_md_escape, write_p, write_pct, write_pct_abs, write_value,
 };
@@ -231,13 +233,14 @@ impl Object for Row {
     }
 }
 
-/// A serialized map with one key answered by another value: a case whose
-/// `metrics` are row objects, the comparison whose `cases` are such cases.
+/// A serialized map with some keys answered by other values: a case whose
+/// `metrics` are row objects and whose `notes` are words, the comparison
+/// whose `cases` are such cases and whose headline, notes and mismatches are
+/// words ([`super::findings`]).
 #[derive(Debug)]
 struct Overlay {
     base: Value,
-    key: &'static str,
-    value: Value,
+    keys: Vec<(&'static str, Value)>,
 }
 
 impl Object for Overlay {
@@ -246,8 +249,8 @@ impl Object for Overlay {
     }
 
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
-        if key.as_str() == Some(self.key) {
-            return Some(self.value.clone());
+        if let Some((_, value)) = self.keys.iter().find(|(k, _)| key.as_str() == Some(*k)) {
+            return Some(value.clone());
         }
         self.base.get_item(key).ok().filter(|v| !v.is_undefined())
     }
@@ -430,6 +433,7 @@ impl<'a> View<'a> {
     pub(super) fn new(comparison: &'a Comparison, color: bool) -> View<'a> {
         // Everything but the metric rows is serialized as it is; the rows
         // move into the table the row objects share.
+        let lang = Lang::En;
         let mut rest = comparison.clone();
         let mut cases = std::mem::take(&mut rest.cases);
         let table = Arc::new(Table::new(&mut cases));
@@ -444,10 +448,10 @@ impl<'a> View<'a> {
                 })
                 .collect();
             all.extend(table.cases[case].metrics.iter().map(|m| m.status).zip(metrics.iter().cloned()));
+            let notes: Vec<String> = c.notes.iter().map(|n| findings::case_note(n, lang)).collect();
             case_values.push(Value::from_object(Overlay {
                 base: Value::from(Serde(c)),
-                key: "metrics",
-                value: Value::from(metrics),
+                keys: vec![("metrics", Value::from(metrics)), ("notes", Value::from(notes))],
             }));
         }
         let with_status = |statuses: &[MetricStatus]| -> Vec<(MetricStatus, Value)> {
@@ -482,8 +486,15 @@ impl<'a> View<'a> {
         View {
             comparison: Value::from_object(Overlay {
                 base: Value::from(Serde(&rest)),
-                key: "cases",
-                value: Value::from(case_values),
+                keys: vec![
+                    ("cases", Value::from(case_values)),
+                    ("headline", Value::from(findings::headline(&comparison.headline, lang))),
+                    (
+                        "notes",
+                        Value::from(comparison.notes.iter().map(|n| findings::run_note(n, lang)).collect::<Vec<_>>()),
+                    ),
+                    ("mismatches", mismatches(comparison, lang)),
+                ],
             }),
             rows: values(all),
             changes: values(changes),
@@ -495,6 +506,22 @@ impl<'a> View<'a> {
             color,
         }
     }
+}
+
+/// The mismatches as the templates see them: `what` in words.
+fn mismatches(comparison: &Comparison, lang: Lang) -> Value {
+    let list: Vec<BTreeMap<&str, String>> = comparison
+        .mismatches
+        .iter()
+        .map(|m| {
+            BTreeMap::from([
+                ("what", findings::mismatch(&m.what, lang)),
+                ("baseline", m.baseline.clone()),
+                ("current", m.current.clone()),
+            ])
+        })
+        .collect();
+    Value::from(Serde(list))
 }
 
 /// The row object behind a template value, when it is one.
@@ -674,7 +701,7 @@ mod tests {
     }
 
     /// The comparison and its cases read as their serialization, with the
-    /// metrics as row objects.
+    /// metrics as row objects and the findings in words.
     #[test]
     fn the_comparison_reads_as_serialized() {
         let mut comparison = crate::report::render::tests::regression();
@@ -682,12 +709,16 @@ mod tests {
         let view = View::new(&comparison, false);
         let plain = Value::from(Serde(&comparison));
         for key in plain.try_iter().unwrap() {
-            if key.as_str() != Some("cases") {
+            if !matches!(key.as_str(), Some("cases" | "headline" | "notes" | "mismatches")) {
                 assert_eq!(view.comparison.get_item(&key).unwrap(), plain.get_item(&key).unwrap(), "{key}");
             }
         }
         let keys = |v: &Value| v.try_iter().unwrap().map(|k| k.to_string()).collect::<Vec<_>>();
         assert_eq!(keys(&view.comparison), keys(&plain));
+        assert_eq!(
+            view.comparison.get_attr("headline").unwrap().as_str(),
+            Some(findings::headline(&comparison.headline, Lang::En).as_str())
+        );
         let cases = view.comparison.get_attr("cases").unwrap();
         assert_eq!(cases.len(), Some(comparison.cases.len()));
         for (i, case) in comparison.cases.iter().enumerate() {
@@ -695,7 +726,8 @@ mod tests {
             let want = Value::from(Serde(case));
             assert_eq!(keys(&got), keys(&want));
             assert_eq!(got.get_attr("id").unwrap(), want.get_attr("id").unwrap());
-            assert_eq!(got.get_attr("notes").unwrap(), want.get_attr("notes").unwrap());
+            let notes: Vec<String> = case.notes.iter().map(|n| findings::case_note(n, Lang::En)).collect();
+            assert_eq!(got.get_attr("notes").unwrap(), Value::from(notes));
             let metrics = got.get_attr("metrics").unwrap();
             assert_eq!(metrics.len(), Some(case.metrics.len()));
             for (j, m) in case.metrics.iter().enumerate() {

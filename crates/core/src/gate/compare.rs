@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::findings::{CaseNote, Change, Headline, MismatchKind, RunNote, Side};
 use super::rules::{OnImprovement, Rule, Rules};
 use super::{
     CaseComparison, CaseVerdict, Comparison, Counts, Direction, Level, MetricComparison, MetricStatus, Mismatch,
@@ -82,8 +83,7 @@ type RunLogs = (Vec<String>, Vec<f64>);
 struct PendingCase {
     id: String,
     rows: Vec<Pending>,
-    notes: Vec<String>,
-    invalid: bool,
+    notes: Vec<CaseNote>,
     output_similarity: Option<f64>,
     drift: Option<Level>,
     gpu: Vec<PhaseGpu>,
@@ -104,13 +104,14 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
     let complete = !current.is_empty() && current.iter().all(|r| r.complete);
     let mut notes = Vec::new();
     if current.is_empty() {
-        notes.push("no results to compare".to_string());
+        notes.push(RunNote::NoResults);
     } else if !complete {
-        notes.push("the run did not complete (interrupted or abandoned): its results cannot be gated".to_string());
+        notes.push(RunNote::Incomplete);
     }
     for w in current.iter().flat_map(|r| &r.warnings) {
-        if !notes.contains(w) {
-            notes.push(w.clone());
+        let note = RunNote::Runner { message: w.clone() };
+        if !notes.contains(&note) {
+            notes.push(note);
         }
     }
 
@@ -131,14 +132,11 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
     if !refused {
         for id in &order {
             let runs = &by_id[id];
-            let problems: Vec<String> = validity_problems(runs, rules);
+            let problems: Vec<CaseNote> = validity_problems(runs, rules);
             match baseline.cases.get(*id) {
                 Some(base) => {
                     let mut p = pending_case(id, runs, base, rules);
-                    if !problems.is_empty() {
-                        p.invalid = true;
-                        p.notes.splice(0..0, problems);
-                    }
+                    p.notes.splice(0..0, problems);
                     pending.push(p);
                 }
                 None => cases.push(CaseComparison {
@@ -146,10 +144,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
                     verdict: if problems.is_empty() { CaseVerdict::New } else { CaseVerdict::Invalid },
                     metrics: Vec::new(),
                     output_similarity: None,
-                    notes: problems
-                        .into_iter()
-                        .chain(["not in the baseline: record it with `infergate baseline update`".to_string()])
-                        .collect(),
+                    notes: problems.into_iter().chain([CaseNote::NotInBaseline]).collect(),
                     gpu: runs.first().map(|c| PhaseGpu::of(c)).unwrap_or_default(),
                 }),
             }
@@ -163,11 +158,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
                     verdict: CaseVerdict::Missing,
                     metrics: Vec::new(),
                     output_similarity: None,
-                    notes: vec![if complete {
-                        "in the baseline but not in the results".into()
-                    } else {
-                        "not reached before the run stopped".into()
-                    }],
+                    notes: vec![if complete { CaseNote::NotInResults } else { CaseNote::NotReached }],
                     gpu: Vec::new(),
                 });
             }
@@ -180,13 +171,9 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
         notes.insert(
             0,
             if current.iter().all(|r| r.cases.is_empty()) {
-                "the results hold no cases: nothing was measured, so nothing can be judged".to_string()
+                RunNote::NoCases
             } else {
-                format!(
-                    "no case of the results is in the baseline ({} case(s)): nothing was judged; check --cases and \
-                     --baseline, or record the cases with `infergate baseline update`",
-                    baseline.cases.len()
-                )
+                RunNote::NoCaseInBaseline { baseline_cases: baseline.cases.len() }
             },
         );
     }
@@ -204,13 +191,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
     }
     let run_to_run = run_to_run(&judged);
     if run_to_run.source == Some(SpreadSource::None) {
-        notes.push(
-            "the verdict cannot see drift between runs: the baseline has one run and no [gate] run_to_run_cv is set, \
-             so a runner whose speed moves between launches can fail an unchanged system; record the baseline from \
-             several runs (`infergate run --runs 5`, then `infergate baseline update --results` with all of them) or \
-             set run_to_run_cv from `infergate calibrate`"
-                .into(),
-        );
+        notes.push(RunNote::DriftNotSeen);
     }
 
     let counts = count(&cases);
@@ -230,7 +211,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
         Verdict::Pass
     };
     if input.allow_mismatch && !mismatches.is_empty() {
-        notes.insert(0, "compared despite differences (--allow-mismatch): read the figures with care".into());
+        notes.insert(0, RunNote::MismatchAllowed);
     }
     let headline = headline(verdict, &mismatches, &cases, &notes);
     let paths: Vec<String> = input.results_paths.iter().map(|p| shell_quote(p)).collect();
@@ -261,11 +242,11 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
 }
 
 /// The validity problems of a case over its current runs.
-fn validity_problems(runs: &[&CaseResult], rules: &Rules) -> Vec<String> {
+fn validity_problems(runs: &[&CaseResult], rules: &Rules) -> Vec<CaseNote> {
     let mut out = Vec::new();
     for (i, case) in runs.iter().enumerate() {
-        for p in super::validity::problems(case, rules) {
-            let p = if runs.len() > 1 { format!("run {}: {p}", i + 1) } else { p };
+        for problem in super::validity::problems(case, rules) {
+            let p = CaseNote::Problem { run: (runs.len() > 1).then_some(i + 1), problem };
             if !out.contains(&p) {
                 out.push(p);
             }
@@ -408,7 +389,6 @@ fn test_level(pending: &mut [PendingCase], rules: &Rules) -> f64 {
 /// The runs of one phase of one metric on each side, and their test.
 fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rules) -> PendingCase {
     let mut notes = Vec::new();
-    let mut invalid = false;
     let mut rows = Vec::new();
     let mut base_logs = BTreeMap::new();
     for &phase in &rules.phases {
@@ -420,33 +400,22 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
             // never a pass. On neither side, the phase was not part of the
             // suite.
             if !cur.is_empty() || bp.is_some() {
-                notes.push(format!(
-                    "the {} phase is missing in the {}: its metrics cannot be judged",
-                    phase.as_str(),
-                    if cur.is_empty() { "results" } else { "baseline" }
-                ));
-                invalid = true;
+                let missing_in = if cur.is_empty() { Side::Results } else { Side::Baseline };
+                notes.push(CaseNote::PhaseMissing { phase, missing_in });
             }
             continue;
         };
         if cur.iter().any(|p| p.summary.requests == 0) {
-            notes.push(format!("{}: no requests were run", phase.as_str()));
-            invalid = true;
+            notes.push(CaseNote::NoRequests { phase });
             continue;
         }
         let usage_missing: u32 = cur.iter().map(|p| p.summary.usage_missing).sum();
         if usage_missing > 0 {
-            notes.push(format!(
-                "{}: the server sent no usage for {usage_missing} request(s); their output tokens are counted chunks",
-                phase.as_str(),
-            ));
+            notes.push(CaseNote::UsageMissing { phase, requests: usage_missing });
         }
         let retried: u32 = cur.iter().map(|p| p.summary.retried).sum();
         if retried > 0 {
-            notes.push(format!(
-                "{}: {retried} request(s) needed a retry (connect error or 429); the figures are the last attempts'",
-                phase.as_str(),
-            ));
+            notes.push(CaseNote::Retried { phase, requests: retried });
         }
         for def in CATALOGUE {
             let rule = rules.rule_for(id, def);
@@ -503,16 +472,16 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
                                 crate::stats::mean(&logs).map(f64::exp)
                             };
                             let side = if base_runs.iter().any(Option::is_none) || base_runs.is_empty() {
-                                "baseline"
+                                Side::Baseline
                             } else {
-                                "results"
+                                Side::Results
                             };
-                            notes.push(format!(
-                                "{} ({}): the {side} has no usable {} samples in every run: it cannot be judged",
-                                def.name,
-                                phase.as_str(),
-                                series.key()
-                            ));
+                            notes.push(CaseNote::NoSamples {
+                                metric: def.name.into(),
+                                phase,
+                                side,
+                                series: series.key().into(),
+                            });
                             Kind::NoData {
                                 baseline: geo(&base_runs),
                                 current: geo(&cur_runs),
@@ -536,12 +505,8 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
                         // Recorded on one side only: a GPU figure that cannot
                         // be compared is said, never skipped.
                         (Some(_), None) | (None, Some(_)) if rule.level >= Level::Warn => {
-                            notes.push(format!(
-                                "{} ({}): the {} has no value: it cannot be judged",
-                                def.name,
-                                phase.as_str(),
-                                if base.is_none() { "baseline" } else { "results" }
-                            ));
+                            let side = if base.is_none() { Side::Baseline } else { Side::Results };
+                            notes.push(CaseNote::NoGpuValue { metric: def.name.into(), phase, side });
                             Kind::NoData { baseline: base, current, requests: [0, 0], runs: [bp.runs.len(), cur.len()] }
                         }
                         _ => continue,
@@ -551,9 +516,8 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
             rows.push(Pending { def, rule, phase, kind, load: 0.0 });
         }
     }
-    if rows.is_empty() && !invalid {
-        notes.push("no metric of this case could be judged: neither side has a phase the rules gate".into());
-        invalid = true;
+    if rows.is_empty() && !notes.iter().any(CaseNote::makes_invalid) {
+        notes.push(CaseNote::NothingJudged);
     }
     let output_similarity = match (&base.output_text, runs.first().and_then(|c| first_output(c))) {
         (Some(a), Some(b)) => Some(baseline::similarity(a, b)),
@@ -562,11 +526,7 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
     let mut drift = None;
     if let Some(sim) = output_similarity.filter(|s| *s < rules.drift_min_similarity) {
         if rules.drift_level != Level::Off {
-            notes.push(format!(
-                "output drift: the greedy output is {:.0}% similar to the baseline's (threshold {:.0}%); a performance change should not change what the model says",
-                sim * 100.0,
-                rules.drift_min_similarity * 100.0
-            ));
+            notes.push(CaseNote::OutputDrift { similarity: sim, threshold: rules.drift_min_similarity });
             drift = Some(rules.drift_level);
         }
     }
@@ -574,7 +534,6 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
         id: id.to_string(),
         rows,
         notes,
-        invalid,
         output_similarity,
         drift,
         gpu: runs.first().map(|c| PhaseGpu::of(c)).unwrap_or_default(),
@@ -585,39 +544,39 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
 /// What differs between results and baseline.
 pub fn mismatches(results: &Results, baseline: &Baseline) -> Vec<Mismatch> {
     let mut out = Vec::new();
-    let mut differ = |what: &str, b: &str, c: &str| {
+    let mut differ = |what: MismatchKind, b: &str, c: &str| {
         if b != c {
-            out.push(Mismatch { what: what.into(), baseline: b.into(), current: c.into() });
+            out.push(Mismatch { what, baseline: b.into(), current: c.into() });
         }
     };
-    differ("suite", &baseline.suite.name, &results.suite.name);
+    differ(MismatchKind::Suite, &baseline.suite.name, &results.suite.name);
     if baseline.suite.seed != results.suite.seed {
-        differ("suite seed", &baseline.suite.seed.to_string(), &results.suite.seed.to_string());
+        differ(MismatchKind::SuiteSeed, &baseline.suite.seed.to_string(), &results.suite.seed.to_string());
     }
     let cur = Fingerprint::of(results);
     let base = &baseline.environment;
-    differ("model", &base.model, &cur.model);
-    differ("api", &base.api, &cur.api);
+    differ(MismatchKind::Model, &base.model, &cur.model);
+    differ(MismatchKind::Api, &base.api, &cur.api);
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "unknown".into());
     if base.engine.is_some() || cur.engine.is_some() {
-        differ("server engine", &opt(&base.engine), &opt(&cur.engine));
+        differ(MismatchKind::ServerEngine, &opt(&base.engine), &opt(&cur.engine));
     }
     // GPU facts are compared where both sides know them: a run without
     // telemetry says so in its own notes.
     if let (Some(b), Some(c)) = (&base.gpu_name, &cur.gpu_name) {
-        differ("GPU", b, c);
+        differ(MismatchKind::Gpu, b, c);
     }
     let major = |v: &str| v.split('.').next().unwrap_or(v).to_string();
     if let (Some(b), Some(c)) = (&base.gpu_driver, &cur.gpu_driver) {
-        differ("GPU driver major version", &major(b), &major(c));
+        differ(MismatchKind::GpuDriverMajor, &major(b), &major(c));
     }
     let gpu_settings = [
-        ("GPU count", text(base.gpu_count), text(cur.gpu_count)),
-        ("GPU memory (MiB)", text(base.gpu_memory_mib), text(cur.gpu_memory_mib)),
-        ("GPU power limit (W)", text(base.gpu_power_limit_w), text(cur.gpu_power_limit_w)),
-        ("GPU MIG mode", text(base.gpu_mig), text(cur.gpu_mig)),
-        ("GPU ECC", text(base.gpu_ecc), text(cur.gpu_ecc)),
-        ("GPU application clocks changed", text(base.gpu_clocks_locked), text(cur.gpu_clocks_locked)),
+        (MismatchKind::GpuCount, text(base.gpu_count), text(cur.gpu_count)),
+        (MismatchKind::GpuMemory, text(base.gpu_memory_mib), text(cur.gpu_memory_mib)),
+        (MismatchKind::GpuPowerLimit, text(base.gpu_power_limit_w), text(cur.gpu_power_limit_w)),
+        (MismatchKind::GpuMig, text(base.gpu_mig), text(cur.gpu_mig)),
+        (MismatchKind::GpuEcc, text(base.gpu_ecc), text(cur.gpu_ecc)),
+        (MismatchKind::GpuClocksChanged, text(base.gpu_clocks_locked), text(cur.gpu_clocks_locked)),
     ];
     for (what, b, c) in gpu_settings {
         if let (Some(b), Some(c)) = (b, c) {
@@ -627,16 +586,20 @@ pub fn mismatches(results: &Results, baseline: &Baseline) -> Vec<Mismatch> {
     for case in &results.cases {
         let Some(b) = baseline.cases.get(&case.id) else { continue };
         differ(
-            &format!("prompt recipe of {}", case.id),
+            MismatchKind::PromptRecipe { case: case.id.clone() },
             &short(&b.template_fingerprint),
             &short(&case.prompt.template_fingerprint),
         );
         differ(
-            &format!("prompt text of {}", case.id),
+            MismatchKind::PromptText { case: case.id.clone() },
             &short(&b.text_fingerprint),
             &short(&case.prompt.text_fingerprint),
         );
-        differ(&format!("output tokens of {}", case.id), &b.output_tokens.to_string(), &case.output_tokens.to_string());
+        differ(
+            MismatchKind::OutputTokens { case: case.id.clone() },
+            &b.output_tokens.to_string(),
+            &case.output_tokens.to_string(),
+        );
     }
     out
 }
@@ -773,13 +736,14 @@ fn relative(direction: Direction, m: f64) -> f64 {
 }
 
 fn finish_case(p: PendingCase, rules: &Rules, det: Detection, q: &mut Quantiles) -> CaseComparison {
-    let PendingCase { id, rows, mut notes, invalid, output_similarity, drift, gpu, .. } = p;
+    let PendingCase { id, rows, mut notes, output_similarity, drift, gpu, .. } = p;
+    let invalid = notes.iter().any(CaseNote::makes_invalid);
     let _ = rules;
     let mut metrics: Vec<MetricComparison> = rows.into_iter().map(|r| finish_row(r, det, q)).collect();
     metrics.sort_by_key(|m| m.status);
     let worst = metrics.iter().map(|m| m.status).min();
     if metrics.iter().any(|m| m.status == MetricStatus::CannotJudge && m.level >= Level::Warn) && notes.is_empty() {
-        notes.push("some metrics cannot be judged: see the rows marked cannot_judge".into());
+        notes.push(CaseNote::SomeCannotJudge);
     }
     let verdict = if invalid {
         CaseVerdict::Invalid
@@ -997,11 +961,9 @@ fn count(cases: &[CaseComparison]) -> Counts {
     c
 }
 
-fn pct(v: f64) -> String {
-    format!("{:+.1}%", v * 100.0)
-}
-
-fn headline(verdict: Verdict, mismatches: &[Mismatch], cases: &[CaseComparison], notes: &[String]) -> String {
+/// What sums the comparison up: for a verdict, the metric furthest past
+/// its limit, or the first reason there is no verdict.
+fn headline(verdict: Verdict, mismatches: &[Mismatch], cases: &[CaseComparison], notes: &[RunNote]) -> Headline {
     let worst = |status: MetricStatus| {
         cases.iter().flat_map(|c| c.metrics.iter().map(move |m| (c, m))).filter(|(_, m)| m.status == status).max_by(
             |(_, a), (_, b)| {
@@ -1014,102 +976,73 @@ fn headline(verdict: Verdict, mismatches: &[Mismatch], cases: &[CaseComparison],
             },
         )
     };
-    let describe = |c: &CaseComparison, m: &MetricComparison| {
-        let limit = if m.tolerance > 0.0 {
-            format!("the {}% tolerance", fmt_value(m.tolerance * 100.0))
-        } else {
-            format!("the {} {} limit", fmt_value(m.floor), m.unit)
-        };
-        format!(
-            "{} of {} ({}) changed {} ({} → {} {}), beyond {limit}",
-            m.metric,
-            c.id,
-            m.phase,
-            pct(m.change),
-            fmt_value(m.baseline),
-            fmt_value(m.current),
-            m.unit
-        )
+    let change = |(c, m): (&CaseComparison, &MetricComparison)| Change {
+        case: c.id.clone(),
+        metric: m.metric.clone(),
+        phase: m.phase.clone(),
+        change: m.change,
+        baseline: m.baseline,
+        current: m.current,
+        unit: m.unit.clone(),
+        tolerance: m.tolerance,
+        floor: m.floor,
     };
+    let first_note = |c: &CaseComparison| c.notes.first().cloned();
     match verdict {
-        Verdict::Refused => {
-            let first = &mismatches[0];
-            format!(
-                "Not compared: {} differs (baseline `{}`, current `{}`){}",
-                first.what,
-                first.baseline,
-                first.current,
-                if mismatches.len() > 1 {
-                    format!(" and {} more difference(s)", mismatches.len() - 1)
-                } else {
-                    String::new()
-                }
-            )
-        }
+        Verdict::Refused => match mismatches.first() {
+            Some(first) => Headline::NotCompared {
+                what: first.what.clone(),
+                baseline: first.baseline.clone(),
+                current: first.current.clone(),
+                more: mismatches.len() - 1,
+            },
+            None => Headline::Untrusted { case: None, note: None },
+        },
         Verdict::Invalid => {
-            let reason = cases
+            let case = cases
                 .iter()
                 .find(|c| c.verdict == CaseVerdict::Invalid)
-                .and_then(|c| c.notes.first().map(|n| format!("{}: {n}", c.id)))
-                .or_else(|| notes.first().cloned())
-                .unwrap_or_else(|| "the run is incomplete".into());
-            format!("The run cannot be trusted: {reason}")
+                .and_then(|c| c.notes.first().map(|n| (c.id.clone(), n.clone())));
+            let note = if case.is_none() { notes.first().cloned() } else { None };
+            Headline::Untrusted { case, note }
         }
-        Verdict::Regressed => worst(MetricStatus::Regressed).map_or_else(
-            || {
+        Verdict::Regressed => match worst(MetricStatus::Regressed) {
+            Some(w) => Headline::Regressed { change: change(w) },
+            None => {
                 let c = cases.iter().find(|c| c.verdict == CaseVerdict::Regressed);
-                format!("Regressed: {}", c.and_then(|c| c.notes.first()).cloned().unwrap_or_default())
-            },
-            |(c, m)| format!("Regressed: {}", describe(c, m)),
-        ),
-        Verdict::UpdateRequired | Verdict::Improved => worst(MetricStatus::Improved).map_or_else(
-            || "Improved".into(),
-            |(c, m)| {
-                let prefix =
-                    if verdict == Verdict::UpdateRequired { "Improved, baseline update required" } else { "Improved" };
-                format!("{prefix}: {}", describe(c, m))
-            },
-        ),
+                Headline::RegressedCase {
+                    case: c.map(|c| c.id.clone()).unwrap_or_default(),
+                    note: c.and_then(first_note),
+                }
+            }
+        },
+        Verdict::UpdateRequired | Verdict::Improved => Headline::Improved {
+            update_required: verdict == Verdict::UpdateRequired,
+            change: worst(MetricStatus::Improved).map(change),
+        },
         Verdict::Warn => {
-            if let Some((c, m)) = worst(MetricStatus::Warn) {
-                format!("Warning: {}", describe(c, m))
+            if let Some(w) = worst(MetricStatus::Warn) {
+                Headline::Warning { change: change(w) }
             } else if let Some((c, m)) = worst(MetricStatus::CannotJudge) {
                 if m.runs[0] + m.runs[1] <= 2 && m.samples[0].min(m.samples[1]) > 0 {
-                    format!(
-                        "Cannot judge {} of {}: one run a side of {} request(s) has no estimate of its noise; use {} \
-                         or more repetitions, or several runs",
-                        m.metric,
-                        c.id,
-                        m.samples[1],
-                        runlevel::MIN_WITHIN_SAMPLES
-                    )
+                    Headline::CannotJudgeOneRun {
+                        metric: m.metric.clone(),
+                        case: c.id.clone(),
+                        requests: m.samples[1],
+                        needed: runlevel::MIN_WITHIN_SAMPLES,
+                    }
                 } else {
-                    format!(
-                        "Cannot judge {} of {}: {}",
-                        m.metric,
-                        c.id,
-                        c.notes.first().map_or("no samples on a side", String::as_str)
-                    )
+                    Headline::CannotJudge { metric: m.metric.clone(), case: c.id.clone(), note: first_note(c) }
                 }
             } else {
-                let c = cases.iter().find(|c| c.verdict != CaseVerdict::Pass && c.verdict != CaseVerdict::Improved);
-                c.map_or_else(
-                    || "Warnings".into(),
-                    |c| format!("Warning: {} {}", c.id, c.notes.first().cloned().unwrap_or_default()),
-                )
+                match cases.iter().find(|c| c.verdict != CaseVerdict::Pass && c.verdict != CaseVerdict::Improved) {
+                    Some(c) => Headline::CaseWarning { case: c.id.clone(), note: first_note(c) },
+                    None => Headline::Warnings,
+                }
             }
         }
-        Verdict::Pass => {
-            let n = cases.len();
-            format!("No change beyond tolerance and noise in {n} case{}", if n == 1 { "" } else { "s" })
-        }
+        Verdict::Pass => Headline::NoChange { cases: cases.len() },
     }
-}
-
-/// Four significant digits, no exponent for ordinary magnitudes.
-fn fmt_value(v: f64) -> String {
-    let r = baseline::round4(v);
-    if r.abs() >= 1000.0 { format!("{r:.0}") } else { format!("{r}") }
 }
 
 /// Quotes a path for a shell command line when it needs it.
@@ -1167,10 +1100,10 @@ mod tests {
         assert!(!c.verdict.is_regression() && !c.verdict.is_unjudged(), "{:?}", c.verdict);
         assert_eq!(c.counts.unchanged, 4);
         assert!(c.test_significance < 0.01 / 4.0, "four cases, three metric families: {}", c.test_significance);
-        assert!(c.headline.contains("No change"), "{}", c.headline);
+        assert!(matches!(c.headline, Headline::NoChange { .. }), "{:?}", c.headline);
         // One run a side and nothing configured: every report says the drift is unseen.
         assert_eq!(c.run_to_run.source, Some(SpreadSource::None));
-        assert!(c.notes.iter().any(|n| n.contains("cannot see drift between runs")), "{:?}", c.notes);
+        assert!(c.notes.contains(&RunNote::DriftNotSeen), "{:?}", c.notes);
     }
 
     #[test]
@@ -1190,7 +1123,7 @@ mod tests {
             let tps = case.metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
             assert!(tps.threshold.unwrap() >= 0.05 && tps.min_detectable_change.unwrap() > tps.threshold.unwrap());
         }
-        assert!(c.headline.starts_with("Regressed:"), "{}", c.headline);
+        assert!(matches!(c.headline, Headline::Regressed { .. } | Headline::RegressedCase { .. }), "{:?}", c.headline);
         assert!(c.accept_command.contains("--baseline baselines/p.toml"));
     }
 
@@ -1202,11 +1135,11 @@ mod tests {
         let one_run = base(0.01);
         let drifted = results(&CASES, 7, 12, 1.06, 0.01);
         let c = run(&drifted, &b, &Rules::default(), false);
-        assert_eq!(c.verdict, Verdict::Pass, "{}", c.headline);
+        assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.headline);
         assert_eq!(c.run_to_run.source, Some(SpreadSource::Runs));
         assert_eq!((c.run_to_run.baseline_runs, c.run_to_run.current_runs), (5, 1));
         assert!(c.run_to_run.median_cv.unwrap() > 0.02, "{:?}", c.run_to_run);
-        assert!(!c.notes.iter().any(|n| n.contains("cannot see drift")));
+        assert!(!c.notes.contains(&RunNote::DriftNotSeen));
         let tps = c.cases[0].metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
         assert_eq!(tps.spread_source, Some(SpreadSource::Runs));
         assert_eq!(tps.runs, [5, 1]);
@@ -1215,7 +1148,7 @@ mod tests {
         assert_eq!(run(&drifted, &one_run, &Rules::default(), false).verdict, Verdict::Regressed);
         // A real change beyond the drift is caught.
         let c = run(&results(&CASES, 8, 12, 1.3, 0.01), &b, &Rules::default(), false);
-        assert_eq!(c.verdict, Verdict::Regressed, "{}", c.headline);
+        assert_eq!(c.verdict, Verdict::Regressed, "{:?}", c.headline);
     }
 
     #[test]
@@ -1224,11 +1157,11 @@ mod tests {
         let cfg: crate::gate::rules::GateSection =
             crate::tomldoc::parse_toml("[gate]\nrun_to_run_cv = \"4%\"\n", "x.toml").unwrap();
         let c = run(&drifted, &base(0.01), &Rules::from_config(&cfg.gate), false);
-        assert_eq!(c.verdict, Verdict::Pass, "{}", c.headline);
+        assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.headline);
         assert_eq!(c.run_to_run.source, Some(SpreadSource::Config));
-        assert!(!c.notes.iter().any(|n| n.contains("cannot see drift")));
+        assert!(!c.notes.contains(&RunNote::DriftNotSeen));
         let c = run(&results(&CASES, 8, 12, 1.4, 0.01), &base(0.01), &Rules::from_config(&cfg.gate), false);
-        assert_eq!(c.verdict, Verdict::Regressed, "{}", c.headline);
+        assert_eq!(c.verdict, Verdict::Regressed, "{:?}", c.headline);
     }
 
     #[test]
@@ -1237,7 +1170,7 @@ mod tests {
         let cur: Vec<Results> =
             [1.02, 0.99].iter().enumerate().map(|(i, s)| results(&CASES, 50 + i as u64, 12, *s, 0.01)).collect();
         let c = runs(&cur, &b, &Rules::default(), false);
-        assert_eq!(c.verdict, Verdict::Pass, "{}", c.headline);
+        assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.headline);
         assert_eq!(c.run_ids, ["run50", "run51"]);
         assert!(c.accept_command.contains("--results infergate-out/results0.json infergate-out/results1.json"));
         let tps = c.cases[0].metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
@@ -1295,7 +1228,7 @@ mod tests {
         let c = run(&r, &base(0.02), &Rules::default(), false);
         assert_eq!(c.verdict, Verdict::Improved);
         assert!(!c.verdict.is_regression() && !c.verdict.is_unjudged(), "{:?}", c.verdict);
-        assert!(c.headline.starts_with("Improved"), "{}", c.headline);
+        assert!(matches!(c.headline, Headline::Improved { .. }), "{:?}", c.headline);
         let cfg: crate::gate::rules::GateSection =
             crate::tomldoc::parse_toml("[gate]\non_improvement = \"require-update\"\n", "x.toml").unwrap();
         let c = run(&r, &base(0.02), &Rules::from_config(&cfg.gate), false);
@@ -1324,11 +1257,15 @@ mod tests {
         assert_eq!(c.verdict, Verdict::Warn, "never a silent pass");
         assert!(c.cases.iter().all(|k| k.metrics.iter().all(|m| m.status == MetricStatus::CannotJudge)));
         assert!(c.cases[0].metrics[0].min_detectable_change.is_none());
-        assert!(c.headline.starts_with("Cannot judge"), "{}", c.headline);
+        assert!(
+            matches!(c.headline, Headline::CannotJudge { .. } | Headline::CannotJudgeOneRun { .. }),
+            "{:?}",
+            c.headline
+        );
         // Three runs of three requests each can be judged: the runs carry the spread.
         let b = base_of_runs(&[1.0, 1.01, 0.99], 3, 0.02);
         let c = run(&r, &b, &Rules::default(), false);
-        assert_eq!(c.verdict, Verdict::Regressed, "{}", c.headline);
+        assert_eq!(c.verdict, Verdict::Regressed, "{:?}", c.headline);
     }
 
     #[test]
@@ -1344,7 +1281,7 @@ mod tests {
         assert_ne!(c.verdict, Verdict::Pass);
         assert_eq!(status_of(&c, CASES[0], "tokens_per_second"), Some(MetricStatus::CannotJudge));
         assert!(
-            c.cases[0].notes.iter().any(|n| n.contains("tokens_per_second (warm): the baseline has no usable")),
+            c.cases[0].notes.iter().any(|n| matches!(n, CaseNote::NoSamples { metric, phase: PhaseName::Warm, side: Side::Baseline, .. } if metric == "tokens_per_second")),
             "{:?}",
             c.cases[0].notes
         );
@@ -1485,7 +1422,7 @@ mod tests {
                 let c = run(&slow, &b, &rules, false);
                 assert!(
                     matches!(c.verdict, Verdict::Regressed | Verdict::Invalid | Verdict::Refused),
-                    "{name} at {}: {:?} ({})",
+                    "{name} at {}: {:?} ({:?})",
                     path.join("."),
                     c.verdict,
                     c.headline
@@ -1524,14 +1461,15 @@ mod tests {
         assert_eq!(c.verdict, Verdict::Refused);
         assert!(c.verdict.is_unjudged(), "{:?}", c.verdict);
         assert!(c.cases.is_empty());
-        let whats: Vec<&str> = c.mismatches.iter().map(|m| m.what.as_str()).collect();
-        assert!(whats.contains(&"suite") && whats.contains(&"model"), "{whats:?}");
-        assert!(whats.iter().any(|w| w.starts_with("prompt recipe of code-review/12800")), "{whats:?}");
-        assert!(c.headline.contains("suite differs"), "{}", c.headline);
+        let whats: Vec<&MismatchKind> = c.mismatches.iter().map(|m| &m.what).collect();
+        assert!(whats.contains(&&MismatchKind::Suite) && whats.contains(&&MismatchKind::Model), "{whats:?}");
+        let recipe = MismatchKind::PromptRecipe { case: "code-review/12800".into() };
+        assert!(whats.contains(&&recipe), "{whats:?}");
+        assert!(matches!(c.headline, Headline::NotCompared { what: MismatchKind::Suite, .. }), "{:?}", c.headline);
         let c = run(&r, &base(0.02), &Rules::default(), true);
         assert_eq!(c.verdict, Verdict::Pass);
         assert!(c.mismatch_allowed);
-        assert!(c.notes[0].contains("--allow-mismatch"));
+        assert!(c.notes[0] == RunNote::MismatchAllowed);
     }
 
     #[test]
@@ -1540,7 +1478,7 @@ mod tests {
         r.environment.server.reported_version = Some("0.7.0".into());
         assert!(mismatches(&r, &base(0.02)).is_empty());
         r.environment.server.owned_by = Some("sglang".into());
-        assert_eq!(mismatches(&r, &base(0.02))[0].what, "server engine");
+        assert_eq!(mismatches(&r, &base(0.02))[0].what, MismatchKind::ServerEngine);
     }
 
     #[test]
@@ -1564,8 +1502,19 @@ mod tests {
         let c = run(&r, &base(0.02), &Rules::default(), false);
         assert_eq!(c.verdict, Verdict::Invalid);
         assert_eq!(c.counts.invalid, 2);
-        assert!(c.cases[0].notes[0].contains("1 of 13 requests failed (1 timeout)"), "{:?}", c.cases[0].notes);
-        assert!(c.cases[1].notes[0].contains("did not hold the output length"), "{:?}", c.cases[1].notes);
+        assert!(
+            matches!(&c.cases[0].notes[0], CaseNote::Problem { problem: super::super::Problem::ErrorRate { errors: 1, judged: 13, classes, .. }, .. } if classes == &[("timeout".to_string(), 1)]),
+            "{:?}",
+            c.cases[0].notes
+        );
+        assert!(
+            matches!(
+                &c.cases[1].notes[0],
+                CaseNote::Problem { problem: super::super::Problem::ShortOutputs { .. }, .. }
+            ),
+            "{:?}",
+            c.cases[1].notes
+        );
         // An allowed error rate lets the case be judged.
         let cfg: crate::gate::rules::GateSection =
             crate::tomldoc::parse_toml("[gate]\nmax_error_rate = 0.1\n", "x").unwrap();
@@ -1580,7 +1529,7 @@ mod tests {
         let c = run(&r, &base(0.02), &Rules::default(), false);
         assert_eq!(c.verdict, Verdict::Invalid);
         assert_eq!(c.counts.missing, 2);
-        assert!(c.cases.iter().any(|k| k.notes[0].contains("not reached")));
+        assert!(c.cases.iter().any(|k| k.notes[0] == CaseNote::NotReached));
     }
 
     #[test]
@@ -1607,7 +1556,7 @@ mod tests {
         assert_eq!(c.verdict, Verdict::Warn);
         let case = c.cases.iter().find(|k| k.id == CASES[0]).unwrap();
         assert!(case.output_similarity.unwrap() < 0.9);
-        assert!(case.notes[0].contains("output drift"));
+        assert!(matches!(case.notes[0], CaseNote::OutputDrift { .. }));
         let same = c.cases.iter().find(|k| k.id == CASES[1]).unwrap();
         assert_eq!(same.output_similarity, Some(1.0));
     }
@@ -1619,7 +1568,7 @@ mod tests {
         let c = run(&results(&CASES, 2, 12, 1.12, 0.02), &base(0.02), &Rules::from_config(&cfg.gate), false);
         assert_eq!(c.verdict, Verdict::Warn);
         assert!(!c.verdict.is_regression() && !c.verdict.is_unjudged(), "{:?}", c.verdict);
-        assert!(c.headline.starts_with("Warning:"), "{}", c.headline);
+        assert!(matches!(c.headline, Headline::Warning { .. } | Headline::CaseWarning { .. }), "{:?}", c.headline);
     }
 
     #[test]

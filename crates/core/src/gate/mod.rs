@@ -2,20 +2,22 @@
 //!
 //! Everything here is pure: [`compare::compare`] takes results, a baseline
 //! and rules and returns a [`Comparison`]; no files, no network, no clock.
-//! The comparison is plain data (schema `infergate.comparison.v2`) that the
+//! The comparison is plain data (schema `infergate.comparison.v3`) that the
 //! reports render and the application derives the exit code from.
 
 pub mod calibrate;
 pub mod compare;
+pub mod findings;
 pub mod rules;
 pub mod validity;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::metrics::{self, Direction, Level};
+pub use findings::{CaseNote, Change, Headline, MismatchKind, Problem, RunNote, Side};
 
 /// Schema identifier of comparison files.
-pub const SCHEMA: &str = "infergate.comparison.v2";
+pub const SCHEMA: &str = "infergate.comparison.v3";
 
 /// The verdict of a whole comparison, worst first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -130,7 +132,7 @@ impl MetricStatus {
     }
 }
 
-/// The whole comparison (`infergate.comparison.v2`).
+/// The whole comparison (`infergate.comparison.v3`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Comparison {
@@ -138,8 +140,9 @@ pub struct Comparison {
     pub schema: String,
     /// The overall verdict; the exit code follows from it.
     pub verdict: Verdict,
-    /// One sentence: the change that matters most, or why there is no verdict.
-    pub headline: String,
+    /// What sums the comparison up: the change that matters most, or why
+    /// there is no verdict (words in the report layer).
+    pub headline: Headline,
     /// Baseline profile name.
     pub profile: String,
     /// Where the baseline was read from.
@@ -165,7 +168,7 @@ pub struct Comparison {
     /// One entry per case, worst verdict first, then by id.
     pub cases: Vec<CaseComparison>,
     /// Run-level notes (e.g. the run was incomplete).
-    pub notes: Vec<String>,
+    pub notes: Vec<RunNote>,
     /// The command that accepts the current results as the new baseline.
     pub accept_command: String,
     /// A preview of what that command would change in the baseline file (a
@@ -249,8 +252,8 @@ pub struct Counts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Mismatch {
-    /// What differs, e.g. `suite`, `model`, `gpu_name`, `prompt of code-review/12800`.
-    pub what: String,
+    /// What differs: the suite, the model, the GPU, a case's prompt.
+    pub what: MismatchKind,
     /// The baseline's value.
     pub baseline: String,
     /// The results' value.
@@ -269,8 +272,8 @@ pub struct CaseComparison {
     pub metrics: Vec<MetricComparison>,
     /// Similarity (0..1) of the greedy output with the baseline's, when both exist.
     pub output_similarity: Option<f64>,
-    /// Why the case is invalid, drifted, new or missing.
-    pub notes: Vec<String>,
+    /// Why the case is invalid, drifted, new or missing; what else to know.
+    pub notes: Vec<CaseNote>,
     /// The run's GPU figures per phase (empty without telemetry).
     #[serde(default)]
     pub gpu: Vec<PhaseGpu>,

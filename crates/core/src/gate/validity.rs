@@ -12,38 +12,35 @@
 //! requests its summary counts or the timings its rules need. Such a case is
 //! invalid, never judged on what is left of it.
 
+use super::findings::Problem;
 use super::rules::Rules;
 use crate::results::{CaseResult, RecordCounts};
 
 /// What makes `case` untrustworthy; empty when nothing does.
-pub fn problems(case: &CaseResult, rules: &Rules) -> Vec<String> {
+pub fn problems(case: &CaseResult, rules: &Rules) -> Vec<Problem> {
     let mut problems = integrity(case);
     let (mut errors, mut judged, mut short) = (0u32, 0u32, 0u32);
-    let mut classes = std::collections::BTreeMap::<&str, u32>::new();
+    let mut classes = std::collections::BTreeMap::<String, u32>::new();
     for phase in case.phases.values() {
         let s = &phase.summary;
         errors += s.errors;
         judged += s.requests.saturating_sub(s.cancelled);
         short += s.short_outputs;
         for (class, n) in &s.errors_by_class {
-            *classes.entry(class.as_str()).or_insert(0) += n;
+            *classes.entry(class.clone()).or_insert(0) += n;
         }
     }
     let rate = if judged > 0 { f64::from(errors) / f64::from(judged) } else { 0.0 };
     if rate > rules.max_error_rate {
-        let classes: Vec<String> = classes.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        problems.push(format!(
-            "{errors} of {judged} requests failed ({}); the allowed error rate is {} ([gate] max_error_rate)",
-            classes.join(", "),
-            rules.max_error_rate
-        ));
+        problems.push(Problem::ErrorRate {
+            errors,
+            judged,
+            classes: classes.into_iter().collect(),
+            allowed: rules.max_error_rate,
+        });
     }
     if short > 0 {
-        problems.push(format!(
-            "output length not enforced by the server: {short} request(s) returned fewer than the {} output tokens \
-             asked for, so throughput is not comparable (the server did not hold the output length)",
-            case.output_tokens
-        ));
+        problems.push(Problem::ShortOutputs { requests: short, asked: case.output_tokens });
     }
     problems
 }
@@ -52,15 +49,14 @@ pub fn problems(case: &CaseResult, rules: &Rules) -> Vec<String> {
 /// it: no phases, a phase without requests, a summary that does not count
 /// the requests it lists, a completed request without its timings, a timing
 /// that is negative or not a number.
-pub fn integrity(case: &CaseResult) -> Vec<String> {
+pub fn integrity(case: &CaseResult) -> Vec<Problem> {
     let mut problems = Vec::new();
     if case.phases.is_empty() {
-        problems.push("the results list no phase for this case: nothing was measured".to_string());
+        problems.push(Problem::NoPhases);
     }
-    for (name, phase) in &case.phases {
-        let name = name.as_str();
+    for (&name, phase) in &case.phases {
         if phase.requests.is_empty() {
-            problems.push(format!("{name}: the results list no requests (requests[] is empty)"));
+            problems.push(Problem::NoRequestsListed { phase: name });
             continue;
         }
         // Only the counts are recounted: the statistics would cost a sort each.
@@ -74,9 +70,7 @@ pub fn integrity(case: &CaseResult) -> Vec<String> {
         ];
         for (key, said, found) in counts {
             if said != found {
-                problems.push(format!(
-                    "{name}: summary.{key} is {said} but requests[] has {found}: the results file was altered or cut"
-                ));
+                problems.push(Problem::CountMismatch { phase: name, key: key.into(), said, found });
             }
         }
         for (i, r) in phase.requests.iter().enumerate().filter(|(_, r)| r.ok) {
@@ -88,12 +82,12 @@ pub fn integrity(case: &CaseResult) -> Vec<String> {
                 ("decode_tokens_per_second", r.decode_tokens_per_second, false),
             ];
             let bad = timings.iter().find_map(|(key, v, required)| match v {
-                None if *required => Some(format!("{key} is missing")),
-                Some(v) if !v.is_finite() || *v < 0.0 => Some(format!("{key} is {v}")),
+                None if *required => Some((*key, None)),
+                Some(v) if !v.is_finite() || *v < 0.0 => Some((*key, Some(*v))),
                 _ => None,
             });
-            if let Some(bad) = bad {
-                problems.push(format!("{name}: requests[{i}] completed but its {bad}"));
+            if let Some((key, value)) = bad {
+                problems.push(Problem::BadTiming { phase: name, index: i, key: key.into(), value });
                 break;
             }
         }
@@ -138,7 +132,11 @@ mod tests {
         let p = problems(&case, &Rules::default());
         assert_eq!(p.len(), 1);
         // Cold and warm together: 1 + 10 requests.
-        assert!(p[0].starts_with("1 of 11 requests failed (1 stream_cut); the allowed error rate is 0"), "{p:?}");
+        assert_eq!(
+            p[0],
+            Problem::ErrorRate { errors: 1, judged: 11, classes: vec![("stream_cut".into(), 1)], allowed: 0.0 },
+            "{p:?}"
+        );
         assert!(problems(&case, &rules(0.1)).is_empty());
         assert_eq!(problems(&case, &rules(0.05)).len(), 1);
     }
@@ -158,25 +156,31 @@ mod tests {
         let mut case = with(|_| {});
         case.phases.get_mut(&PhaseName::Warm).unwrap().requests.clear();
         let p = problems(&case, &Rules::default());
-        assert!(p.iter().any(|p| p == "warm: the results list no requests (requests[] is empty)"), "{p:?}");
+        assert!(p.contains(&Problem::NoRequestsListed { phase: PhaseName::Warm }), "{p:?}");
 
         let mut case = with(|_| {});
         case.phases.get_mut(&PhaseName::Warm).unwrap().requests.truncate(4);
         let p = problems(&case, &Rules::default());
-        assert!(p.iter().any(|p| p.starts_with("warm: summary.requests is 10 but requests[] has 4")), "{p:?}");
+        let counted =
+            |key: &str, said, found| Problem::CountMismatch { phase: PhaseName::Warm, key: key.into(), said, found };
+        assert!(p.contains(&counted("requests", 10, 4)), "{p:?}");
 
         // Errors hidden from the summary are found in the records.
         let mut case = with(|_| {});
         let warm = case.phases.get_mut(&PhaseName::Warm).unwrap();
         fail(&mut warm.requests[2], ErrorClass::StreamCut);
         let p = problems(&case, &Rules::default());
-        assert!(p.iter().any(|p| p.starts_with("warm: summary.completed is 10 but requests[] has 9")), "{p:?}");
+        assert!(p.contains(&counted("completed", 10, 9)), "{p:?}");
 
         for broken in [None, Some(-1.0), Some(f64::NAN)] {
             let case = with(|r| r[1].e2e_ms = broken);
             let p = integrity(&case);
             assert_eq!(p.len(), 1, "{p:?}");
-            assert!(p[0].starts_with("warm: requests[1] completed but its e2e_ms is"), "{p:?}");
+            assert!(
+                matches!(&p[0], Problem::BadTiming { phase: PhaseName::Warm, index: 1, key, value }
+                    if key == "e2e_ms" && value.is_none_or(|v| v.is_nan() || v < 0.0)),
+                "{p:?}"
+            );
         }
         let mut case = with(|_| {});
         case.phases.clear();
@@ -188,6 +192,6 @@ mod tests {
         let case = with(|r| r[0].output_tokens = Some(40));
         let p = problems(&case, &rules(1.0));
         assert_eq!(p.len(), 1);
-        assert!(p[0].starts_with("output length not enforced by the server: 1 request(s)"), "{p:?}");
+        assert_eq!(p[0], Problem::ShortOutputs { requests: 1, asked: 100 }, "{p:?}");
     }
 }
