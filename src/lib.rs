@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: config and suite, then the runner (client, server),
 //! then [`results::Results`]; later stages read only that file. See the
-//! README for the commands and DESIGN notes for the architecture.
+//! book under `docs/` for the commands and DESIGN notes for the architecture.
 
 pub mod app;
 pub mod baseline;
