@@ -1,5 +1,5 @@
 //! Writes a large baseline and a large results file for measuring how much
-//! memory loading them takes (README, "What happens when things go wrong").
+//! memory loading them takes (`docs/src/failures.md`, the size limits).
 //!
 //! `cargo run --example big_files -- RESULTS BASELINE_MB RESULTS_MB OUT_DIR`
 //! writes `OUT_DIR/big-baseline.toml` and `OUT_DIR/big-results.json`: the

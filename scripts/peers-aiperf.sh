@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # AIPerf and infergate side by side against the same llama-server: the same
 # model, input and output lengths, concurrency and request count; prints
-# both tools' TTFT, ITL/TPOT, E2E and tokens/s in one table (the README's).
+# both tools' TTFT, ITL/TPOT, E2E and tokens/s in one table (the book's,
+# docs/src/real-engine.md).
 #
 #   LLAMA_SERVER=../shared/bin/llama-server bash scripts/peers-aiperf.sh
 #

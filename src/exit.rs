@@ -1,8 +1,9 @@
 //! Exit codes: the one place they are defined.
 //!
 //! CI systems and scripts branch on these, so they are part of the public
-//! interface and documented in the README. A regression is an outcome, not an
-//! error; errors map to [`INVALID_INPUT`] or [`RUN_FAILED`].
+//! interface and documented in the book (`docs/src/exit-codes.md`). A
+//! regression is an outcome, not an error; errors map to [`INVALID_INPUT`] or
+//! [`RUN_FAILED`].
 
 use crate::gate::Verdict;
 

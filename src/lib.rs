@@ -6,7 +6,8 @@
 //! telemetry, the reports and GitHub, and the only place where outcomes
 //! become exit codes ([`exit`]). The judgement itself (schemas, statistics,
 //! rules, the gate) is the pure `infergate-core` crate, re-exported here
-//! under the same module names; the simulator is `infergate-sim`.
+//! under the same module names; the simulator is `infergate-sim`. The
+//! book under `docs/` documents the commands.
 
 pub mod app;
 pub mod baseline;

@@ -1,5 +1,6 @@
-//! README's table of documented errors, run row by row through the binary:
-//! each command as written, each exit code as documented.
+//! The book's table of documented errors (`docs/src/exit-codes.md`), run row
+//! by row through the binary: each command as written, each exit code as
+//! documented.
 
 mod support;
 
@@ -10,12 +11,15 @@ use assert_cmd::Command;
 use infergate::sim::SimConfig;
 use support::Sim;
 
-/// The rows between README's `exit-codes` markers: (error, command, exit code).
+/// The book chapter that holds the table.
+const DOC: &str = "docs/src/exit-codes.md";
+
+/// The rows between the chapter's `exit-codes` markers: (error, command, exit code).
 fn rows() -> Vec<(String, String, i32)> {
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let start = readme.find("<!-- exit-codes: begin -->").expect("README has the exit-code table");
-    let end = readme.find("<!-- exit-codes: end -->").expect("the table ends");
-    readme[start..end]
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(DOC)).unwrap();
+    let start = doc.find("<!-- exit-codes: begin -->").expect("docs/src/exit-codes.md has the exit-code table");
+    let end = doc.find("<!-- exit-codes: end -->").expect("the table ends");
+    doc[start..end]
         .lines()
         .filter(|l| l.starts_with("| ") && l.contains("`infergate "))
         .map(|l| {
@@ -80,7 +84,7 @@ fn every_documented_error_exits_with_its_documented_code() {
         let out = infergate(d, &args);
         if out.status.code() != Some(*code) {
             wrong.push(format!(
-                "{what}: `{command}` exited {:?}, README says {code}\n{}",
+                "{what}: `{command}` exited {:?}, {DOC} says {code}\n{}",
                 out.status.code(),
                 String::from_utf8_lossy(&out.stderr)
             ));

@@ -9,7 +9,8 @@
 //! stay simple and a user template cannot get escaping wrong by accident.
 //!
 //! Template context (the same for built-in and user templates):
-//! - `comparison`: the [`Comparison`] as serialized (`infergate.comparison.v1`).
+//! - `comparison`: the [`Comparison`] as serialized (`infergate.comparison.v3`),
+//!   with its headline, notes and mismatches' `what` in words.
 //! - `rows`: every metric of every case, flattened: the [`MetricComparison`]
 //!   fields plus `case`, `case_verdict` and `cells` (the terminal's
 //!   pre-formatted texts: `case`, `phase`, `metric`, `baseline`, `current`,

@@ -5,7 +5,7 @@
 //! is parsed (flags, `infergate.toml`, suite files, `sim --fault`), so an
 //! absurd value is exit 2 naming its flag or key before any request is
 //! sent, never a panic halfway through a run. The ranges are documented in
-//! the README beside the flags.
+//! the book beside the flags (`docs/src/run.md`).
 
 use std::time::{Duration, Instant};
 

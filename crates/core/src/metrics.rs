@@ -178,7 +178,7 @@ impl MetricDef {
 pub struct MetricDef {
     /// Name used in config, baselines and reports.
     pub name: &'static str,
-    /// What it means, for `baseline show` and the README.
+    /// What it means, for `baseline show` and the book.
     pub description: &'static str,
     /// Where its value comes from.
     pub source: Source,

@@ -536,8 +536,9 @@ mod tests {
     }
 
     /// The small version of `examples/gate_montecarlo.rs`. Seeded, so it is
-    /// deterministic; the bounds sit far from the measured values (README),
-    /// so that a change of seed or model would not trip them either.
+    /// deterministic; the bounds sit far from the measured values
+    /// (`docs/src/gate-accuracy.md`), so that a change of seed or model would
+    /// not trip them either.
     #[test]
     fn on_a_drifting_runner_the_verdict_stays_quiet_and_catches_real_change() {
         // 2% drift, 5% per-request noise, five-run baselines.
