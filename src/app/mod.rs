@@ -511,7 +511,7 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
         }
     };
     let client = Client::new(client_config.clone()).map_err(Failure::run)?;
-    match runner::probe::preflight(&client).await {
+    match runner::endpoints::preflight(&client).await {
         Ok(facts) => {
             out.push_str(&format!("ok    server: {} answers GET /v1/models\n", client_config.base_url));
             out.push_str(&format!("ok    model: {} is served", client_config.model));
@@ -523,7 +523,7 @@ pub async fn doctor(args: &DoctorArgs) -> Result<i32, Failure> {
                 Some(v) => out.push_str(&format!("ok    version: {}\n", crate::text::inert(&v))),
                 None => out.push_str("info  version: the server has no GET /version\n"),
             }
-            match runner::probe::tokenize(&client, "def f(x): return x").await {
+            match runner::endpoints::tokenize(&client, "def f(x): return x").await {
                 Ok(n) => out.push_str(&format!(
                     "ok    tokenize: POST /tokenize works ({n} tokens for a probe); prompts are sized exactly\n"
                 )),

@@ -118,30 +118,43 @@ impl Client {
         epoch: Instant,
         policy: &RetryPolicy,
     ) -> RequestRecord {
-        let mut retried = Vec::new();
-        loop {
-            let (mut record, retry_after) = self.measure_once(request, epoch).await;
-            let attempt = retried.len() as u32 + 1;
-            match decide(&record, retry_after, attempt, policy, Instant::now()) {
-                Decision::Retry(wait) => {
-                    if let Some(e) = record.error {
-                        retried.push(RetriedAttempt {
-                            class: e.class,
-                            status: e.status,
-                            message: e.message,
-                            wait_ms: (wait.as_secs_f64() * 1e6).round() / 1e3,
-                        });
-                    }
-                    tokio::time::sleep(wait).await;
+        with_retries(policy, || self.measure_once(request, epoch)).await
+    }
+}
+
+/// Sends with `send` (which returns the record of one attempt and the
+/// `Retry-After` of a 429) until an attempt is kept, waiting between them as
+/// `policy` says; the kept record carries the attempts and the retried
+/// failures. [`Client::measure_with_retries`] with the client's attempts; a
+/// test drives it with scripted ones.
+pub async fn with_retries<F, A>(policy: &RetryPolicy, mut send: F) -> RequestRecord
+where
+    F: FnMut() -> A,
+    A: std::future::Future<Output = (RequestRecord, Option<Duration>)>,
+{
+    let mut retried = Vec::new();
+    loop {
+        let (mut record, retry_after) = send().await;
+        let attempt = retried.len() as u32 + 1;
+        match decide(&record, retry_after, attempt, policy, Instant::now()) {
+            Decision::Retry(wait) => {
+                if let Some(e) = record.error {
+                    retried.push(RetriedAttempt {
+                        class: e.class,
+                        status: e.status,
+                        message: e.message,
+                        wait_ms: (wait.as_secs_f64() * 1e6).round() / 1e3,
+                    });
                 }
-                Decision::Keep(note) => {
-                    if let (Some(note), Some(e)) = (note, record.error.as_mut()) {
-                        e.message = format!("{} ({note})", e.message);
-                    }
-                    record.attempts = attempt;
-                    record.retries = retried;
-                    return record;
+                tokio::time::sleep(wait).await;
+            }
+            Decision::Keep(note) => {
+                if let (Some(note), Some(e)) = (note, record.error.as_mut()) {
+                    e.message = format!("{} ({note})", e.message);
                 }
+                record.attempts = attempt;
+                record.retries = retried;
+                return record;
             }
         }
     }

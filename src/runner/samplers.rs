@@ -1,5 +1,6 @@
-//! What runs beside the requests: the GPU recorder and the server-metrics
-//! scraper, on one clock (the run's epoch), cut into phase windows.
+//! The samplers that run beside the requests: the GPU recorder (NVML) and
+//! the scraper of the server's Prometheus `/metrics`, on one clock (the
+//! run's epoch), cut into phase windows.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,8 +14,8 @@ use crate::exit::Failure;
 use crate::telemetry::prometheus::{self, ServerPhase, ServerSample};
 use crate::telemetry::{self, GpuInfo, GpuPhase, Recorder, nvml};
 
-/// The probes of a run.
-pub struct Probes {
+/// The samplers of a run.
+pub struct Samplers {
     gpu: Option<Recorder>,
     server: Option<Scraper>,
 }
@@ -31,7 +32,7 @@ impl Drop for Scraper {
     }
 }
 
-impl Probes {
+impl Samplers {
     /// Starts what the plan asks for. GPU telemetry that is required but
     /// unavailable fails the run (exit 3); in `auto` mode the reason is
     /// recorded once and the run goes on.
@@ -40,7 +41,7 @@ impl Probes {
         client: &Client,
         epoch: Instant,
         warnings: &mut Vec<String>,
-    ) -> Result<(Probes, GpuInfo), Failure> {
+    ) -> Result<(Samplers, GpuInfo), Failure> {
         let interval = plan.gpu.interval;
         let (gpu, info) = match plan.gpu.mode {
             GpuMode::Off => (None, GpuInfo { status: "off".into(), ..GpuInfo::default() }),
@@ -79,7 +80,7 @@ impl Probes {
             }
         };
         let server = if plan.server_metrics { Scraper::start(client, interval, epoch).await } else { None };
-        Ok((Probes { gpu, server }, info))
+        Ok((Samplers { gpu, server }, info))
     }
 
     /// Takes a GPU sample and a server scrape now and returns once the GPU

@@ -1,5 +1,7 @@
-//! What the server is and what it supports: reachability, the model list,
-//! its version, a tokenize endpoint, a prefix-cache reset endpoint.
+//! The server's endpoints besides the measured one: the preflight (it
+//! answers, it serves the model: `GET /v1/models`, `GET /version`), token
+//! counts (`POST /tokenize`, `usage.prompt_tokens` of a one-token request)
+//! and the prefix-cache reset.
 
 use anyhow::anyhow;
 
