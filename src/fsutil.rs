@@ -36,10 +36,14 @@ use crate::exit::Failure;
 /// Test-only hook, not for users: milliseconds to pause between writing the
 /// temporary file and renaming it over the target, so that a test can kill
 /// the process in the middle of a write deterministically. Read once per
-/// process.
+/// process, and only by debug builds (what the tests run).
 pub const TEST_PAUSE_BEFORE_RENAME_ENV: &str = "INFERGATE_TEST_PAUSE_BEFORE_RENAME_MS";
 
 fn test_pause() -> Option<Duration> {
+    // Release builds carry no test hook.
+    if !cfg!(debug_assertions) {
+        return None;
+    }
     static PAUSE: OnceLock<Option<Duration>> = OnceLock::new();
     *PAUSE.get_or_init(|| {
         std::env::var(TEST_PAUSE_BEFORE_RENAME_ENV).ok().and_then(|v| v.parse().ok()).map(Duration::from_millis)
@@ -150,55 +154,47 @@ fn replace_with(
     let (dir, name) = split(path)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
     remove_stale_temps(dir, &temp_prefix(&name));
-    let (tmp, mut file) = create_temp(dir, &name, ext).with_context(|| format!("cannot write {}", path.display()))?;
+    // The temporary file is removed when dropped unless it was persisted,
+    // whatever fails on the way.
+    let mut tmp = create_temp(dir, &name, ext).with_context(|| format!("cannot write {}", path.display()))?;
     let result = (|| -> anyhow::Result<()> {
-        fill(&tmp, &mut file)?;
+        let tmp_path = tmp.path().to_path_buf();
+        fill(&tmp_path, tmp.as_file_mut())?;
         // A writer that wrote by path wrote through another handle: reopen to sync what it wrote.
-        let file = if ext.is_some() { File::open(&tmp)? } else { file };
-        file.sync_all()?;
+        if ext.is_some() {
+            File::open(&tmp_path)?.sync_all()?;
+        } else {
+            tmp.as_file().sync_all()?;
+        }
         // An existing file keeps its permissions.
         if let Ok(meta) = std::fs::metadata(path) {
-            let _ = file.set_permissions(meta.permissions());
+            let _ = tmp.as_file().set_permissions(meta.permissions());
         }
-        drop(file);
         if let Some(pause) = test_pause() {
             std::thread::sleep(pause);
         }
         // The target may have changed since the check: refuse rather than replace what is not a file.
         check_target(path)?;
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
         Ok(())
     })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
+    let persisted = result.and_then(|()| tmp.persist(path).map(drop).map_err(|e| anyhow::Error::new(e.error)));
+    if let Err(e) = persisted {
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    // Make the rename itself durable.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
     }
     Ok(())
 }
 
-/// Creates a temporary file for `name` in `dir` under a name no other write
-/// uses: the pid, a per-process counter, `create_new`.
-fn create_temp(dir: &Path, name: &str, ext: Option<&str>) -> std::io::Result<(PathBuf, File)> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let mut tmp_name = format!("{}{}-{n}", temp_prefix(name), std::process::id());
-        if let Some(ext) = ext {
-            tmp_name.push('.');
-            tmp_name.push_str(ext);
-        }
-        let tmp = dir.join(tmp_name);
-        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
-            Ok(f) => return Ok((tmp, f)),
-            // A leftover of an earlier process with our pid: take the next number.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
+/// Creates a temporary file for `name` in `dir` (`tempfile`: a fresh random
+/// name, `O_EXCL`), named after the target and this process's pid, so that a
+/// later write can tell a dead writer's leftover from a live one's.
+fn create_temp(dir: &Path, name: &str, ext: Option<&str>) -> std::io::Result<tempfile::NamedTempFile> {
+    let prefix = format!("{}{}-", temp_prefix(name), std::process::id());
+    let suffix = ext.map(|e| format!(".{e}")).unwrap_or_default();
+    tempfile::Builder::new().prefix(&prefix).suffix(&suffix).rand_bytes(8).tempfile_in(dir)
 }
 
 /// Removes the temporary files a dead writer of `target` left behind (killed
