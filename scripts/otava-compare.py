@@ -50,14 +50,14 @@ def otava_edivisive(values, pvalue, permutations, seed):
         max_pvalue=pvalue, permutations=permutations, calculator=PairDistanceCalculator, seed=seed
     )
     detector = ChangePointDetector(significance_tester=tester, calculator=PairDistanceCalculator)
-    return sorted(cp.index for cp in detector.get_change_points(np.array(values, dtype=np.float64)))
+    return sorted(int(cp.index) for cp in detector.get_change_points(np.array(values, dtype=np.float64)))
 
 
 def otava_default(values):
     # A list, as `otava analyze` passes it: given a numpy array, Otava 0.8's
     # detector ignores the window bounds and analyses the whole series.
     cps, _ = compute_change_points(list(values))
-    return sorted(cp.index for cp in cps)
+    return sorted(int(cp.index) for cp in cps)
 
 
 def matches(a, b, tol):

@@ -223,7 +223,7 @@ pub fn detect(series: &[f64], cfg: &ChangePointConfig) -> Result<Vec<ChangePoint
     let (positions, values): (Vec<usize>, Vec<f64>) =
         series.iter().enumerate().filter(|(_, v)| v.is_finite()).map(|(i, &v)| (i, v)).unzip();
     let n = values.len();
-    if n < 2 * cfg.min_segment {
+    if n < cfg.min_segment.saturating_mul(2) {
         return Ok(Vec::new());
     }
     let (lo, hi) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
@@ -323,7 +323,7 @@ struct Segment {
 impl Segment {
     fn new(scaled: &[f64], start: usize, end: usize, cfg: &ChangePointConfig) -> Self {
         let len = end - start;
-        if len < 2 * cfg.min_segment {
+        if len < cfg.min_segment.saturating_mul(2) {
             return Self { start, end, best: None, draws: Vec::new(), scan: None };
         }
         let mut scan = Scan::new(&scaled[start..end], cfg, start, end);
