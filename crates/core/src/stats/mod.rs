@@ -4,6 +4,7 @@
 //! default, which vLLM's `bench serve` uses), so medians and p99s computed
 //! here match the figures users already know.
 
+pub mod changepoint;
 pub mod dist;
 pub mod multiplicity;
 pub mod runlevel;
