@@ -1,7 +1,11 @@
-//! Rendering results for people. For now: the terminal summary table.
+//! Rendering results for people: the comparison's reports (terminal,
+//! Markdown), the full report with its plots, in English or Korean.
 
 pub mod full;
 pub mod plots;
 pub mod render;
 pub mod table;
 mod view;
+pub mod words;
+
+pub use words::Lang;

@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::render::{
     Limit, clean, format_limit, md_escape, needs_clean, needs_md_escape, write_p, write_pct, write_pct_abs, write_value,
 };
+use super::words::{Lang, Words, from_gate};
 use crate::gate::{CaseVerdict, Comparison, Direction, MetricComparison, MetricStatus};
 
 /// What the templates see.
@@ -42,6 +43,8 @@ pub(super) struct View<'a> {
     power: Vec<Power<'a>>,
     /// Whether ANSI colours are on.
     color: bool,
+    /// The report's language.
+    lang: Lang,
 }
 
 /// The metric rows of every case, shared by the row objects of one render.
@@ -52,6 +55,8 @@ struct Table {
     /// The distinct limits of the rows as text ("+10%, floor 20 ms"): a
     /// thousand cases share a few rules.
     limits: Vec<String>,
+    /// The words of the report.
+    words: Words,
 }
 
 #[derive(Debug)]
@@ -64,7 +69,7 @@ struct TableCase {
 }
 
 impl Table {
-    fn new(cases: &mut [crate::gate::CaseComparison]) -> Table {
+    fn new(cases: &mut [crate::gate::CaseComparison], words: Words) -> Table {
         let mut keys: Vec<(Direction, u64, u64, String)> = Vec::new();
         let mut limits = Vec::new();
         let mut table_cases = Vec::with_capacity(cases.len());
@@ -79,14 +84,14 @@ impl Table {
                     };
                     keys.iter().position(same).unwrap_or_else(|| {
                         keys.push((m.direction, tolerance, floor, m.unit.clone()));
-                        limits.push(format_limit(&Limit::of(m)));
+                        limits.push(format_limit(&Limit::of(m), &words));
                         keys.len() - 1
                     })
                 })
                 .collect();
             table_cases.push(TableCase { id: case.id.clone(), verdict: case.verdict, metrics, limits: indices });
         }
-        Table { cases: table_cases, limits }
+        Table { cases: table_cases, limits, words }
     }
 }
 
@@ -180,7 +185,9 @@ impl Row {
     }
 
     fn texts<'s>(&'s self, slot: &'s OnceLock<Arc<Texts>>, escape: Escape) -> &'s Arc<Texts> {
-        slot.get_or_init(|| Arc::new(Texts::of(escape, &self.case().id, self.metric(), self.limit())))
+        slot.get_or_init(|| {
+            Arc::new(Texts::of(escape, &self.table.words, &self.case().id, self.metric(), self.limit()))
+        })
     }
 }
 
@@ -281,6 +288,7 @@ pub(super) const CELL_COLUMNS: &str = "case, phase, metric, baseline, current, c
 
 /// The keys of a row's `md`: `detects` is "catches ≥ 7.1%" or "—" when no
 /// change can be significant, `status` the status in words ("cannot judge").
+/// In both, `phase` and `status` are in the report's words.
 const MD_KEYS: [&str; 10] =
     ["case", "phase", "metric", "baseline", "current", "change", "limit", "p", "detects", "status"];
 
@@ -327,31 +335,33 @@ impl Texts {
     /// `clean`, keys [`CELL_KEYS`]) or the Markdown report's (everything
     /// through `md_escape`, keys [`MD_KEYS`], the detectable change as
     /// "catches ≥ 7.1%").
-    fn of(escape: Escape, case: &str, m: &MetricComparison, limit: &str) -> Texts {
-        let (keys, unit, catches) = match escape {
-            Escape::Terminal => (&CELL_KEYS, clean(&m.unit), ""),
-            Escape::Markdown => (&MD_KEYS, m.unit.clone(), "catches ≥ "),
+    fn of(escape: Escape, words: &Words, case: &str, m: &MetricComparison, limit: &str) -> Texts {
+        let (keys, unit) = match escape {
+            Escape::Terminal => (&CELL_KEYS, clean(&m.unit)),
+            Escape::Markdown => (&MD_KEYS, m.unit.clone()),
         };
         Texts::build(
             keys,
             escape,
             [
                 &|o| o.push_str(case),
-                &|o| o.push_str(&m.phase),
+                &|o| o.push_str(&words.name_or_self("phase", &m.phase)),
                 &|o| o.push_str(&m.metric),
                 &|o| write_value(o, Some(m.baseline), &unit),
                 &|o| write_value(o, Some(m.current), &unit),
                 &|o| write_pct(o, m.change),
                 &|o| o.push_str(limit),
                 &|o| write_p(o, m.p_value),
-                &|o| match m.min_detectable_change {
-                    Some(d) => {
-                        o.push_str(catches);
-                        write_pct_abs(o, d);
+                &|o| match (m.min_detectable_change, escape) {
+                    (Some(d), Escape::Terminal) => write_pct_abs(o, d),
+                    (Some(d), Escape::Markdown) => {
+                        let mut mdc = String::new();
+                        write_pct_abs(&mut mdc, d);
+                        o.push_str(&words.must("md.detects", None, &[("mdc", &mdc)]));
                     }
-                    None => o.push('—'),
+                    (None, _) => o.push('—'),
                 },
-                &|o| o.extend(m.status.as_str().chars().map(|c| if c == '_' { ' ' } else { c })),
+                &|o| o.push_str(&words.must(&format!("status.{}", m.status.as_str()), None, &[])),
             ],
         )
     }
@@ -427,12 +437,20 @@ struct Power<'a> {
 }
 
 impl<'a> View<'a> {
-    pub(super) fn new(comparison: &'a Comparison, color: bool) -> View<'a> {
+    pub(super) fn new(comparison: &'a Comparison, color: bool, words: Words) -> View<'a> {
         // Everything but the metric rows is serialized as it is; the rows
         // move into the table the row objects share.
         let mut rest = comparison.clone();
         let mut cases = std::mem::take(&mut rest.cases);
-        let table = Arc::new(Table::new(&mut cases));
+        // What the gate wrote in words enters the report here, and only here.
+        rest.headline = from_gate(&words, &rest.headline);
+        for note in rest.notes.iter_mut().chain(cases.iter_mut().flat_map(|c| c.notes.iter_mut())) {
+            *note = from_gate(&words, note);
+        }
+        for mismatch in &mut rest.mismatches {
+            mismatch.what = from_gate(&words, &mismatch.what);
+        }
+        let table = Arc::new(Table::new(&mut cases, words));
         let mut all: Vec<(MetricStatus, Value)> = Vec::new();
         let mut case_values = Vec::with_capacity(cases.len());
         for (case, c) in cases.iter().enumerate() {
@@ -493,6 +511,7 @@ impl<'a> View<'a> {
             cannot_judge,
             power,
             color,
+            lang: words.lang(),
         }
     }
 }
@@ -634,7 +653,7 @@ mod tests {
             notes: Vec::new(),
             gpu: Vec::new(),
         };
-        let table = Arc::new(Table::new(std::slice::from_mut(&mut case)));
+        let table = Arc::new(Table::new(std::slice::from_mut(&mut case), Words::of(Lang::En)));
         let row = Value::from_object(Row { table, case: 0, metric: 0, cells: OnceLock::new(), md: OnceLock::new() });
         let serialized = Value::from(Serde(&m));
         let serde_keys: Vec<String> = serialized.try_iter().unwrap().map(|k| k.to_string()).collect();
@@ -679,7 +698,7 @@ mod tests {
     fn the_comparison_reads_as_serialized() {
         let mut comparison = crate::report::render::tests::regression();
         comparison.cases[0].metrics.push(metric("itl_p99", MetricStatus::Noise));
-        let view = View::new(&comparison, false);
+        let view = View::new(&comparison, false, Words::of(Lang::En));
         let plain = Value::from(Serde(&comparison));
         for key in plain.try_iter().unwrap() {
             if key.as_str() != Some("cases") {
