@@ -18,6 +18,8 @@ use octocrab::Octocrab;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
+/// The body as posted, for the report's snapshot tests.
+#[cfg(test)]
 pub(crate) use comment::comment_body;
 pub use comment::{CommentOutcome, MAX_COMMENT_CHARS, marker, post_sticky_comment};
 pub use pulls::{RunHead, pull_request_of_run};

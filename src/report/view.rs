@@ -55,8 +55,45 @@ struct Table {
     /// The distinct limits of the rows as text ("+10%, floor 20 ms"): a
     /// thousand cases share a few rules.
     limits: Vec<String>,
-    /// The words of the report.
-    words: Words,
+    /// The words the rows print, looked up once per render.
+    words: RowWords,
+}
+
+/// The words of the rows' texts, looked up once for a table of thousands
+/// of rows: the statuses and phases its rows have, and the Detects cell's
+/// text around its number.
+#[derive(Debug)]
+struct RowWords {
+    statuses: Vec<(MetricStatus, String)>,
+    phases: Vec<(String, String)>,
+    /// "catches ≥ " and "" in English; "" and " 이상 검출" in Korean.
+    detects: (String, String),
+}
+
+impl RowWords {
+    fn new(words: &Words, metrics: &[&MetricComparison]) -> RowWords {
+        let mut statuses: Vec<(MetricStatus, String)> = Vec::new();
+        let mut phases: Vec<(String, String)> = Vec::new();
+        for m in metrics {
+            if !statuses.iter().any(|s| s.0 == m.status) {
+                statuses.push((m.status, words.must(&format!("status.{}", m.status.as_str()), None, &[])));
+            }
+            if !phases.iter().any(|p| p.0 == m.phase) {
+                phases.push((m.phase.clone(), words.name_or_self("phase", &m.phase).into_owned()));
+            }
+        }
+        let detects = words.must("md.detects", None, &[("mdc", "\u{0}")]);
+        let (before, after) = detects.split_once('\u{0}').unwrap_or((&detects, ""));
+        RowWords { statuses, phases, detects: (before.to_string(), after.to_string()) }
+    }
+
+    fn status(&self, status: MetricStatus) -> &str {
+        self.statuses.iter().find(|s| s.0 == status).map_or(status.as_str(), |s| s.1.as_str())
+    }
+
+    fn phase<'p>(&'p self, phase: &'p str) -> &'p str {
+        self.phases.iter().find(|p| p.0 == phase).map_or(phase, |p| p.1.as_str())
+    }
 }
 
 #[derive(Debug)]
@@ -91,6 +128,8 @@ impl Table {
                 .collect();
             table_cases.push(TableCase { id: case.id.clone(), verdict: case.verdict, metrics, limits: indices });
         }
+        let metrics: Vec<&MetricComparison> = table_cases.iter().flat_map(|c| &c.metrics).collect();
+        let words = RowWords::new(&words, &metrics);
         Table { cases: table_cases, limits, words }
     }
 }
@@ -335,7 +374,7 @@ impl Texts {
     /// `clean`, keys [`CELL_KEYS`]) or the Markdown report's (everything
     /// through `md_escape`, keys [`MD_KEYS`], the detectable change as
     /// "catches ≥ 7.1%").
-    fn of(escape: Escape, words: &Words, case: &str, m: &MetricComparison, limit: &str) -> Texts {
+    fn of(escape: Escape, words: &RowWords, case: &str, m: &MetricComparison, limit: &str) -> Texts {
         let (keys, unit) = match escape {
             Escape::Terminal => (&CELL_KEYS, clean(&m.unit)),
             Escape::Markdown => (&MD_KEYS, m.unit.clone()),
@@ -345,7 +384,7 @@ impl Texts {
             escape,
             [
                 &|o| o.push_str(case),
-                &|o| o.push_str(&words.name_or_self("phase", &m.phase)),
+                &|o| o.push_str(words.phase(&m.phase)),
                 &|o| o.push_str(&m.metric),
                 &|o| write_value(o, Some(m.baseline), &unit),
                 &|o| write_value(o, Some(m.current), &unit),
@@ -355,13 +394,13 @@ impl Texts {
                 &|o| match (m.min_detectable_change, escape) {
                     (Some(d), Escape::Terminal) => write_pct_abs(o, d),
                     (Some(d), Escape::Markdown) => {
-                        let mut mdc = String::new();
-                        write_pct_abs(&mut mdc, d);
-                        o.push_str(&words.must("md.detects", None, &[("mdc", &mdc)]));
+                        o.push_str(&words.detects.0);
+                        write_pct_abs(o, d);
+                        o.push_str(&words.detects.1);
                     }
                     (None, _) => o.push('—'),
                 },
-                &|o| o.push_str(&words.must(&format!("status.{}", m.status.as_str()), None, &[])),
+                &|o| o.push_str(words.status(m.status)),
             ],
         )
     }
