@@ -3,7 +3,8 @@
 //!
 //! [`build`] is a pure function from results to [`FullReport`], every number
 //! the report prints (also written as `report.json`); [`charts`] turns it into
-//! chart data for [`crate::report::plots`]; [`render`] fills a template. All
+//! chart data for [`crate::report::plots`], its titles and labels from the
+//! words of [`crate::report::words`]; [`render`] fills a template. All other
 //! words live in the two templates under `src/report/templates/` (and a user
 //! template may replace them): Rust hands over numbers, model names, keys and
 //! flags, plus filters that format numbers and escape Markdown, so that a

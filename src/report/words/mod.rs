@@ -281,6 +281,93 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every key the Rust code names as a literal (`"md.cut.summary"`) is a
+    /// word: `Words::must` prints the key itself should one be missing, so a
+    /// misspelt key is caught here instead.
+    #[test]
+    fn every_key_the_code_names_exists() {
+        const PREFIXES: [&str; 10] =
+            ["md.", "term.", "chart.", "verdict.", "status.", "phase.", "count.", "runs.", "limit.", "drift."];
+        let words = Words::of(Lang::En);
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![root.clone()];
+        let mut found = 0;
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") || path.starts_with(root.join("report/words")) {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for literal in text.split('"').skip(1).step_by(2) {
+                let key_like = PREFIXES.iter().any(|p| literal.starts_with(p))
+                    && literal.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')
+                    && !literal.ends_with('.')
+                    // File names are no words.
+                    && !["png", "svg", "json", "md", "toml", "txt", "j2"].iter().any(|e| literal.ends_with(&format!(".{e}")));
+                if key_like {
+                    assert!(words.forms(literal).is_ok(), "{}: \"{literal}\" is no word", path.display());
+                    found += 1;
+                }
+            }
+        }
+        assert!(found >= 15, "{found} keys found in the code");
+    }
+
+    /// Every verdict, status and phase the reports name has a word in every language.
+    #[test]
+    fn every_verdict_status_and_phase_has_a_word() {
+        use crate::gate::{CaseVerdict, MetricStatus, Verdict};
+        use crate::results::PhaseName;
+        let mut keys = Vec::new();
+        for v in [
+            Verdict::Refused,
+            Verdict::Invalid,
+            Verdict::Regressed,
+            Verdict::UpdateRequired,
+            Verdict::Warn,
+            Verdict::Improved,
+            Verdict::Pass,
+        ] {
+            keys.push(format!("verdict.{}", v.as_str()));
+        }
+        for v in [
+            CaseVerdict::Invalid,
+            CaseVerdict::Regressed,
+            CaseVerdict::Warn,
+            CaseVerdict::Missing,
+            CaseVerdict::New,
+            CaseVerdict::Improved,
+            CaseVerdict::Pass,
+        ] {
+            keys.push(format!("verdict.{}", v.as_str()));
+        }
+        for s in [
+            MetricStatus::Regressed,
+            MetricStatus::Warn,
+            MetricStatus::CannotJudge,
+            MetricStatus::Improved,
+            MetricStatus::Noise,
+            MetricStatus::Pass,
+        ] {
+            keys.push(format!("status.{}", s.as_str()));
+        }
+        for p in [PhaseName::Cold, PhaseName::Warm] {
+            keys.push(format!("phase.{}", p.as_str()));
+            keys.push(format!("chart.phase.{}", p.as_str()));
+        }
+        for column in ["case", "phase", "metric", "baseline", "current", "change", "limit", "p", "mdc", "status"] {
+            keys.push(format!("term.col.{column}"));
+        }
+        for lang in Lang::ALL {
+            for key in &keys {
+                assert!(Words::of(lang).get(key).is_ok(), "{lang}: no word `{key}`");
+            }
+        }
+    }
+
     /// Plural forms follow the count; placeholders are filled or named when missing.
     #[test]
     fn plurals_counts_and_placeholders() {
