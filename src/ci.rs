@@ -153,8 +153,9 @@ pub const MAX_SUMMARY_BYTES: usize = 1024 * 1024;
 
 /// Appends Markdown to the job summary (`GITHUB_STEP_SUMMARY`), cut like
 /// the comment (the verdict and the regressions kept) so that the step's
-/// summary stays under GitHub's 1 MiB, whatever it already holds.
-pub fn append_summary(path: &Path, markdown: &str) -> anyhow::Result<()> {
+/// summary stays under GitHub's 1 MiB, whatever it already holds; the note
+/// where it was cut is in `lang`, the report's language.
+pub fn append_summary(path: &Path, markdown: &str, lang: crate::report::Lang) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -165,11 +166,11 @@ pub fn append_summary(path: &Path, markdown: &str) -> anyhow::Result<()> {
     let room = MAX_SUMMARY_BYTES.saturating_sub(used + 1);
     let cut: String;
     let markdown = if markdown.len() > room {
-        let note = "the job summary is cut to GitHub's 1 MiB limit: the full report is in the run's artifact";
+        let note = crate::report::words::Words::of(lang).must("md.cut.summary", None, &[]);
         // The cut counts characters; shrink until the bytes fit.
         let mut chars = room;
         cut = loop {
-            let attempt = crate::report::render::truncate_markdown(markdown, chars, note);
+            let attempt = crate::report::render::truncate_markdown(markdown, chars, &note);
             if attempt.len() <= room || chars == 0 {
                 break attempt;
             }
@@ -286,6 +287,7 @@ pub fn regressions(cmp: &Comparison) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Lang;
     use std::collections::HashMap;
 
     fn ctx(vars: &[(&str, &str)]) -> ActionsContext {
@@ -360,11 +362,19 @@ mod tests {
             row.repeat(40_000)
         );
         assert!(md.len() > MAX_SUMMARY_BYTES);
-        append_summary(&path, &md).unwrap();
+        append_summary(&path, &md, Lang::En).unwrap();
         let len = std::fs::metadata(&path).unwrap().len() as usize;
         assert!(len <= MAX_SUMMARY_BYTES && len > 900_000, "{len}");
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("### infergate: PASS") && text.contains("1 MiB limit"));
+        // In Korean, the note is Korean and the limit the same (in bytes, Hangul taking three).
+        let ko = dir.path().join("summary-ko.md");
+        std::fs::write(&ko, "x".repeat(300_000)).unwrap();
+        append_summary(&ko, &md.replace("pass |", "통과 |"), Lang::Ko).unwrap();
+        let len = std::fs::metadata(&ko).unwrap().len() as usize;
+        assert!(len <= MAX_SUMMARY_BYTES && len > 900_000, "{len}");
+        let text = std::fs::read_to_string(&ko).unwrap();
+        assert!(text.contains("1 MiB 제한") && !text.contains("1 MiB limit"));
     }
 
     #[test]
@@ -376,8 +386,8 @@ mod tests {
         let text = std::fs::read_to_string(&out).unwrap();
         assert_eq!(text, "verdict=regressed\nreport<<INFERGATE_EOF\nline 1\nline 2\nINFERGATE_EOF\nregressions=3\n");
         let sum = dir.path().join("summary.md");
-        append_summary(&sum, "# one").unwrap();
-        append_summary(&sum, "# two\n").unwrap();
+        append_summary(&sum, "# one", Lang::En).unwrap();
+        append_summary(&sum, "# two\n", Lang::Ko).unwrap();
         assert_eq!(std::fs::read_to_string(&sum).unwrap(), "# one\n# two\n");
     }
 

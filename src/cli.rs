@@ -80,9 +80,12 @@ pub struct ReportCmdArgs {
     /// Results file(s): different models (one row each) or repeated runs of one model.
     #[arg(long, value_name = "PATH", required = true)]
     pub results: Vec<PathBuf>,
-    /// Language of the report.
-    #[arg(long, value_enum, default_value = "en")]
-    pub lang: crate::report::full::Lang,
+    /// Language of the report and its plots [default: `[report] lang` of the config, else en].
+    #[arg(long, value_enum)]
+    pub lang: Option<crate::report::Lang>,
+    /// Config file whose `[report] lang` applies [default: ./infergate.toml when present].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Output folder: report.md, report.json and plots/.
     #[arg(long, default_value = "infergate-out")]
     pub out: PathBuf,
@@ -106,6 +109,10 @@ pub struct ReportArgs {
     /// Colour on the terminal: auto (on a TTY), always, never.
     #[arg(long, value_enum, default_value = "auto")]
     pub color: ColorChoice,
+    /// Language of the terminal report, the Markdown report, the PR comment and the job summary
+    /// [default: `[report] lang` of the config, else en].
+    #[arg(long, value_enum)]
+    pub lang: Option<crate::report::Lang>,
 }
 
 /// Report formats.
@@ -227,7 +234,20 @@ pub struct CommentArgs {
     #[arg(long)]
     pub comment_optional: bool,
     #[command(flatten)]
+    pub lang: LangArgs,
+    #[command(flatten)]
     pub github: GithubArgs,
+}
+
+/// The language of a report rendered from comparison files.
+#[derive(Debug, Clone, Args)]
+pub struct LangArgs {
+    /// Language of the report: en or ko [default: `[report] lang` of the config, else en].
+    #[arg(long, value_enum)]
+    pub lang: Option<crate::report::Lang>,
+    /// Config file whose `[report] lang` applies [default: ./infergate.toml when present].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 /// `infergate merge`.
@@ -239,6 +259,8 @@ pub struct MergeArgs {
     /// Write the combined Markdown here as well.
     #[arg(long, value_name = "PATH")]
     pub markdown: Option<PathBuf>,
+    #[command(flatten)]
+    pub lang: LangArgs,
 }
 
 /// `infergate baseline ...`.
@@ -478,9 +500,9 @@ pub struct DemoArgs {
     /// Baseline to check against [default: the built-in sim-demo baseline].
     #[arg(long, value_name = "PROFILE|PATH")]
     pub baseline: Option<String>,
-    /// Language of the full report written beside the results.
+    /// Language of the terminal report and of the full report written beside the results.
     #[arg(long, value_enum, default_value = "en")]
-    pub lang: crate::report::full::Lang,
+    pub lang: crate::report::Lang,
 }
 
 /// `infergate doctor`.

@@ -33,6 +33,26 @@ pub struct Config {
     /// GPU telemetry.
     #[serde(default)]
     pub gpu: GpuConfig,
+    /// The reports.
+    #[serde(default)]
+    pub report: ReportConfig,
+}
+
+/// `[report]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportConfig {
+    /// Language of the reports (the pull-request comment, the job summary,
+    /// the terminal report, the full report): `en` (default) or `ko`;
+    /// `--lang` overrides it.
+    pub lang: Option<crate::report::Lang>,
+}
+
+impl Config {
+    /// The language of the reports: `flag` (`--lang`), else `[report] lang`, else English.
+    pub fn report_lang(&self, flag: Option<crate::report::Lang>) -> crate::report::Lang {
+        flag.or(self.report.lang).unwrap_or_default()
+    }
 }
 
 /// `[gpu]`.
@@ -301,6 +321,8 @@ grace = "5s"
             ("[run]\ndeadline = \"later\"\n", &["infergate.toml:2", "run.deadline", "not a duration"]),
             ("[run]\ngrace = 0\n", &["infergate.toml:2", "run.grace", "positive"]),
             ("[run]\nretries = -1\n", &["infergate.toml:2", "run.retries"]),
+            ("[report]\nlang = \"kr\"\n", &["infergate.toml:2", "report.lang", "`ko`", "`en`"]),
+            ("[report]\nlanguage = \"ko\"\n", &["infergate.toml:2", "language", "unknown field"]),
             ("[server\n", &["infergate.toml:1"]),
         ];
         for (text, fragments) in cases {
@@ -309,6 +331,17 @@ grace = "5s"
                 assert!(err.contains(f), "error for {text:?} lacks {f:?}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn the_flag_wins_over_the_config_and_english_is_the_default() {
+        use crate::report::Lang;
+        let ko = parse("[report]\nlang = \"ko\"\n").unwrap();
+        assert_eq!(ko.report_lang(None), Lang::Ko);
+        assert_eq!(ko.report_lang(Some(Lang::En)), Lang::En);
+        let none = parse("").unwrap();
+        assert_eq!(none.report_lang(None), Lang::En);
+        assert_eq!(none.report_lang(Some(Lang::Ko)), Lang::Ko);
     }
 
     #[test]

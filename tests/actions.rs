@@ -202,6 +202,94 @@ async fn a_failed_comment_never_hides_the_verdict() {
     assert_eq!(summary.matches("### infergate: ").count(), 2);
 }
 
+/// `[report] lang = "ko"` in ./infergate.toml: the terminal report, the job
+/// summary and the comment are in Korean; the comment is found by the same
+/// marker, so the English comment an earlier run left is edited in place,
+/// never duplicated; the step outputs GitHub reads are the same words. On
+/// the command line, `--lang` wins over the config.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn korean_reports_edit_the_same_sticky_comment() {
+    let gh = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/user"))
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible"})))
+        .mount(&gh)
+        .await;
+    let earlier = "<!-- infergate:profile=p -->\n### infergate: ✅ PASS\n\nThe English report of an earlier run.\n";
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([comment(88, earlier)])))
+        .mount(&gh)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/org/repo/issues/comments/88"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(comment(88, "edited")))
+        .expect(1)
+        .mount(&gh)
+        .await;
+    Mock::given(method("POST")).and(path(COMMENTS)).respond_with(ResponseTemplate::new(500)).expect(0).mount(&gh).await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let api = gh.uri();
+    let out = tokio::task::spawn_blocking(move || {
+        let fast = Sim::start(SimConfig { itl_ms: 2.0, ..SimConfig::default() });
+        let slow = Sim::start(SimConfig { itl_ms: 2.0, slowdown: 1.4, ..SimConfig::default() });
+        record(&d, &fast);
+        std::fs::write(d.join("infergate.toml"), "[report]\nlang = \"ko\"\n").unwrap();
+        let mut cmd = check(&d, &slow, &["--comment"]);
+        actions_env(&mut cmd, &d, &api, false);
+        cmd.output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(exit::REGRESSION), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("회귀: "), "{stdout}");
+    assert!(stdout.contains("케이스") && stdout.contains("연속 응답"), "{stdout}");
+    let d = dir.path();
+    let summary = std::fs::read_to_string(d.join("summary.md")).unwrap();
+    assert!(summary.starts_with("### infergate: ❌ 회귀\n"), "{summary}");
+    let outputs = std::fs::read_to_string(d.join("outputs.txt")).unwrap();
+    assert!(outputs.lines().any(|l| l == "verdict=regressed"), "{outputs}");
+    assert!(
+        outputs.lines().any(|l| l == "comment-url=https://github.com/org/repo/pull/5#issuecomment-88"),
+        "{outputs}"
+    );
+    gh.verify().await;
+    let edited: Vec<_> =
+        gh.received_requests().await.unwrap().into_iter().filter(|r| r.method.as_str() == "PATCH").collect();
+    let body: Value = serde_json::from_slice(&edited[0].body).unwrap();
+    let text = body["body"].as_str().unwrap();
+    assert!(text.starts_with("<!-- infergate:profile=p -->\n### infergate: ❌ 회귀\n"), "{text}");
+    // The same comparison from the command line: the config's Korean, or --lang's English.
+    let compare = |extra: &[&str]| {
+        let out = Command::cargo_bin("infergate")
+            .unwrap()
+            .current_dir(d)
+            .args(["compare", "--results", "cur.json", "--baseline", "p", "--comparison", "again.json"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(exit::REGRESSION));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(compare(&[]).starts_with("회귀: "));
+    assert!(compare(&["--lang", "en"]).starts_with("REGRESSED: "));
+    assert!(compare(&["--format", "markdown"]).starts_with("### infergate: ❌ 회귀\n"));
+    // Several profiles in one comment (a matrix), in Korean.
+    let out = Command::cargo_bin("infergate")
+        .unwrap()
+        .current_dir(d)
+        .args(["merge", "--comparison", "comparison.json", "--comparison", "again.json"])
+        .output()
+        .unwrap();
+    let merged = String::from_utf8(out.stdout).unwrap();
+    assert!(merged.starts_with("### infergate: 프로필 2개 종합 회귀\n\n| 프로필 | 판정 | 요약 |"), "{merged}");
+    assert_eq!(merged.matches("#### 프로필 p").count(), 2, "{merged}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forks_skip_the_comment_with_a_notice() {
     let gh = MockServer::start().await;

@@ -36,6 +36,7 @@ fn opts() -> PostOptions {
         base_delay: Duration::from_millis(50),
         run_url: None,
         secondary_wait: Duration::from_millis(300),
+        ..PostOptions::default()
     }
 }
 

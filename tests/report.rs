@@ -95,12 +95,38 @@ fn two_models_in_korean_and_english_with_plots() {
             );
         }
         let tps = std::fs::read_to_string(d.join(&out).join("plots/tokens_per_second_comparison.svg")).unwrap();
-        assert!(
-            tps.contains("Llama-3.1-8B-Instruct")
-                && tps.contains("initial loading")
-                && tps.contains("continuous response")
-        );
+        // The plots speak the report's language, in a font that has its letters.
+        let (title, legend, family) = match lang {
+            "ko" => (
+                "모델 초당 토큰 처리량 비교",
+                ["초기 로딩", "연속 응답"],
+                "font-family=\"Noto Sans CJK KR, Noto Sans KR, sans-serif\"",
+            ),
+            _ => ("Model token throughput", ["initial loading", "continuous response"], "font-family=\"sans-serif\""),
+        };
+        assert!(tps.contains("Llama-3.1-8B-Instruct") && tps.contains(title), "{lang}: {tps}");
+        assert!(legend.iter().all(|l| tps.contains(l)) && tps.contains(family), "{lang}: {tps}");
     }
+    // Without --lang, `[report] lang` of ./infergate.toml (or --config) decides; --lang wins.
+    std::fs::write(d.join("infergate.toml"), "[report]\nlang = \"ko\"\n").unwrap();
+    std::fs::write(d.join("en.toml"), "[report]\nlang = \"en\"\n").unwrap();
+    for (args, korean) in [
+        (&["--out", "cfg"][..], true),
+        (&["--out", "flag", "--lang", "en"][..], false),
+        (&["--out", "other", "--config", "en.toml"][..], false),
+    ] {
+        infergate(d).args(["-q", "report", "--results", "qwen.json"]).args(args).assert().code(exit::PASS);
+        let md = std::fs::read_to_string(d.join(args[1]).join("report.md")).unwrap();
+        assert_eq!(md.contains("## 1. 테스트 환경"), korean, "{args:?}");
+        let svg = std::fs::read_to_string(d.join(args[1]).join("plots/response_time_comparison.svg")).unwrap();
+        assert_eq!(svg.contains("모델 응답 시간 비교"), korean, "{args:?}");
+    }
+    std::fs::write(d.join("infergate.toml"), "[report]\nlang = \"kr\"\n").unwrap();
+    let out = infergate(d).args(["report", "--results", "qwen.json", "--out", "bad"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(exit::INVALID_INPUT));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("infergate.toml:2") && stderr.contains("report.lang"), "{stderr}");
+    std::fs::remove_file(d.join("infergate.toml")).unwrap();
     // A broken template is an input error naming its line.
     std::fs::write(d.join("t.j2"), "ok\n{{ r.models | nonsense }}\n").unwrap();
     let out =

@@ -17,15 +17,19 @@ use crate::gate::metrics::CATALOGUE;
 use crate::gate::rules::Rules;
 use crate::gate::{Comparison, Verdict};
 use crate::progress::Verbosity;
+use crate::report::Lang;
 use crate::report::findings;
-use crate::report::full::Lang;
 use crate::report::render::{self, Format, RenderOptions};
 use crate::results::{PhaseName, Results};
 
+/// The config file (`--config`, else ./infergate.toml when present).
+pub fn load_config(config: Option<&Path>) -> Result<LoadedConfig, Failure> {
+    LoadedConfig::load(config).map_err(|e| Failure::invalid(anyhow!(e)))
+}
+
 /// The gate rules of the config file (`--config`, else ./infergate.toml).
 pub fn load_rules(config: Option<&Path>) -> Result<Rules, Failure> {
-    let loaded = LoadedConfig::load(config).map_err(|e| Failure::invalid(anyhow!(e)))?;
-    Ok(Rules::from_config(&loaded.config.gate))
+    Ok(Rules::from_config(&load_config(config)?.config.gate))
 }
 
 /// Loads a baseline; a missing file says how to record one.
@@ -75,7 +79,9 @@ fn display_paths(paths: &[PathBuf]) -> Vec<String> {
 
 /// `infergate compare`.
 pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
-    let rules = load_rules(args.config.as_deref())?;
+    let config = load_config(args.config.as_deref())?.config;
+    let rules = Rules::from_config(&config.gate);
+    let lang = config.report_lang(args.report.lang);
     let runs = load_runs(&args.results)?;
     let (base, base_path) = load_baseline(&args.baseline)?;
     let paths = display_paths(&args.results);
@@ -97,7 +103,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
         crate::fsutil::check_target(path).map_err(Failure::invalid)?;
     }
     save_comparison(&cmp, &comparison)?;
-    emit_report(&cmp, &args.report)?;
+    emit_report(&cmp, &args.report, lang)?;
     Ok(crate::exit::of_verdict(cmp.verdict, crate::cli::FailOn::Regression))
 }
 
@@ -145,8 +151,8 @@ pub fn accept_preview(runs: &[Results], baseline: &Baseline, baseline_path: &Pat
     Some(short)
 }
 
-/// Prints the report on stdout and writes the Markdown file when asked.
-pub fn emit_report(cmp: &Comparison, args: &ReportArgs) -> Result<(), Failure> {
+/// Prints the report in `lang` on stdout and writes the Markdown file when asked.
+pub fn emit_report(cmp: &Comparison, args: &ReportArgs, lang: Lang) -> Result<(), Failure> {
     let template = match &args.template {
         Some(p) => Some(
             crate::input::read_capped(p, crate::input::MAX_TEXT_FILE_BYTES, "the template")
@@ -168,18 +174,18 @@ pub fn emit_report(cmp: &Comparison, args: &ReportArgs) -> Result<(), Failure> {
             s
         }
         ReportFormat::Terminal => {
-            render::render(cmp, Format::Terminal, &RenderOptions { color, template: template.clone() })
+            render::render(cmp, Format::Terminal, &RenderOptions { color, template: template.clone(), lang })
                 .map_err(Failure::invalid)?
         }
         ReportFormat::Markdown => {
-            render::render(cmp, Format::Markdown, &RenderOptions { color: false, template: template.clone() })
+            render::render(cmp, Format::Markdown, &RenderOptions { color: false, template: template.clone(), lang })
                 .map_err(Failure::invalid)?
         }
     };
     print_stdout(&text)?;
     if let Some(path) = &args.markdown {
         let md_template = if args.format == ReportFormat::Markdown { template } else { None };
-        let md = render::render(cmp, Format::Markdown, &RenderOptions { color: false, template: md_template })
+        let md = render::render(cmp, Format::Markdown, &RenderOptions { color: false, template: md_template, lang })
             .map_err(Failure::invalid)?;
         crate::fsutil::write_output(path, md.as_bytes()).map_err(crate::fsutil::failure)?;
     }
@@ -193,7 +199,9 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
     if let Some(launch) = &mut plan.launch {
         launch.withheld_env.push(args.publish.github.token_env.clone());
     }
-    let rules = load_rules(args.run.server.config.as_deref())?;
+    let config = load_config(args.run.server.config.as_deref())?.config;
+    let rules = Rules::from_config(&config.gate);
+    let lang = config.report_lang(args.report.lang);
     let (base, base_path) = load_baseline(&args.baseline)?;
     if output.as_os_str() == "-" {
         return Err(Failure::invalid(anyhow!(
@@ -212,6 +220,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
         confirm: args.confirm,
         comparison_path: comparison_path.clone(),
         report: &args.report,
+        lang,
         verbosity,
         markdown_on_stdout: args.publish.no_comment,
     })
@@ -222,6 +231,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
         (&checked.results[0], &comparison_path),
         &args.publish,
         &crate::ci::ActionsContext::current(),
+        lang,
     )
     .await
 }
@@ -248,6 +258,8 @@ pub struct CheckSetup<'a> {
     pub comparison_path: PathBuf,
     /// Report options.
     pub report: &'a ReportArgs,
+    /// The language of the reports (`--lang`, else the config's, else English).
+    pub lang: Lang,
     /// Progress output.
     pub verbosity: Verbosity,
     /// Leave stdout to the caller (it prints the PR comment's Markdown instead).
@@ -346,11 +358,11 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
         cmp.accept_diff = accept_preview(&runs, s.baseline, s.baseline_path, s.rules);
     }
     save_comparison(&cmp, &s.comparison_path)?;
-    let md = render::render(&cmp, Format::Markdown, &RenderOptions { color: false, template: None })
+    let md = render::render(&cmp, Format::Markdown, &RenderOptions { color: false, template: None, lang: s.lang })
         .map_err(Failure::run)?;
     crate::fsutil::write_output(&sibling(s.output, "comparison.md"), md.as_bytes()).map_err(crate::fsutil::failure)?;
     if !s.markdown_on_stdout {
-        emit_report(&cmp, s.report)?;
+        emit_report(&cmp, s.report, s.lang)?;
     }
     if s.verbosity != Verbosity::Quiet {
         let files: Vec<String> = display_paths(&paths);

@@ -136,6 +136,7 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         template: None,
         markdown: None,
         color: crate::cli::ColorChoice::Auto,
+        lang: Some(args.lang),
     };
     let code = gate::run_check(gate::CheckSetup {
         plan: &plan,
@@ -148,6 +149,7 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         confirm: 0,
         comparison_path: args.out.join("comparison.json"),
         report: &report,
+        lang: args.lang,
         verbosity,
         markdown_on_stdout: false,
     })

@@ -13,21 +13,26 @@ use crate::cli::{CommentArgs, FailOn, GithubArgs, MergeArgs, PublishArgs};
 use crate::exit::{self, Failure};
 use crate::gate::{Comparison, Verdict};
 use crate::github::{self, CommentOutcome, PostOptions, Target, Token};
+use crate::report::Lang;
 use crate::report::render::{self, Format, RenderOptions};
+use crate::report::words::Words;
 
-/// After a comparison: summary, annotations, comment, outputs; returns the exit code.
+/// After a comparison: summary, annotations, comment, outputs; returns the
+/// exit code. `markdown` is the report in `lang`, which the notes added
+/// where GitHub's limits cut it follow.
 pub async fn publish(
     cmp: &Comparison,
     markdown: &str,
     (results, comparison): (&Path, &Path),
     args: &PublishArgs,
     ctx: &ActionsContext,
+    lang: Lang,
 ) -> Result<i32, Failure> {
     if args.no_comment {
         super::print_stdout(&comment_body(&cmp.profile, markdown))?;
     }
     if let Some(summary) = &ctx.step_summary {
-        if let Err(e) = ci::append_summary(summary, markdown) {
+        if let Err(e) = ci::append_summary(summary, markdown, lang) {
             eprintln!("warning: {}", crate::text::for_log(&format!("{e:#}")));
         }
     }
@@ -39,7 +44,7 @@ pub async fn publish(
     }
     let mut comment_url = String::new();
     if args.comment {
-        match post(&cmp.profile, markdown, &args.github, ctx).await {
+        match post(&cmp.profile, markdown, &args.github, ctx, lang).await {
             Ok(Some(outcome)) => {
                 let (what, url) = match &outcome {
                     CommentOutcome::Created { url } => ("created", url),
@@ -96,6 +101,7 @@ async fn post(
     markdown: &str,
     args: &GithubArgs,
     ctx: &ActionsContext,
+    lang: Lang,
 ) -> Result<Option<CommentOutcome>, anyhow::Error> {
     if ctx.from_fork && args.pr.is_none() {
         let note = "this pull request comes from a fork, whose token cannot comment: the comparison is kept as an \
@@ -110,7 +116,7 @@ async fn post(
     let pr =
         args.pr.or(ctx.pr).ok_or_else(|| anyhow!("no pull request: pass --pr N (this is not a pull_request event)"))?;
     let target = Target { api_url: ctx.api_url.clone(), owner, repo: name, pr };
-    let opts = PostOptions { run_url: ctx.run_url.clone(), ..PostOptions::default() };
+    let opts = PostOptions { run_url: ctx.run_url.clone(), lang, ..PostOptions::default() };
     let outcome = github::post_sticky_comment(&target, &Token::new(token), profile, markdown, &opts).await?;
     Ok(Some(outcome))
 }
@@ -135,32 +141,40 @@ fn load_comparison(path: &Path) -> Result<Comparison, Failure> {
     Ok(cmp)
 }
 
-/// Several comparisons as one Markdown document and one verdict (the worst).
-pub fn merged(comparisons: &[Comparison]) -> Result<(String, Verdict, String), Failure> {
+/// Several comparisons as one Markdown document in `lang` and one verdict (the worst).
+pub fn merged(comparisons: &[Comparison], lang: Lang) -> Result<(String, Verdict, String), Failure> {
     let render = |c: &Comparison| {
-        render::render(c, Format::Markdown, &RenderOptions { color: false, template: None }).map_err(Failure::invalid)
+        render::render(c, Format::Markdown, &RenderOptions { color: false, template: None, lang })
+            .map_err(Failure::invalid)
     };
     if let [only] = comparisons {
         return Ok((render(only)?, only.verdict, only.profile.clone()));
     }
+    let words = Words::of(lang);
+    let word = |key: &str| words.must(key, None, &[]);
+    let verdict_word = |v: Verdict| word(&format!("verdict.{}", v.as_str()));
     let verdict = comparisons.iter().map(|c| c.verdict).min().unwrap_or(Verdict::Pass);
     let mut profiles: Vec<&str> = comparisons.iter().map(|c| c.profile.as_str()).collect();
     profiles.sort_unstable();
-    let mut md = format!(
-        "### infergate: {} across {} profiles\n\n| Profile | Verdict | Headline |\n|:--|:--|:--|\n",
-        verdict.as_str().to_uppercase(),
-        comparisons.len()
-    );
+    let title = verdict_word(verdict).to_uppercase();
+    let mut md = words.must("md.merged.title", Some(comparisons.len() as i64), &[("verdict", &title)]);
+    md.push_str(&format!(
+        "\n\n| {} | {} | {} |\n|:--|:--|:--|\n",
+        word("md.merged.profile"),
+        word("md.merged.verdict"),
+        word("md.merged.headline")
+    ));
     for c in comparisons {
         md.push_str(&format!(
             "| {} | {} | {} |\n",
             render::md_escape(&c.profile),
-            c.verdict.as_str(),
-            render::md_escape(&crate::report::findings::headline(&c.headline, crate::report::full::Lang::En))
+            verdict_word(c.verdict),
+            render::md_escape(&crate::report::findings::headline(&c.headline, words.lang()))
         ));
     }
     for c in comparisons {
-        md.push_str(&format!("\n---\n\n#### Profile {}\n\n", render::md_escape(&c.profile)));
+        let section = words.must("md.merged.section", None, &[("profile", &render::md_escape(&c.profile))]);
+        md.push_str(&format!("\n---\n\n{section}\n\n"));
         md.push_str(&render(c)?);
         md.push('\n');
     }
@@ -169,8 +183,9 @@ pub fn merged(comparisons: &[Comparison]) -> Result<(String, Verdict, String), F
 
 /// `infergate merge`: one report and verdict for a matrix of jobs.
 pub fn merge(args: &MergeArgs) -> Result<i32, Failure> {
+    let lang = super::gate::load_config(args.lang.config.as_deref())?.config.report_lang(args.lang.lang);
     let comparisons = args.comparison.iter().map(|p| load_comparison(p)).collect::<Result<Vec<_>, _>>()?;
-    let (md, verdict, _) = merged(&comparisons)?;
+    let (md, verdict, _) = merged(&comparisons, lang)?;
     if let Some(path) = &args.markdown {
         crate::fsutil::check_target(path).map_err(Failure::invalid)?;
     }
@@ -210,23 +225,22 @@ async fn run_pull_request(args: &GithubArgs, ctx: &ActionsContext, run: &ci::Wor
     Ok(github::pull_request_of_run(&target, &Token::new(token), &head, &PostOptions::default()).await?)
 }
 
-/// The line that marks a comment posted for a fork's run.
-fn fork_run_note(run: &ci::WorkflowRun) -> String {
+/// The line that marks a comment posted for a fork's run, in `lang`.
+fn fork_run_note(run: &ci::WorkflowRun, lang: Lang) -> String {
     let repo = run.head_repository.as_ref().map_or("a fork", |r| r.full_name.as_str());
     let sha = run.head_sha.get(..12).unwrap_or(&run.head_sha);
-    format!(
-        "> Measured by a run of a fork's pull request ({}@`{}`, workflow run {}); posted by this repository's \
-         `workflow_run` workflow, which resolved the pull request from that run.",
-        render::md_escape(repo),
-        render::md_escape(sha),
-        run.id
+    Words::of(lang).must(
+        "md.fork_run",
+        None,
+        &[("repository", &render::md_escape(repo)), ("sha", &render::md_escape(sha)), ("run", &run.id.to_string())],
     )
 }
 
 /// `infergate comment`: post the sticky comment from comparison file(s).
 pub async fn comment(args: &CommentArgs) -> Result<i32, Failure> {
+    let lang = super::gate::load_config(args.lang.config.as_deref())?.config.report_lang(args.lang.lang);
     let comparisons = args.comparison.iter().map(|p| load_comparison(p)).collect::<Result<Vec<_>, _>>()?;
-    let (md, _, profiles) = merged(&comparisons)?;
+    let (md, _, profiles) = merged(&comparisons, lang)?;
     let profile = args.profile.clone().unwrap_or(profiles);
     let mut ctx = ActionsContext::current();
     let mut md = md;
@@ -244,9 +258,9 @@ pub async fn comment(args: &CommentArgs) -> Result<i32, Failure> {
             )));
         }
         ctx.pr = Some(pr);
-        md = format!("{}\n\n{md}", fork_run_note(&run));
+        md = format!("{}\n\n{md}", fork_run_note(&run, lang));
     }
-    match post(&profile, &md, &args.github, &ctx).await {
+    match post(&profile, &md, &args.github, &ctx, lang).await {
         Ok(Some(outcome)) => {
             let url = match outcome {
                 CommentOutcome::Created { url }

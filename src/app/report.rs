@@ -12,6 +12,7 @@ use crate::results::Results;
 
 /// `infergate report`.
 pub fn report(args: &ReportCmdArgs) -> Result<i32, Failure> {
+    let lang = super::gate::load_config(args.config.as_deref())?.config.report_lang(args.lang);
     let mut all = Vec::new();
     for path in &args.results {
         all.push((path.clone(), crate::results::load(path).map_err(Failure::invalid)?));
@@ -33,7 +34,7 @@ pub fn report(args: &ReportCmdArgs) -> Result<i32, Failure> {
             args.out.display()
         )));
     };
-    let written = write_full_report(&all, args.lang, template.as_deref(), &args.out)?;
+    let written = write_full_report(&all, lang, template.as_deref(), &args.out)?;
     super::print_stdout(&format!("{}\n", written.display()))?;
     Ok(exit::PASS)
 }
@@ -47,7 +48,8 @@ pub fn write_full_report(
     dir: &Path,
 ) -> Result<PathBuf, Failure> {
     let report = full::build(results);
-    let written = plots::render_all(&full::charts(&report), &dir.join("plots")).map_err(crate::fsutil::failure)?;
+    let written =
+        plots::render_all(&full::charts(&report, lang), &dir.join("plots"), lang).map_err(crate::fsutil::failure)?;
     // The report links its plots relative to its own folder.
     let relative: Vec<PlotFile> = written
         .into_iter()

@@ -105,7 +105,7 @@ pub async fn post_sticky_comment(
 ) -> Result<CommentOutcome, GithubError> {
     let api = Api::new(target, token, opts)?;
     let mark = marker(profile);
-    let body = comment_body(&mark, markdown, opts.run_url.as_deref());
+    let body = comment_body(&mark, markdown, opts.run_url.as_deref(), opts.lang);
     let login = identity(&api).await?;
     let comments = format!("/repos/{}/{}/issues/{}/comments", target.owner, target.repo, target.pr);
     let payload = serde_json::json!({ "body": body });
@@ -222,17 +222,15 @@ fn html_url(reply: &str) -> Option<String> {
     serde_json::from_str::<serde_json::Value>(reply).ok()?.get("html_url")?.as_str().map(str::to_string)
 }
 
-/// The body to post: the marker, a newline, the Markdown cut to fit.
-fn comment_body(mark: &str, markdown: &str, run_url: Option<&str>) -> String {
+/// The body to post: the marker, a newline, the Markdown cut to fit, with a
+/// note in `lang` where it was cut. The marker, which finds the comment
+/// again, is the same in every language.
+pub(crate) fn comment_body(mark: &str, markdown: &str, run_url: Option<&str>, lang: crate::report::Lang) -> String {
     let room = MAX_COMMENT_CHARS.saturating_sub(mark.chars().count() + 1);
+    let words = crate::report::words::Words::of(lang);
     let note = match run_url {
-        Some(url) => format!(
-            "_The report was cut to fit GitHub's comment limit; the full report is in the \
-             [workflow run]({url}) (job summary and artifacts)._"
-        ),
-        None => "_The report was cut to fit GitHub's comment limit; the full report is in the \
-                 job summary and artifacts of the workflow run._"
-            .to_string(),
+        Some(url) => words.must("md.cut.comment", None, &[("url", url)]),
+        None => words.must("md.cut.comment_no_url", None, &[]),
     };
     format!("{mark}\n{}", truncate_markdown(markdown, room, &note))
 }
@@ -266,21 +264,29 @@ mod tests {
         assert_eq!(marker("é"), "<!-- infergate:profile=%C3%A9 -->");
     }
 
+    use crate::report::Lang;
+
     #[test]
     fn short_body_is_marker_then_markdown() {
-        let body = comment_body(&marker("p"), "## ✅ Passed\n", None);
+        let body = comment_body(&marker("p"), "## ✅ Passed\n", None, Lang::En);
         assert_eq!(body, "<!-- infergate:profile=p -->\n## ✅ Passed\n");
     }
 
     #[test]
     fn long_body_is_cut_below_the_limit_with_the_note() {
         let md = format!("## ❌ Regression\n{}", "| row | 1 |\n".repeat(20_000));
-        let body = comment_body(&marker("p"), &md, Some("https://github.com/o/r/actions/runs/1"));
+        let body = comment_body(&marker("p"), &md, Some("https://github.com/o/r/actions/runs/1"), Lang::En);
         assert!(body.chars().count() <= MAX_COMMENT_CHARS);
         assert!(body.starts_with("<!-- infergate:profile=p -->\n## ❌ Regression\n"));
         assert!(body.contains("[workflow run](https://github.com/o/r/actions/runs/1)"));
-        let without = comment_body(&marker("p"), &md, None);
+        let without = comment_body(&marker("p"), &md, None, Lang::En);
         assert!(without.contains("job summary"));
+        // In Korean: the same marker first, the note in Korean, the same limit.
+        let ko = comment_body(&marker("p"), &md, Some("https://github.com/o/r/actions/runs/1"), Lang::Ko);
+        assert!(ko.chars().count() <= MAX_COMMENT_CHARS);
+        assert!(ko.starts_with("<!-- infergate:profile=p -->\n## ❌ Regression\n"));
+        assert!(ko.contains("[워크플로 실행](https://github.com/o/r/actions/runs/1)"), "{}", &ko[ko.len() - 400..]);
+        assert!(!ko.contains("workflow run]"));
     }
 
     #[test]

@@ -18,6 +18,9 @@ use octocrab::Octocrab;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
+/// The body as posted, for the report's snapshot tests.
+#[cfg(test)]
+pub(crate) use comment::comment_body;
 pub use comment::{CommentOutcome, MAX_COMMENT_CHARS, marker, post_sticky_comment};
 pub use pulls::{RunHead, pull_request_of_run};
 
@@ -157,6 +160,8 @@ pub struct PostOptions {
     /// limits): GitHub asks for at least a minute. Longer than `max_wait`,
     /// the request fails at once instead.
     pub secondary_wait: Duration,
+    /// The language of the note that says the body was cut (the marker is the same in every language).
+    pub lang: crate::report::Lang,
 }
 
 impl Default for PostOptions {
@@ -167,6 +172,7 @@ impl Default for PostOptions {
             base_delay: Duration::from_secs(1),
             run_url: None,
             secondary_wait: Duration::from_secs(60),
+            lang: crate::report::Lang::En,
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! [`build`] is a pure function from results to [`FullReport`], every number
 //! the report prints (also written as `report.json`); [`charts`] turns it into
-//! chart data for [`crate::report::plots`]; [`render`] fills a template. All
+//! chart data for [`crate::report::plots`], its titles and labels from the
+//! words of [`crate::report::words`]; [`render`] fills a template. All other
 //! words live in the two templates under `src/report/templates/` (and a user
 //! template may replace them): Rust hands over numbers, model names, keys and
 //! flags, plus filters that format numbers and escape Markdown, so that a
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::report::plots::{BarChart, BarGroup, Chart, LineChart, LineSeries, PlotFile};
 use crate::report::render::{base_environment, template_error, text_of};
+use crate::report::words::Words;
 use crate::results::{CaseResult, PhaseName, PhaseResult, Results};
 use crate::stats::{self, Summary};
 use crate::telemetry::GpuSample;
@@ -49,15 +51,7 @@ const KO_TEMPLATE: &str = include_str!("templates/full.ko.md.j2");
 /// The built-in English template.
 const EN_TEMPLATE: &str = include_str!("templates/full.en.md.j2");
 
-/// The language of the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Lang {
-    /// Korean, the user's own report.
-    Ko,
-    /// English.
-    En,
-}
+pub use super::words::Lang;
 
 impl Lang {
     /// The file name of the built-in template.
@@ -729,21 +723,18 @@ fn memory_timeline(run: &Results) -> Vec<TimelineSeries> {
 // Charts
 
 /// Chart labels of the phases (the charts are in English: the PNG font has no Hangul).
-fn phase_label(phase: PhaseName) -> &'static str {
-    match phase {
-        PhaseName::Cold => "initial loading",
-        PhaseName::Warm => "continuous response",
-    }
-}
-
-/// The charts the report attaches, as plain data for `plots::render_all`.
-pub fn charts(report: &FullReport) -> Vec<Chart> {
-    let series = vec![phase_label(PhaseName::Cold).to_string(), phase_label(PhaseName::Warm).to_string()];
-    let bars = |name: &str, title: &str, y_label: &str, f: &dyn Fn(&PhaseStats) -> Option<f64>| {
+/// The charts the report attaches, as plain data for `plots::render_all`,
+/// their titles, axis labels and legends in `lang`.
+pub fn charts(report: &FullReport, lang: Lang) -> Vec<Chart> {
+    let words = Words::of(lang);
+    let word = |key: &str| words.must(key, None, &[]);
+    let phase_label = |phase: PhaseName| word(&format!("chart.phase.{}", phase.as_str()));
+    let series = vec![phase_label(PhaseName::Cold), phase_label(PhaseName::Warm)];
+    let bars = |name: &str, key: &str, f: &dyn Fn(&PhaseStats) -> Option<f64>| {
         Chart::Bar(BarChart {
             name: name.to_string(),
-            title: title.to_string(),
-            y_label: y_label.to_string(),
+            title: word(&format!("chart.{key}")),
+            y_label: word(&format!("chart.{key}.y")),
             series: series.clone(),
             groups: report
                 .models
@@ -757,7 +748,7 @@ pub fn charts(report: &FullReport) -> Vec<Chart> {
         .iter()
         .flat_map(|m| {
             [PhaseName::Cold, PhaseName::Warm].into_iter().map(move |phase| LineSeries {
-                label: format!("{} ({})", m.model, phase_label(phase)),
+                label: words.must("chart.ttft.series", None, &[("model", &m.model), ("phase", &phase_label(phase))]),
                 points: m
                     .contexts
                     .iter()
@@ -770,34 +761,28 @@ pub fn charts(report: &FullReport) -> Vec<Chart> {
         })
         .collect();
     vec![
-        bars("response_time_comparison", "Model response time", "mean total time (s)", &|p| {
-            p.total_time_s.map(|s| s.mean)
-        }),
-        bars("gpu_memory_comparison", "Model GPU memory use", "mean of per-case max GPU memory (%)", &|p| {
-            p.gpu.as_ref().and_then(|g| g.mean_case_max_memory_pct)
-        }),
-        bars("tokens_per_second_comparison", "Model token throughput", "mean tokens per second", &|p| {
-            p.tokens_per_second.map(|s| s.mean)
-        }),
+        bars("response_time_comparison", "response_time", &|p| p.total_time_s.map(|s| s.mean)),
+        bars("gpu_memory_comparison", "gpu_memory", &|p| p.gpu.as_ref().and_then(|g| g.mean_case_max_memory_pct)),
+        bars("tokens_per_second_comparison", "tokens_per_second", &|p| p.tokens_per_second.map(|s| s.mean)),
         Chart::Line(LineChart {
             name: "ttft_by_context".to_string(),
-            title: "Time to first token by context length".to_string(),
-            x_label: "context length (tokens)".to_string(),
-            y_label: "median TTFT (ms)".to_string(),
+            title: word("chart.ttft"),
+            x_label: word("chart.ttft.x"),
+            y_label: word("chart.ttft.y"),
             series: ttft,
         }),
         Chart::Line(LineChart {
             name: "gpu_memory_timeline".to_string(),
             title: match report.models.first() {
-                Some(m) => format!("GPU memory over time: {}", m.model),
-                None => "GPU memory over time".to_string(),
+                Some(m) => words.must("chart.timeline.model", None, &[("model", &m.model)]),
+                None => word("chart.timeline"),
             },
-            x_label: "time (s)".to_string(),
-            y_label: "GPU memory used (MiB)".to_string(),
+            x_label: word("chart.timeline.x"),
+            y_label: word("chart.timeline.y"),
             series: report
                 .timeline
                 .iter()
-                .map(|t| LineSeries { label: phase_label(t.phase).to_string(), points: t.points.clone() })
+                .map(|t| LineSeries { label: phase_label(t.phase), points: t.points.clone() })
                 .collect(),
         }),
     ]
@@ -889,7 +874,7 @@ fn format_number(v: Option<f64>, decimals: usize, suffix: &str, sign: bool) -> S
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
@@ -1108,6 +1093,11 @@ mod tests {
         }
     }
 
+    /// The report of two models, for tests elsewhere (the plots' preview).
+    pub(crate) fn two_models_report() -> FullReport {
+        build(&two_models())
+    }
+
     fn two_models() -> Vec<(PathBuf, Results)> {
         vec![
             (PathBuf::from("results/qwen.json"), run(&qwen(), "run-qwen")),
@@ -1122,7 +1112,7 @@ mod tests {
 
     /// The chart files as the report command would write them.
     fn plot_files(report: &FullReport) -> Vec<PlotFile> {
-        charts(report)
+        charts(report, Lang::En)
             .iter()
             .map(|c| {
                 let (name, title) = match c {
@@ -1326,7 +1316,7 @@ mod tests {
     #[test]
     fn charts_are_the_five_with_the_expected_series() {
         let report = build(&two_models());
-        let charts = charts(&report);
+        let charts = charts(&report, Lang::En);
         let names: Vec<&str> = charts
             .iter()
             .map(|c| match c {
@@ -1366,11 +1356,47 @@ mod tests {
         assert_eq!(timeline.series[0].points[0].0, 0.0, "seconds from the first sample");
         assert!(timeline.series.iter().all(|s| s.points.windows(2).all(|w| w[0].0 < w[1].0)));
 
-        let none = super::charts(&build(&one_model_without_gpu()));
+        let none = super::charts(&build(&one_model_without_gpu()), Lang::En);
         let Chart::Line(timeline) = &none[4] else { panic!("line chart expected") };
         assert!(timeline.series.is_empty());
         let Chart::Bar(memory) = &none[1] else { panic!("bar chart expected") };
         assert!(memory.groups.iter().all(|g| g.values.iter().all(Option::is_none)));
+    }
+
+    /// The Korean report's charts are titled, labelled and captioned in
+    /// Korean with the user's terms; the numbers are the English charts'.
+    #[test]
+    fn charts_in_korean_have_korean_titles_labels_and_legends() {
+        let report = build(&two_models());
+        let (en, ko) = (charts(&report, Lang::En), charts(&report, Lang::Ko));
+        let Chart::Bar(response) = &ko[0] else { panic!("bar chart expected") };
+        assert_eq!(response.title, "모델 응답 시간 비교");
+        assert_eq!(response.y_label, "평균 총 시간 (초)");
+        assert_eq!(response.series, ["초기 로딩", "연속 응답"]);
+        let Chart::Line(ttft) = &ko[3] else { panic!("line chart expected") };
+        assert_eq!(ttft.x_label, "컨텍스트 길이 (토큰)");
+        assert_eq!(ttft.series[0].label, format!("{QWEN} (초기 로딩)"));
+        let Chart::Line(timeline) = &ko[4] else { panic!("line chart expected") };
+        assert_eq!(timeline.title, format!("시간에 따른 GPU 메모리: {QWEN}"));
+        for (e, k) in en.iter().zip(&ko) {
+            match (e, k) {
+                (Chart::Bar(e), Chart::Bar(k)) => {
+                    assert_eq!(e.name, k.name);
+                    assert_eq!(e.groups, k.groups);
+                }
+                (Chart::Line(e), Chart::Line(k)) => {
+                    assert_eq!(e.name, k.name);
+                    let points = |c: &LineChart| c.series.iter().map(|s| s.points.clone()).collect::<Vec<_>>();
+                    assert_eq!(points(e), points(k));
+                }
+                _ => panic!("the same charts in both languages"),
+            }
+            let text = |c: &Chart| match c {
+                Chart::Bar(b) => format!("{} {} {}", b.title, b.y_label, b.series.join(" ")),
+                Chart::Line(l) => format!("{} {} {}", l.title, l.x_label, l.y_label),
+            };
+            assert!(text(k).chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)), "{}", text(k));
+        }
     }
 
     #[test]

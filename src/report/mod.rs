@@ -1,5 +1,5 @@
-//! Rendering for people: the comparison (terminal, Markdown), the full
-//! report and its plots, the calibration, tables.
+//! Rendering results for people: the comparison's reports (terminal,
+//! Markdown), the full report with its plots, in English or Korean.
 
 pub mod calibration;
 pub mod findings;
@@ -8,3 +8,6 @@ pub mod plots;
 pub mod render;
 pub mod table;
 mod view;
+pub mod words;
+
+pub use words::Lang;

@@ -5,10 +5,12 @@
 //! plotters. Missing values and empty charts are drawn as "n/a" and "no data" rather than refused, so a partial run
 //! still yields a report.
 //!
-//! Text in the PNG is drawn with DejaVu Sans, embedded from `assets/fonts/` (licence beside it) so that rendering
-//! needs no system fonts. DejaVu has no Hangul (or other CJK) glyphs: callers should pass English titles, labels and
-//! series names, or such text shows as empty boxes in the PNG. The SVG names the generic `sans-serif` family, so a
-//! browser picks a local font and any script renders there.
+//! Text in the PNG is drawn with a font embedded from `assets/fonts/` (licences beside them) so that rendering needs
+//! no system fonts: DejaVu Sans for English charts, and for Korean ones a subset of Noto Sans CJK KR (Latin, Latin-1
+//! and the 2,350 Hangul syllables of KS X 1001; `scripts/subset-font.sh` rebuilds it), since DejaVu has no Hangul.
+//! Text outside a chart's font (Hangul in an English chart, Chinese anywhere) shows as empty boxes in the PNG. The SVG
+//! names the family as CSS (`sans-serif`; for Korean `Noto Sans CJK KR, Noto Sans KR, sans-serif`), so a browser
+//! picks a local font and any script renders there: the SVG embeds no font.
 //!
 //! plotters' `ab_glyph` rasteriser places each glyph without its side bearing, so letter spacing in the PNG is
 //! slightly uneven; the SVG is unaffected.
@@ -23,6 +25,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::words::{Lang, Words};
+
 /// Size of every chart in pixels (the SVG uses the same user units).
 const SIZE: (u32, u32) = (900, 500);
 
@@ -30,7 +34,34 @@ const SIZE: (u32, u32) = (900, 500);
 /// embedded font is registered under this generic name; the SVG then names `sans-serif` and the viewer substitutes.
 const FONT_FAMILY: &str = "sans-serif";
 
+/// The family of Korean charts: the embedded Hangul font is registered under this name, which the SVG writes as its
+/// `font-family`, a CSS list that a viewer reads as "Noto Sans KR if installed, else its sans-serif".
+const KO_FONT_FAMILY: &str = "Noto Sans CJK KR, Noto Sans KR, sans-serif";
+
 static FONT_BYTES: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fonts/DejaVuSans.ttf"));
+
+static KO_FONT_BYTES: &[u8] =
+    include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fonts/NotoSansCJKkr-Subset.otf"));
+
+/// How a chart's text is drawn: the font family of its language and the few words the drawing itself writes.
+#[derive(Debug, Clone)]
+struct Look {
+    family: &'static str,
+    no_data: String,
+    na: String,
+    words: Words,
+}
+
+impl Look {
+    fn of(lang: Lang) -> Look {
+        let words = Words::of(lang);
+        let family = match lang {
+            Lang::En => FONT_FAMILY,
+            Lang::Ko => KO_FONT_FAMILY,
+        };
+        Look { family, no_data: words.must("chart.no_data", None, &[]), na: words.must("chart.na", None, &[]), words }
+    }
+}
 
 const TITLE_SIZE: f64 = 22.0;
 const LEGEND_SIZE: f64 = 14.0;
@@ -145,20 +176,22 @@ pub struct PlotFile {
 }
 
 /// Writes NAME.svg and NAME.png (900x500) for each chart into `dir` (created if missing), each through a temporary
-/// file renamed into place, and returns them in the order given. Errors name the file.
-pub fn render_all(charts: &[Chart], dir: &Path) -> anyhow::Result<Vec<PlotFile>> {
+/// file renamed into place, and returns them in the order given; the text is drawn with the font of `lang`, the
+/// charts' own texts are the caller's. Errors name the file.
+pub fn render_all(charts: &[Chart], dir: &Path, lang: Lang) -> anyhow::Result<Vec<PlotFile>> {
     ensure_font()?;
     fs::create_dir_all(dir).with_context(|| format!("creating the chart directory {}", dir.display()))?;
-    charts.iter().map(|chart| render_one(chart, dir)).collect()
+    let look = Look::of(lang);
+    charts.iter().map(|chart| render_one(chart, dir, &look)).collect()
 }
 
-fn render_one(chart: &Chart, dir: &Path) -> anyhow::Result<PlotFile> {
+fn render_one(chart: &Chart, dir: &Path, look: &Look) -> anyhow::Result<PlotFile> {
     let name = chart.name();
     check_name(name)?;
     let svg = dir.join(format!("{name}.svg"));
     let png = dir.join(format!("{name}.png"));
-    write_svg(chart, &svg)?;
-    write_png(chart, &png)?;
+    write_svg(chart, &svg, look)?;
+    write_png(chart, &png, look)?;
     Ok(PlotFile { name: name.to_owned(), title: chart.title().to_owned(), svg, png })
 }
 
@@ -173,49 +206,56 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Registers the embedded fonts with plotters, once per process.
 fn ensure_font() -> anyhow::Result<()> {
-    static REGISTERED: OnceLock<bool> = OnceLock::new();
-    let ok =
-        *REGISTERED.get_or_init(|| plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT_BYTES).is_ok());
-    if !ok {
-        bail!("the embedded font assets/fonts/DejaVuSans.ttf could not be parsed; the build is broken");
+    static REGISTERED: OnceLock<Result<(), &'static str>> = OnceLock::new();
+    let registered = REGISTERED.get_or_init(|| {
+        let register =
+            |family, bytes, file| plotters::style::register_font(family, FontStyle::Normal, bytes).map_err(|_| file);
+        register(FONT_FAMILY, FONT_BYTES, "assets/fonts/DejaVuSans.ttf")?;
+        register(KO_FONT_FAMILY, KO_FONT_BYTES, "assets/fonts/NotoSansCJKkr-Subset.otf")
+    });
+    if let Err(file) = registered {
+        bail!("the embedded font {file} could not be parsed; the build is broken");
     }
     Ok(())
 }
 
-fn write_svg(chart: &Chart, path: &Path) -> anyhow::Result<()> {
+fn write_svg(chart: &Chart, path: &Path, look: &Look) -> anyhow::Result<()> {
     let mut text = String::new();
     {
         let root = SVGBackend::with_string(&mut text, SIZE).into_drawing_area();
-        draw_chart(chart, &root).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
+        draw_chart(chart, &root, look).map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
         root.present().map_err(|e| anyhow!("drawing {}: {e}", path.display()))?;
     }
     crate::fsutil::write_atomic(path, text.as_bytes())
 }
 
-fn write_png(chart: &Chart, path: &Path) -> anyhow::Result<()> {
+fn write_png(chart: &Chart, path: &Path, look: &Look) -> anyhow::Result<()> {
     // The encoder writes by path and picks the format from the temporary name's extension.
     crate::fsutil::write_atomic_via_path(path, |tmp| {
         let root = BitMapBackend::new(tmp, SIZE).into_drawing_area();
-        draw_chart(chart, &root).and_then(|()| root.present()).map_err(|e| anyhow!("drawing {}: {e}", path.display()))
+        draw_chart(chart, &root, look)
+            .and_then(|()| root.present())
+            .map_err(|e| anyhow!("drawing {}: {e}", path.display()))
     })
 }
 
 type DrawResult<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
-fn font(size: f64) -> FontDesc<'static> {
-    FontDesc::new(FontFamily::Name(FONT_FAMILY), size, FontStyle::Normal)
+fn font(look: &Look, size: f64) -> FontDesc<'static> {
+    FontDesc::new(FontFamily::Name(look.family), size, FontStyle::Normal)
 }
 
-fn text_style(size: f64, color: &RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
-    font(size).color(color).pos(Pos::new(h, v))
+fn text_style(look: &Look, size: f64, color: &RGBColor, h: HPos, v: VPos) -> TextStyle<'static> {
+    font(look, size).color(color).pos(Pos::new(h, v))
 }
 
-fn draw_chart<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+fn draw_chart<DB: DrawingBackend>(chart: &Chart, root: &DrawingArea<DB, Shift>, look: &Look) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     match chart {
-        Chart::Bar(bar) => draw_bar(bar, root),
-        Chart::Line(line) => draw_line(line, root),
+        Chart::Bar(bar) => draw_bar(bar, root, look),
+        Chart::Line(line) => draw_line(line, root, look),
     }
 }
 
@@ -229,14 +269,15 @@ enum Swatch {
 /// Draws the title and a centred, wrapping legend, and returns the area left for the chart.
 fn draw_header<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
+    look: &Look,
     title: &str,
     legend: &[(String, RGBColor)],
     swatch: Swatch,
 ) -> Result<DrawingArea<DB, Shift>, DrawingAreaErrorKind<DB::ErrorType>> {
     let (width, _) = root.dim_in_pixel();
     let width = i32::try_from(width).unwrap_or(i32::MAX);
-    let title = fit_text(root, title, TITLE_SIZE, 16.0, width - 20, Cut::End)?;
-    root.draw(&Text::new(title.text, (width / 2, 10), text_style(title.size, &TEXT, HPos::Center, VPos::Top)))?;
+    let title = fit_text(root, look, title, TITLE_SIZE, 16.0, width - 20, Cut::End)?;
+    root.draw(&Text::new(title.text, (width / 2, 10), text_style(look, title.size, &TEXT, HPos::Center, VPos::Top)))?;
 
     const SWATCH_W: i32 = 22;
     const GAP: i32 = 6;
@@ -245,7 +286,7 @@ fn draw_header<DB: DrawingBackend>(
     let max_row = width - 40;
     let mut items = Vec::new();
     for (label, color) in legend {
-        let fitted = fit_text(root, label, LEGEND_SIZE, LEGEND_SIZE, max_row - SWATCH_W - GAP, Cut::End)?;
+        let fitted = fit_text(root, look, label, LEGEND_SIZE, LEGEND_SIZE, max_row - SWATCH_W - GAP, Cut::End)?;
         items.push((fitted.text, fitted.width + SWATCH_W + GAP, *color));
     }
     let mut rows: Vec<Vec<(String, i32, RGBColor)>> = Vec::new();
@@ -280,7 +321,7 @@ fn draw_header<DB: DrawingBackend>(
             root.draw(&Text::new(
                 label.clone(),
                 (x + SWATCH_W + GAP, y),
-                text_style(LEGEND_SIZE, &TEXT, HPos::Left, VPos::Center),
+                text_style(look, LEGEND_SIZE, &TEXT, HPos::Left, VPos::Center),
             ))?;
             x += item_width + SPACING;
         }
@@ -306,16 +347,18 @@ enum Cut {
 
 fn text_width<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    look: &Look,
     text: &str,
     size: f64,
 ) -> Result<i32, DrawingAreaErrorKind<DB::ErrorType>> {
-    Ok(i32::try_from(area.estimate_text_size(text, &TextStyle::from(font(size)))?.0).unwrap_or(i32::MAX))
+    Ok(i32::try_from(area.estimate_text_size(text, &TextStyle::from(font(look, size)))?.0).unwrap_or(i32::MAX))
 }
 
 /// Shrinks text from `size` down to `min_size` and then cuts it with an ellipsis until it is at most `max_width`
 /// pixels wide.
 fn fit_text<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    look: &Look,
     text: &str,
     size: f64,
     min_size: f64,
@@ -324,7 +367,7 @@ fn fit_text<DB: DrawingBackend>(
 ) -> Result<Fitted, DrawingAreaErrorKind<DB::ErrorType>> {
     let mut s = size;
     loop {
-        let width = text_width(area, text, s)?;
+        let width = text_width(area, look, text, s)?;
         if width <= max_width {
             return Ok(Fitted { text: text.to_owned(), size: s, width });
         }
@@ -343,7 +386,7 @@ fn fit_text<DB: DrawingBackend>(
                 format!("{}…{}", String::from_iter(&chars[..head]), String::from_iter(&chars[chars.len() - tail..]))
             }
         };
-        let width = text_width(area, &candidate, s)?;
+        let width = text_width(area, look, &candidate, s)?;
         if width <= max_width {
             return Ok(Fitted { text: candidate, size: s, width });
         }
@@ -358,11 +401,12 @@ const BREAK_AFTER: [char; 5] = ['/', '-', '_', ' ', ':'];
 /// each cut in the middle if it still does not fit.
 fn fit_group_label<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    look: &Look,
     label: &str,
     max_width: i32,
 ) -> Result<(Vec<String>, f64), DrawingAreaErrorKind<DB::ErrorType>> {
     const MIN: f64 = 11.0;
-    let one = fit_text(area, label, GROUP_LABEL_SIZE, MIN, max_width, Cut::Middle)?;
+    let one = fit_text(area, look, label, GROUP_LABEL_SIZE, MIN, max_width, Cut::Middle)?;
     if one.text == label {
         return Ok((vec![one.text], one.size));
     }
@@ -372,7 +416,8 @@ fn fit_group_label<DB: DrawingBackend>(
             continue;
         }
         let at = i + c.len_utf8();
-        let widest = text_width(area, label[..at].trim_end(), MIN)?.max(text_width(area, label[at..].trim(), MIN)?);
+        let widest =
+            text_width(area, look, label[..at].trim_end(), MIN)?.max(text_width(area, look, label[at..].trim(), MIN)?);
         if best.is_none_or(|(w, _)| widest < w) {
             best = Some((widest, at));
         }
@@ -382,7 +427,7 @@ fn fit_group_label<DB: DrawingBackend>(
     };
     let mut lines = Vec::new();
     for part in [label[..at].trim_end(), label[at..].trim()] {
-        lines.push(fit_text(area, part, MIN, MIN, max_width, Cut::Middle)?.text);
+        lines.push(fit_text(area, look, part, MIN, MIN, max_width, Cut::Middle)?.text);
     }
     Ok((lines, MIN))
 }
@@ -421,6 +466,7 @@ impl ValueFormat {
 /// a cut number.
 fn fit_value_labels<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    look: &Look,
     values: &[f64],
     max_width: i32,
 ) -> Result<(ValueFormat, f64), DrawingAreaErrorKind<DB::ErrorType>> {
@@ -429,7 +475,7 @@ fn fit_value_labels<DB: DrawingBackend>(
         while size >= MIN_LABEL_SIZE {
             let mut fits = true;
             for &v in values {
-                if text_width(area, &format.format(v), size)? > max_width {
+                if text_width(area, look, &format.format(v), size)? > max_width {
                     fits = false;
                     break;
                 }
@@ -450,11 +496,12 @@ const Y_TICKS: usize = 8;
 /// description, so the description sits beside the numbers however wide they are.
 fn y_label_area<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
+    look: &Look,
     y: &std::ops::Range<f64>,
 ) -> Result<i32, DrawingAreaErrorKind<DB::ErrorType>> {
     let mut widest = 0;
     for tick in RangedCoordf64::from(y.clone()).key_points(Y_TICKS) {
-        widest = widest.max(text_width(area, &fmt_tick(&tick), TICK_SIZE)?);
+        widest = widest.max(text_width(area, look, &fmt_tick(&tick), TICK_SIZE)?);
     }
     Ok((widest + 40).clamp(56, 160))
 }
@@ -503,17 +550,19 @@ fn finite(v: Option<f64>) -> Option<f64> {
     v.filter(|v| v.is_finite())
 }
 
-fn draw_no_data<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, center: (i32, i32)) -> DrawResult<DB> {
-    root.draw(&Text::new("no data", center, text_style(20.0, &MUTED, HPos::Center, VPos::Center)))?;
+fn draw_no_data<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, look: &Look, center: (i32, i32)) -> DrawResult<DB> {
+    root.draw(&Text::new(look.no_data.as_str(), center, text_style(look, 20.0, &MUTED, HPos::Center, VPos::Center)))?;
     Ok(())
 }
 
-fn draw_bar<DB: DrawingBackend>(bar: &BarChart, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+fn draw_bar<DB: DrawingBackend>(bar: &BarChart, root: &DrawingArea<DB, Shift>, look: &Look) -> DrawResult<DB> {
     let n_series = bar.groups.iter().map(|g| g.values.len()).max().unwrap_or(0).max(bar.series.len());
-    let series_label = |i: usize| bar.series.get(i).cloned().unwrap_or_else(|| format!("series {}", i + 1));
+    let series_label = |i: usize| {
+        bar.series.get(i).cloned().unwrap_or_else(|| look.words.must("chart.series", Some(i as i64 + 1), &[]))
+    };
     let legend: Vec<(String, RGBColor)> =
         (0..n_series).map(|i| (series_label(i), PALETTE[i % PALETTE.len()])).collect();
-    let area = draw_header(root, &bar.title, &legend, Swatch::Block)?;
+    let area = draw_header(root, look, &bar.title, &legend, Swatch::Block)?;
 
     let value = |g: &BarGroup, i: usize| finite(g.values.get(i).copied().flatten());
     let values = bar.groups.iter().flat_map(|g| (0..n_series).filter_map(move |i| value(g, i)));
@@ -527,7 +576,7 @@ fn draw_bar<DB: DrawingBackend>(bar: &BarChart, root: &DrawingArea<DB, Shift>) -
         .margin_top(8)
         .margin_bottom(10)
         .x_label_area_size(44)
-        .y_label_area_size(y_label_area(root, &y)?)
+        .y_label_area_size(y_label_area(root, look, &y)?)
         .build_cartesian_2d(0.0..n_groups as f64, y.clone())?;
     chart
         .configure_mesh()
@@ -536,8 +585,8 @@ fn draw_bar<DB: DrawingBackend>(bar: &BarChart, root: &DrawingArea<DB, Shift>) -
         .y_labels(Y_TICKS)
         .y_desc(bar.y_label.as_str())
         .y_label_formatter(&fmt_tick)
-        .label_style(font(TICK_SIZE).color(&TEXT))
-        .axis_desc_style(font(AXIS_DESC_SIZE).color(&TEXT))
+        .label_style(font(look, TICK_SIZE).color(&TEXT))
+        .axis_desc_style(font(look, AXIS_DESC_SIZE).color(&TEXT))
         .bold_line_style(GRID)
         .light_line_style(TRANSPARENT)
         .axis_style(MUTED)
@@ -550,8 +599,9 @@ fn draw_bar<DB: DrawingBackend>(bar: &BarChart, root: &DrawingArea<DB, Shift>) -
     let slot_px = (bar_w * f64::from(unit_px)) as i32;
     let base = y.start.max(0.0).min(y.end);
     let all_values: Vec<f64> = values.collect();
-    let (value_format, value_size) = fit_value_labels(root, &all_values, slot_px)?;
-    let na_size = fit_text(root, "n/a", VALUE_LABEL_SIZE, MIN_LABEL_SIZE, slot_px, Cut::End)?.size.min(value_size);
+    let (value_format, value_size) = fit_value_labels(root, look, &all_values, slot_px)?;
+    let na_size =
+        fit_text(root, look, &look.na, VALUE_LABEL_SIZE, MIN_LABEL_SIZE, slot_px, Cut::End)?.size.min(value_size);
 
     for (gi, group) in bar.groups.iter().enumerate() {
         let left = gi as f64 + (1.0 - GROUP_FILL) / 2.0;
@@ -572,37 +622,37 @@ fn draw_bar<DB: DrawingBackend>(bar: &BarChart, root: &DrawingArea<DB, Shift>) -
                     root.draw(&Text::new(
                         value_format.format(v),
                         (px, py + dy),
-                        text_style(value_size, &TEXT, HPos::Center, anchor),
+                        text_style(look, value_size, &TEXT, HPos::Center, anchor),
                     ))?;
                 }
                 None => {
                     let (px, py) = chart.backend_coord(&(xc, base));
                     root.draw(&Text::new(
-                        "n/a",
+                        look.na.as_str(),
                         (px, py - 4),
-                        text_style(na_size, &MUTED, HPos::Center, VPos::Bottom),
+                        text_style(look, na_size, &MUTED, HPos::Center, VPos::Bottom),
                     ))?;
                 }
             }
         }
         let (px, py) = chart.backend_coord(&(gi as f64 + 0.5, y.start));
-        let (lines, size) = fit_group_label(root, &group.label, unit_px - 8)?;
+        let (lines, size) = fit_group_label(root, look, &group.label, unit_px - 8)?;
         for (i, line) in lines.into_iter().enumerate() {
             let dy = 8 + (size * 1.25) as i32 * i as i32;
-            root.draw(&Text::new(line, (px, py + dy), text_style(size, &TEXT, HPos::Center, VPos::Top)))?;
+            root.draw(&Text::new(line, (px, py + dy), text_style(look, size, &TEXT, HPos::Center, VPos::Top)))?;
         }
     }
 
     if !has_data {
-        draw_no_data(root, chart.backend_coord(&(n_groups as f64 / 2.0, (y.start + y.end) / 2.0)))?;
+        draw_no_data(root, look, chart.backend_coord(&(n_groups as f64 / 2.0, (y.start + y.end) / 2.0)))?;
     }
     Ok(())
 }
 
-fn draw_line<DB: DrawingBackend>(line: &LineChart, root: &DrawingArea<DB, Shift>) -> DrawResult<DB> {
+fn draw_line<DB: DrawingBackend>(line: &LineChart, root: &DrawingArea<DB, Shift>, look: &Look) -> DrawResult<DB> {
     let legend: Vec<(String, RGBColor)> =
         line.series.iter().enumerate().map(|(i, s)| (s.label.clone(), PALETTE[i % PALETTE.len()])).collect();
-    let area = draw_header(root, &line.title, &legend, Swatch::LineAndPoint)?;
+    let area = draw_header(root, look, &line.title, &legend, Swatch::LineAndPoint)?;
 
     let series: Vec<Vec<(f64, f64)>> = line
         .series
@@ -624,7 +674,7 @@ fn draw_line<DB: DrawingBackend>(line: &LineChart, root: &DrawingArea<DB, Shift>
         .margin_top(8)
         .margin_bottom(10)
         .x_label_area_size(50)
-        .y_label_area_size(y_label_area(root, &y)?)
+        .y_label_area_size(y_label_area(root, look, &y)?)
         .build_cartesian_2d(x.clone(), y.clone())?;
     chart
         .configure_mesh()
@@ -634,8 +684,8 @@ fn draw_line<DB: DrawingBackend>(line: &LineChart, root: &DrawingArea<DB, Shift>
         .y_desc(line.y_label.as_str())
         .x_label_formatter(&fmt_tick)
         .y_label_formatter(&fmt_tick)
-        .label_style(font(TICK_SIZE).color(&TEXT))
-        .axis_desc_style(font(AXIS_DESC_SIZE).color(&TEXT))
+        .label_style(font(look, TICK_SIZE).color(&TEXT))
+        .axis_desc_style(font(look, AXIS_DESC_SIZE).color(&TEXT))
         .bold_line_style(GRID)
         .light_line_style(TRANSPARENT)
         .axis_style(MUTED)
@@ -648,7 +698,7 @@ fn draw_line<DB: DrawingBackend>(line: &LineChart, root: &DrawingArea<DB, Shift>
     }
 
     if all().next().is_none() {
-        draw_no_data(root, chart.backend_coord(&((x.start + x.end) / 2.0, (y.start + y.end) / 2.0)))?;
+        draw_no_data(root, look, chart.backend_coord(&((x.start + x.end) / 2.0, (y.start + y.end) / 2.0)))?;
     }
     Ok(())
 }
@@ -749,7 +799,7 @@ mod tests {
         let mut buf = vec![0u8; (SIZE.0 * SIZE.1 * 3) as usize];
         {
             let root = BitMapBackend::with_buffer(&mut buf, SIZE).into_drawing_area();
-            draw_chart(chart, &root).unwrap();
+            draw_chart(chart, &root, &Look::of(Lang::En)).unwrap();
             root.present().unwrap();
         }
         let set: std::collections::HashSet<&[u8]> = buf.chunks_exact(3).collect();
@@ -760,7 +810,7 @@ mod tests {
     fn renders_bar_and_line_charts_to_svg_and_png() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("plots");
-        let files = render_all(&[bar_chart(), line_chart()], &out).unwrap();
+        let files = render_all(&[bar_chart(), line_chart()], &out, Lang::En).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].name, "response_time_comparison");
         assert_eq!(files[0].title, "Response time by model");
@@ -803,7 +853,7 @@ mod tests {
     #[test]
     fn empty_charts_render_with_a_no_data_caption() {
         let dir = tempfile::tempdir().unwrap();
-        let files = render_all(&empty_charts(), dir.path()).unwrap();
+        let files = render_all(&empty_charts(), dir.path(), Lang::En).unwrap();
         assert_eq!(files.len(), 3);
         for file in &files {
             assert_svg(&file.svg, &["no data", &file.title]);
@@ -817,16 +867,82 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let Chart::Bar(mut chart) = bar_chart() else { unreachable!() };
         chart.title = "응답 시간 <p50> & p99".into();
-        let files = render_all(&[Chart::Bar(chart)], dir.path()).unwrap();
+        let files = render_all(&[Chart::Bar(chart)], dir.path(), Lang::En).unwrap();
         // The SVG keeps the text (escaped); the PNG draws placeholder boxes for the missing Hangul glyphs.
         assert_svg(&files[0].svg, &["응답 시간 &lt;p50&gt; &amp; p99"]);
         assert_png(&files[0].png, 5 * 1024);
     }
 
+    /// `text` drawn alone in the font of `lang`, as pixels.
+    fn drawn(text: &str, lang: Lang) -> Vec<u8> {
+        ensure_font().unwrap();
+        let look = Look::of(lang);
+        let size = (64, 40);
+        let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
+        {
+            let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
+            root.fill(&WHITE).unwrap();
+            root.draw(&Text::new(text, (4, 4), text_style(&look, 28.0, &TEXT, HPos::Left, VPos::Top))).unwrap();
+            root.present().unwrap();
+        }
+        buf
+    }
+
+    /// The Korean font has a glyph for every Hangul syllable the Korean charts
+    /// print (drawn, it differs from the box of a character it lacks), and
+    /// draws them as letters: two syllables differ, where the English font
+    /// draws both as the same missing-glyph box.
+    #[test]
+    fn korean_charts_draw_hangul() {
+        // A Han character: in neither font, so drawn as the missing-glyph box.
+        let missing = drawn("\u{4E00}", Lang::Ko);
+        let mut checked = 0;
+        for (key, forms) in super::super::words::tests::entries(Lang::Ko) {
+            if !key.starts_with("chart.") {
+                continue;
+            }
+            for c in forms.iter().flat_map(|f| f.chars()).filter(|c| ('\u{AC00}'..='\u{D7A3}').contains(c)) {
+                assert_ne!(drawn(&c.to_string(), Lang::Ko), missing, "`{key}`: no glyph for {c}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "{checked} syllables");
+        assert_ne!(drawn("가", Lang::Ko), drawn("나", Lang::Ko));
+        assert_eq!(drawn("가", Lang::En), drawn("나", Lang::En), "DejaVu has no Hangul: both are the box");
+        // Latin still draws in the Korean font.
+        assert_ne!(drawn("a", Lang::Ko), drawn("b", Lang::Ko));
+    }
+
+    #[test]
+    fn korean_charts_name_the_korean_font_and_korean_words_in_the_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut charts = empty_charts();
+        let Chart::Bar(mut chart) = bar_chart() else { unreachable!() };
+        chart.title = "모델 응답 시간 비교".into();
+        chart.series = vec!["초기 로딩".into(), "연속 응답".into()];
+        charts.push(Chart::Bar(chart));
+        let files = render_all(&charts, dir.path(), Lang::Ko).unwrap();
+        for file in &files {
+            let svg = fs::read_to_string(&file.svg).unwrap();
+            assert!(
+                svg.contains("font-family=\"Noto Sans CJK KR, Noto Sans KR, sans-serif\""),
+                "{}",
+                file.svg.display()
+            );
+            assert!(!svg.contains("font-family=\"sans-serif\""), "{}", file.svg.display());
+        }
+        assert!(fs::read_to_string(&files[0].svg).unwrap().contains("데이터 없음"));
+        let missing = fs::read_to_string(&files[1].svg).unwrap();
+        assert!(missing.matches("없음").count() >= 3 && !missing.contains("n/a"), "{missing}");
+        let last = fs::read_to_string(&files[3].svg).unwrap();
+        assert!(last.contains("모델 응답 시간 비교") && last.contains("초기 로딩"), "{last}");
+        assert_png(&files[3].png, 5 * 1024);
+    }
+
     #[test]
     fn render_all_with_no_charts_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(render_all(&[], dir.path()).unwrap().is_empty());
+        assert!(render_all(&[], dir.path(), Lang::En).unwrap().is_empty());
     }
 
     #[test]
@@ -835,7 +951,7 @@ mod tests {
         for name in ["", "../escape", "a/b", ".hidden"] {
             let Chart::Bar(mut chart) = bar_chart() else { unreachable!() };
             chart.name = name.into();
-            let err = render_all(&[Chart::Bar(chart)], dir.path()).unwrap_err();
+            let err = render_all(&[Chart::Bar(chart)], dir.path(), Lang::En).unwrap_err();
             assert!(format!("{err:#}").contains(&format!("{name:?}")), "{err:#}");
         }
     }
@@ -845,7 +961,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blocker = dir.path().join("not-a-dir");
         fs::write(&blocker, "").unwrap();
-        let err = render_all(&[bar_chart()], &blocker).unwrap_err();
+        let err = render_all(&[bar_chart()], &blocker, Lang::En).unwrap_err();
         assert!(format!("{err:#}").contains("not-a-dir"), "{err:#}");
     }
 
@@ -891,7 +1007,15 @@ mod tests {
                 })
                 .collect(),
         }));
-        let files = render_all(&charts, Path::new("/tmp/plots-preview")).unwrap();
+        let files = render_all(&charts, Path::new("/tmp/plots-preview"), Lang::En).unwrap();
+        for file in files {
+            println!("{}", file.png.display());
+        }
+        // The full report's charts in Korean, from its Korean words.
+        let report = crate::report::full::tests::two_models_report();
+        let files =
+            render_all(&crate::report::full::charts(&report, Lang::Ko), Path::new("/tmp/plots-preview/ko"), Lang::Ko)
+                .unwrap();
         for file in files {
             println!("{}", file.png.display());
         }

@@ -25,17 +25,26 @@
 //! - `cannot_judge`: per case, the metrics that had too few samples.
 //! - `power`: per metric, the noise and power of the check across cases.
 //! - `color`: whether ANSI colours are on.
+//! - `lang`: the report's language, `en` or `ko`.
+//!
+//! Words come from `tr(key, n=COUNT, name=VALUE, ...)`, which looks `key`
+//! up in the report language's table (see [`super::words`]) and fills its
+//! placeholders with the values given (already escaped by the template);
+//! `value | word("phase")` gives the word for a name the report knows
+//! (`phase.warm`) and the name itself otherwise.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use anyhow::anyhow;
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::Serde;
+use minijinja::value::{Kwargs, Serde};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Deserialize;
+use unicode_width::UnicodeWidthStr as _;
 
 use super::view::{CELL_COLUMNS, View, cell_texts, row_of};
+use super::words::{Lang, Words};
 use crate::gate::{Comparison, Direction};
 
 /// The built-in terminal template.
@@ -84,6 +93,8 @@ pub struct RenderOptions {
     pub color: bool,
     /// User-supplied template text replacing the built-in one for this format.
     pub template: Option<String>,
+    /// The language of the words.
+    pub lang: Lang,
 }
 
 /// Renders `comparison` with the embedded template for `format`, or with the
@@ -93,14 +104,15 @@ pub struct RenderOptions {
 /// type) come back as `Err` naming the template and the line, with the
 /// offending source lines; never a panic.
 pub fn render(comparison: &Comparison, format: Format, options: &RenderOptions) -> anyhow::Result<String> {
-    let env = environment(options.color);
+    let words = Words::of(options.lang);
+    let env = environment(options.color, words);
     let (name, source, origin) = match &options.template {
         Some(text) => (format!("custom-{}", format.template_name()), text.as_str(), "user"),
         None => (format.template_name().to_string(), format.builtin_template(), "built-in"),
     };
     let what = format!("{origin} {} template", format.describe());
     let template = env.template_from_named_str(&name, source).map_err(|e| template_error(&what, &e))?;
-    let context = Value::from(Serde(View::new(comparison, options.color)));
+    let context = Value::from(Serde(View::new(comparison, options.color, words)));
     template.render(context).map_err(|e| template_error(&what, &e))
 }
 
@@ -136,18 +148,18 @@ pub(crate) fn base_environment() -> Environment<'static> {
 }
 
 /// The environment with every filter and function the templates may use.
-fn environment(color: bool) -> Environment<'static> {
+fn environment(color: bool, words: Words) -> Environment<'static> {
     let mut env = base_environment();
 
     env.add_filter("value", |v: Option<f64>, unit: Option<String>| format_value(v, unit.as_deref().unwrap_or("")));
     env.add_filter("pct", |v: Option<f64>| v.map_or_else(|| "—".to_string(), format_pct));
     env.add_filter("pct_abs", |v: Option<f64>| v.map_or_else(|| "—".to_string(), format_pct_abs));
     env.add_filter("pvalue", |v: Option<f64>| format_p(v));
-    env.add_filter("limit", |rule: Value| -> Result<String, minijinja::Error> {
+    env.add_filter("limit", move |rule: Value| -> Result<String, minijinja::Error> {
         // A row object gives its fields straight; anything else is read as a `Limit`.
         match row_of(&rule) {
-            Some(row) => Ok(format_limit(&Limit::of(row.metric()))),
-            None => Ok(format_limit(&Limit::deserialize(rule)?)),
+            Some(row) => Ok(format_limit(&Limit::of(row.metric()), &words)),
+            None => Ok(format_limit(&Limit::deserialize(rule)?, &words)),
         }
     });
     env.add_filter("md", |v: Value| md_escape(&text_of(&v)));
@@ -158,8 +170,34 @@ fn environment(color: bool) -> Environment<'static> {
     let paint_fn = move |v: Value, style: String| paint(&text_of(&v), &style, color);
     env.add_filter("paint", paint_fn);
     env.add_function("paint", paint_fn);
-    env.add_function("table", move |rows: Value, columns: Vec<String>| table(&rows, &columns, color));
+    env.add_function("table", move |rows: Value, columns: Vec<String>| table(&rows, &columns, color, &words));
+    env.add_function("tr", move |key: &str, kwargs: Kwargs| word(&words, key, &kwargs));
+    env.add_filter("word", move |v: Value, prefix: &str| words.name_or_self(prefix, &text_of(&v)).into_owned());
     env
+}
+
+/// `tr(key, n=COUNT, name=VALUE, ...)`: the word `key` for the count `n`,
+/// its placeholders filled with the values given. An unknown key, a
+/// placeholder without a value or a value no placeholder takes is an error
+/// naming them, so a misspelt word fails rather than printing nothing.
+fn word(words: &Words, key: &str, kwargs: &Kwargs) -> Result<String, minijinja::Error> {
+    let arg = |name: &str| if kwargs.has(name) { kwargs.get::<Value>(name).ok() } else { None };
+    let n = match arg("n") {
+        Some(v) if !v.is_none() && !v.is_undefined() => Some(i64::try_from(v.clone()).map_err(|_| {
+            minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("tr(\"{key}\"): n must be a whole number, got {v}"),
+            )
+        })?),
+        _ => None,
+    };
+    let text = words
+        .text(key, n, &|name| arg(name).map(|v| text_of(&v)))
+        .map_err(|e| minijinja::Error::new(ErrorKind::InvalidOperation, format!("tr(\"{key}\"): {e}")))?;
+    kwargs.assert_all_used().map_err(|e| {
+        minijinja::Error::new(ErrorKind::InvalidOperation, format!("tr(\"{key}\"): {e}, which the word does not take"))
+    })?;
+    Ok(text)
 }
 
 /// The text of a template value: strings as they are, none as nothing.
@@ -325,21 +363,21 @@ impl Limit {
 
 /// The limit of a rule as the change it allows: "-5%" for higher-is-better,
 /// "+10%, floor 20 ms" for lower-is-better with a floor.
-pub(super) fn format_limit(limit: &Limit) -> String {
+pub(super) fn format_limit(limit: &Limit, words: &Words) -> String {
     let sign = match limit.direction {
         Direction::HigherIsBetter => "-",
         Direction::LowerIsBetter => "+",
     };
-    let mut s = format!("{sign}{}", format_pct_abs(limit.tolerance));
-    if limit.floor > 0.0 {
-        let floor = significant(limit.floor, 4);
-        if limit.unit.is_empty() {
-            s.push_str(&format!(", floor {floor}"));
-        } else {
-            s.push_str(&format!(", floor {floor} {}", limit.unit));
-        }
+    let s = format!("{sign}{}", format_pct_abs(limit.tolerance));
+    if limit.floor <= 0.0 {
+        return s;
     }
-    s
+    let mut floor = significant(limit.floor, 4);
+    if !limit.unit.is_empty() {
+        floor.push(' ');
+        floor.push_str(&limit.unit);
+    }
+    words.must("limit.floor", None, &[("limit", &s), ("floor", &floor)])
 }
 
 // ---------------------------------------------------------------------------
@@ -534,9 +572,10 @@ fn paint(text: &str, style: &str, color: bool) -> String {
 const NUMERIC_COLUMNS: [&str; 6] = ["baseline", "current", "change", "limit", "p", "mdc"];
 
 /// An aligned plain-text table of `rows` (context rows, e.g. `notable`)
-/// showing `columns` of their pre-formatted `cells`; the `status` column is
-/// painted by the row's status.
-fn table(rows: &Value, columns: &[String], color: bool) -> Result<String, minijinja::Error> {
+/// showing `columns` of their pre-formatted `cells` under headers in the
+/// report's words; the `status` column is painted by the row's status.
+/// Columns are aligned by display width: a Hangul syllable takes two.
+fn table(rows: &Value, columns: &[String], color: bool, words: &Words) -> Result<String, minijinja::Error> {
     let rows: Vec<Value> = rows.try_iter()?.collect();
     // Each cell with its width in characters.
     let mut cells: Vec<Vec<(Cow<'_, str>, usize)>> = Vec::with_capacity(rows.len());
@@ -550,7 +589,7 @@ fn table(rows: &Value, columns: &[String], color: bool) -> Result<String, miniji
                     format!("table(): unknown column `{column}` (columns: {CELL_COLUMNS})"),
                 ));
             };
-            let width = cell.chars().count();
+            let width = cell.width();
             line.push((cell, width));
         }
         cells.push(line);
@@ -559,7 +598,10 @@ fn table(rows: &Value, columns: &[String], color: bool) -> Result<String, miniji
             None => Cow::Owned(text_of(&row.get_attr("status")?)),
         });
     }
-    let mut widths: Vec<usize> = columns.iter().map(|c| c.chars().count()).collect();
+    // The header names each column in the report's words.
+    let headers: Vec<&str> =
+        columns.iter().map(|c| words.get(&format!("term.col.{c}")).unwrap_or(c.as_str())).collect();
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
     for line in &cells {
         for (w, cell) in widths.iter_mut().zip(line) {
             *w = (*w).max(cell.1);
@@ -596,7 +638,7 @@ fn table(rows: &Value, columns: &[String], color: bool) -> Result<String, miniji
         let kept = out[start..].trim_end().len();
         out.truncate(start + kept);
     };
-    write_line(&mut out, &mut columns.iter().map(|c| (c.as_str(), c.chars().count())), None);
+    write_line(&mut out, &mut headers.iter().map(|h| (*h, h.width())), None);
     let rules: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
     write_line(&mut out, &mut rules.iter().zip(&widths).map(|(r, w)| (r.as_str(), *w)), None);
     for (line, status) in cells.iter().zip(&statuses) {
@@ -1111,11 +1153,15 @@ pub(super) mod tests {
         assert_eq!(format_p(None), "—");
         assert_eq!(format_p(Some(0.0004)), "<0.001");
         assert_eq!(format_p(Some(0.0123)), "0.012");
-        let limit =
-            |direction, tolerance, floor: f64| format_limit(&Limit { direction, tolerance, floor, unit: "ms".into() });
+        let en = Words::of(Lang::En);
+        let limit = |direction, tolerance, floor: f64| {
+            format_limit(&Limit { direction, tolerance, floor, unit: "ms".into() }, &en)
+        };
         assert_eq!(limit(Direction::HigherIsBetter, 0.05, 0.0), "-5%");
         assert_eq!(limit(Direction::LowerIsBetter, 0.10, 20.0), "+10%, floor 20 ms");
         assert_eq!(limit(Direction::LowerIsBetter, 0.125, 2.5), "+12.5%, floor 2.5 ms");
+        let ko = Limit { direction: Direction::LowerIsBetter, tolerance: 0.1, floor: 20.0, unit: "ms".into() };
+        assert_eq!(format_limit(&ko, &Words::of(Lang::Ko)), "+10%, 최소 20 ms");
     }
 
     #[test]
@@ -1222,7 +1268,8 @@ pub(super) mod tests {
         let plain = render_plain(&c, Format::Terminal);
         assert!(!plain.contains('\u{1b}'));
         assert!(plain.starts_with("REGRESSED: Regressed: 1 of 2 requests failed (1 fell [2J hard);"), "{plain}");
-        let colored = render(&c, Format::Terminal, &RenderOptions { color: true, template: None }).unwrap_or_default();
+        let colored = render(&c, Format::Terminal, &RenderOptions { color: true, template: None, lang: Lang::En })
+            .unwrap_or_default();
         assert!(colored.starts_with("\u{1b}[31mREGRESSED\u{1b}[0m: "), "{colored}");
         assert!(colored.contains("\u{1b}[33mwarn\u{1b}[0m"), "{colored}");
         // Colour codes do not disturb the alignment: the same rows, the same columns.
@@ -1345,12 +1392,14 @@ pub(super) mod tests {
             let mut c = comparison(verdict, Headline::Warnings, cases.clone());
             c.notes.push(RunNote::Runner { message: "the run was incomplete: 2 of 6 repetitions".into() });
             for (format, color) in [(Format::Terminal, false), (Format::Terminal, true), (Format::Markdown, false)] {
-                let out = render(&c, format, &RenderOptions { color, template: None });
-                assert!(
-                    out.is_ok(),
-                    "{verdict:?} {format:?}: {:#}",
-                    out.err().map_or(String::new(), |e| format!("{e:#}"))
-                );
+                for lang in [Lang::En, Lang::Ko] {
+                    let out = render(&c, format, &RenderOptions { color, template: None, lang });
+                    assert!(
+                        out.is_ok(),
+                        "{verdict:?} {format:?} {lang}: {:#}",
+                        out.err().map_or(String::new(), |e| format!("{e:#}"))
+                    );
+                }
             }
         }
         let mut last =
@@ -1370,7 +1419,7 @@ pub(super) mod tests {
         let template = "{{ comparison.verdict | upper }} {{ regressed | length }} of {{ rows | length }}: \
                         {% for r in regressed %}{{ r.case | md }} {{ r.metric | md }} {{ r.change | pct }} \
                         ({{ r.current | value(r.unit) }}){{ \", \" if not loop.last else \"\" }}{% endfor %}";
-        let options = RenderOptions { color: false, template: Some(template.into()) };
+        let options = RenderOptions { color: false, template: Some(template.into()), lang: Lang::En };
         let out = render(&regression(), Format::Markdown, &options).map_err(|e| format!("{e:#}"));
         assert_eq!(
             out.as_deref(),
@@ -1381,23 +1430,34 @@ pub(super) mod tests {
 
     #[test]
     fn a_syntax_error_names_the_template_and_line() {
-        let options =
-            RenderOptions { color: false, template: Some("### {{ comparison.verdict }}\n\n{% if rows %}\n".into()) };
+        let options = RenderOptions {
+            color: false,
+            template: Some("### {{ comparison.verdict }}\n\n{% if rows %}\n".into()),
+            lang: Lang::En,
+        };
         let err = render(&pass(), Format::Markdown, &options).expect_err("unclosed if");
         let msg = format!("{err:#}");
         assert!(msg.starts_with("user Markdown template (custom-comparison.md.j2, line "), "{msg}");
         assert!(msg.contains("syntax error"), "{msg}");
 
-        let options = RenderOptions { color: false, template: Some("ok\n{{ comparison.headline | shout }}\n".into()) };
+        let options = RenderOptions {
+            color: false,
+            template: Some("ok\n{{ comparison.headline | shout }}\n".into()),
+            lang: Lang::En,
+        };
         let msg = format!("{:#}", render(&pass(), Format::Terminal, &options).expect_err("unknown filter"));
         assert!(msg.starts_with("user terminal template (custom-terminal.txt.j2, line 2): "), "{msg}");
         assert!(msg.contains("shout"), "{msg}");
 
-        let options = RenderOptions { color: false, template: Some("{{ comparison.verdikt }}".into()) };
+        let options = RenderOptions { color: false, template: Some("{{ comparison.verdikt }}".into()), lang: Lang::En };
         let msg = format!("{:#}", render(&pass(), Format::Markdown, &options).expect_err("unknown field"));
         assert!(msg.contains("line 1"), "{msg}");
 
-        let options = RenderOptions { color: false, template: Some("{{ table(rows, [\"case\", \"nope\"]) }}".into()) };
+        let options = RenderOptions {
+            color: false,
+            template: Some("{{ table(rows, [\"case\", \"nope\"]) }}".into()),
+            lang: Lang::En,
+        };
         let msg = format!("{:#}", render(&pass(), Format::Terminal, &options).expect_err("unknown column"));
         assert!(msg.contains("unknown column `nope`"), "{msg}");
     }
@@ -1467,6 +1527,16 @@ pub(super) mod tests {
 
     // --- snapshots -------------------------------------------------------------
 
+    /// The report in `lang`, without colour.
+    fn render_in(c: &Comparison, format: Format, lang: Lang) -> String {
+        match render(c, format, &RenderOptions { lang, ..RenderOptions::default() }) {
+            Ok(s) => s,
+            Err(e) => panic!("render failed ({lang}): {e:#}"),
+        }
+    }
+
+    // Each comparison in English (`_terminal`, `_markdown`) and in Korean
+    // (`_terminal_ko`, `_markdown_ko`), from the same comparison.
     macro_rules! snapshots {
         ($($name:ident => $build:expr;)*) => {$(
             #[test]
@@ -1474,8 +1544,48 @@ pub(super) mod tests {
                 let c = $build;
                 insta::assert_snapshot!(concat!(stringify!($name), "_terminal"), render_plain(&c, Format::Terminal));
                 insta::assert_snapshot!(concat!(stringify!($name), "_markdown"), render_plain(&c, Format::Markdown));
+                insta::assert_snapshot!(
+                    concat!(stringify!($name), "_terminal_ko"),
+                    render_in(&c, Format::Terminal, Lang::Ko)
+                );
+                insta::assert_snapshot!(
+                    concat!(stringify!($name), "_markdown_ko"),
+                    render_in(&c, Format::Markdown, Lang::Ko)
+                );
             }
         )*};
+    }
+
+    /// The pull-request comment as it is posted, in each language: the
+    /// hidden marker that finds it again (the same in every language), then
+    /// the Markdown report.
+    #[test]
+    fn snapshot_regression_comment() {
+        let marker = crate::github::marker("h100-vllm");
+        for lang in [Lang::En, Lang::Ko] {
+            let md = render_in(&regression(), Format::Markdown, lang);
+            let body = crate::github::comment_body(&marker, &md, Some("https://github.com/o/r/actions/runs/7"), lang);
+            assert!(body.starts_with("<!-- infergate:profile=h100-vllm -->\n### infergate: "), "{body}");
+            insta::assert_snapshot!(format!("snapshot_regression_comment_{lang}"), body);
+        }
+    }
+
+    /// The job summary as `GITHUB_STEP_SUMMARY` gets it, in each language,
+    /// when an earlier step left it 2,500 bytes short of GitHub's limit: the
+    /// verdict, the regressions and the note where it was cut.
+    #[test]
+    fn snapshot_regression_job_summary() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for lang in [Lang::En, Lang::Ko] {
+            let path = dir.path().join(format!("summary-{lang}.md"));
+            let earlier = "x".repeat(crate::ci::MAX_SUMMARY_BYTES - 2_500) + "\n";
+            std::fs::write(&path, &earlier).unwrap_or_else(|e| panic!("{e}"));
+            crate::ci::append_summary(&path, &render_in(&regression(), Format::Markdown, lang), lang)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert!(text.len() <= crate::ci::MAX_SUMMARY_BYTES);
+            insta::assert_snapshot!(format!("snapshot_regression_job_summary_{lang}"), &text[earlier.len()..]);
+        }
     }
 
     snapshots! {

@@ -17,10 +17,10 @@ use minijinja::{Error, Value};
 use serde::Serialize;
 
 use super::findings;
-use super::full::Lang;
 use super::render::{
     Limit, clean, format_limit, md_escape, needs_clean, needs_md_escape, write_p, write_pct, write_pct_abs, write_value,
 };
+use super::words::{Lang, Words};
 use crate::gate::{CaseVerdict, Comparison, Direction, MetricComparison, MetricStatus};
 
 /// What the templates see.
@@ -44,6 +44,8 @@ pub(super) struct View<'a> {
     power: Vec<Power<'a>>,
     /// Whether ANSI colours are on.
     color: bool,
+    /// The report's language.
+    lang: Lang,
 }
 
 /// The metric rows of every case, shared by the row objects of one render.
@@ -54,6 +56,45 @@ struct Table {
     /// The distinct limits of the rows as text ("+10%, floor 20 ms"): a
     /// thousand cases share a few rules.
     limits: Vec<String>,
+    /// The words the rows print, looked up once per render.
+    words: RowWords,
+}
+
+/// The words of the rows' texts, looked up once for a table of thousands
+/// of rows: the statuses and phases its rows have, and the Detects cell's
+/// text around its number.
+#[derive(Debug)]
+struct RowWords {
+    statuses: Vec<(MetricStatus, String)>,
+    phases: Vec<(String, String)>,
+    /// "catches ≥ " and "" in English; "" and " 이상 검출" in Korean.
+    detects: (String, String),
+}
+
+impl RowWords {
+    fn new(words: &Words, metrics: &[&MetricComparison]) -> RowWords {
+        let mut statuses: Vec<(MetricStatus, String)> = Vec::new();
+        let mut phases: Vec<(String, String)> = Vec::new();
+        for m in metrics {
+            if !statuses.iter().any(|s| s.0 == m.status) {
+                statuses.push((m.status, words.must(&format!("status.{}", m.status.as_str()), None, &[])));
+            }
+            if !phases.iter().any(|p| p.0 == m.phase) {
+                phases.push((m.phase.clone(), words.name_or_self("phase", &m.phase).into_owned()));
+            }
+        }
+        let detects = words.must("md.detects", None, &[("mdc", "\u{0}")]);
+        let (before, after) = detects.split_once('\u{0}').unwrap_or((&detects, ""));
+        RowWords { statuses, phases, detects: (before.to_string(), after.to_string()) }
+    }
+
+    fn status(&self, status: MetricStatus) -> &str {
+        self.statuses.iter().find(|s| s.0 == status).map_or(status.as_str(), |s| s.1.as_str())
+    }
+
+    fn phase<'p>(&'p self, phase: &'p str) -> &'p str {
+        self.phases.iter().find(|p| p.0 == phase).map_or(phase, |p| p.1.as_str())
+    }
 }
 
 #[derive(Debug)]
@@ -66,7 +107,7 @@ struct TableCase {
 }
 
 impl Table {
-    fn new(cases: &mut [crate::gate::CaseComparison]) -> Table {
+    fn new(cases: &mut [crate::gate::CaseComparison], words: Words) -> Table {
         let mut keys: Vec<(Direction, u64, u64, String)> = Vec::new();
         let mut limits = Vec::new();
         let mut table_cases = Vec::with_capacity(cases.len());
@@ -81,14 +122,16 @@ impl Table {
                     };
                     keys.iter().position(same).unwrap_or_else(|| {
                         keys.push((m.direction, tolerance, floor, m.unit.clone()));
-                        limits.push(format_limit(&Limit::of(m)));
+                        limits.push(format_limit(&Limit::of(m), &words));
                         keys.len() - 1
                     })
                 })
                 .collect();
             table_cases.push(TableCase { id: case.id.clone(), verdict: case.verdict, metrics, limits: indices });
         }
-        Table { cases: table_cases, limits }
+        let metrics: Vec<&MetricComparison> = table_cases.iter().flat_map(|c| &c.metrics).collect();
+        let words = RowWords::new(&words, &metrics);
+        Table { cases: table_cases, limits, words }
     }
 }
 
@@ -182,7 +225,9 @@ impl Row {
     }
 
     fn texts<'s>(&'s self, slot: &'s OnceLock<Arc<Texts>>, escape: Escape) -> &'s Arc<Texts> {
-        slot.get_or_init(|| Arc::new(Texts::of(escape, &self.case().id, self.metric(), self.limit())))
+        slot.get_or_init(|| {
+            Arc::new(Texts::of(escape, &self.table.words, &self.case().id, self.metric(), self.limit()))
+        })
     }
 }
 
@@ -284,6 +329,7 @@ pub(super) const CELL_COLUMNS: &str = "case, phase, metric, baseline, current, c
 
 /// The keys of a row's `md`: `detects` is "catches ≥ 7.1%" or "—" when no
 /// change can be significant, `status` the status in words ("cannot judge").
+/// In both, `phase` and `status` are in the report's words.
 const MD_KEYS: [&str; 10] =
     ["case", "phase", "metric", "baseline", "current", "change", "limit", "p", "detects", "status"];
 
@@ -330,31 +376,33 @@ impl Texts {
     /// `clean`, keys [`CELL_KEYS`]) or the Markdown report's (everything
     /// through `md_escape`, keys [`MD_KEYS`], the detectable change as
     /// "catches ≥ 7.1%").
-    fn of(escape: Escape, case: &str, m: &MetricComparison, limit: &str) -> Texts {
-        let (keys, unit, catches) = match escape {
-            Escape::Terminal => (&CELL_KEYS, clean(&m.unit), ""),
-            Escape::Markdown => (&MD_KEYS, m.unit.clone(), "catches ≥ "),
+    fn of(escape: Escape, words: &RowWords, case: &str, m: &MetricComparison, limit: &str) -> Texts {
+        let (keys, unit) = match escape {
+            Escape::Terminal => (&CELL_KEYS, clean(&m.unit)),
+            Escape::Markdown => (&MD_KEYS, m.unit.clone()),
         };
         Texts::build(
             keys,
             escape,
             [
                 &|o| o.push_str(case),
-                &|o| o.push_str(&m.phase),
+                &|o| o.push_str(words.phase(&m.phase)),
                 &|o| o.push_str(&m.metric),
                 &|o| write_value(o, Some(m.baseline), &unit),
                 &|o| write_value(o, Some(m.current), &unit),
                 &|o| write_pct(o, m.change),
                 &|o| o.push_str(limit),
                 &|o| write_p(o, m.p_value),
-                &|o| match m.min_detectable_change {
-                    Some(d) => {
-                        o.push_str(catches);
+                &|o| match (m.min_detectable_change, escape) {
+                    (Some(d), Escape::Terminal) => write_pct_abs(o, d),
+                    (Some(d), Escape::Markdown) => {
+                        o.push_str(&words.detects.0);
                         write_pct_abs(o, d);
+                        o.push_str(&words.detects.1);
                     }
-                    None => o.push('—'),
+                    (None, _) => o.push('—'),
                 },
-                &|o| o.extend(m.status.as_str().chars().map(|c| if c == '_' { ' ' } else { c })),
+                &|o| o.push_str(words.status(m.status)),
             ],
         )
     }
@@ -430,13 +478,14 @@ struct Power<'a> {
 }
 
 impl<'a> View<'a> {
-    pub(super) fn new(comparison: &'a Comparison, color: bool) -> View<'a> {
+    pub(super) fn new(comparison: &'a Comparison, color: bool, words: Words) -> View<'a> {
         // Everything but the metric rows is serialized as it is; the rows
         // move into the table the row objects share.
-        let lang = Lang::En;
+        // The gate's findings become words here (headline, notes, mismatches: below).
+        let lang = words.lang();
         let mut rest = comparison.clone();
         let mut cases = std::mem::take(&mut rest.cases);
-        let table = Arc::new(Table::new(&mut cases));
+        let table = Arc::new(Table::new(&mut cases, words));
         let mut all: Vec<(MetricStatus, Value)> = Vec::new();
         let mut case_values = Vec::with_capacity(cases.len());
         for (case, c) in cases.iter().enumerate() {
@@ -504,6 +553,7 @@ impl<'a> View<'a> {
             cannot_judge,
             power,
             color,
+            lang: words.lang(),
         }
     }
 }
@@ -661,7 +711,7 @@ mod tests {
             notes: Vec::new(),
             gpu: Vec::new(),
         };
-        let table = Arc::new(Table::new(std::slice::from_mut(&mut case)));
+        let table = Arc::new(Table::new(std::slice::from_mut(&mut case), Words::of(Lang::En)));
         let row = Value::from_object(Row { table, case: 0, metric: 0, cells: OnceLock::new(), md: OnceLock::new() });
         let serialized = Value::from(Serde(&m));
         let serde_keys: Vec<String> = serialized.try_iter().unwrap().map(|k| k.to_string()).collect();
@@ -706,7 +756,7 @@ mod tests {
     fn the_comparison_reads_as_serialized() {
         let mut comparison = crate::report::render::tests::regression();
         comparison.cases[0].metrics.push(metric("itl_p99", MetricStatus::Noise));
-        let view = View::new(&comparison, false);
+        let view = View::new(&comparison, false, Words::of(Lang::En));
         let plain = Value::from(Serde(&comparison));
         for key in plain.try_iter().unwrap() {
             if !matches!(key.as_str(), Some("cases" | "headline" | "notes" | "mismatches")) {
