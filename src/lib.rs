@@ -30,5 +30,5 @@ pub mod suite;
 pub mod telemetry;
 pub mod text;
 
-pub use infergate_core::{capabilities, gate, limits, rng, stats, tomldoc};
+pub use infergate_core::{capabilities, gate, history, limits, rng, stats, tomldoc};
 pub use infergate_sim as sim;

@@ -13,6 +13,7 @@ pub mod baseline;
 pub mod capabilities;
 pub mod filter;
 pub mod gate;
+pub mod history;
 pub mod limits;
 pub mod metrics;
 pub mod results;
