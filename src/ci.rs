@@ -170,7 +170,7 @@ pub fn append_summary(path: &Path, markdown: &str, lang: crate::report::Lang) ->
         // The cut counts characters; shrink until the bytes fit.
         let mut chars = room;
         cut = loop {
-            let attempt = crate::report::render::truncate_markdown(markdown, chars, &note);
+            let attempt = crate::github::truncate::truncate_markdown(markdown, chars, &note);
             if attempt.len() <= room || chars == 0 {
                 break attempt;
             }

@@ -94,7 +94,7 @@ impl Reporter for Terminal {
             }
             RunEvent::PhaseDone { case, phase, summary } => {
                 let med = |s: &Option<crate::stats::Summary>| {
-                    s.as_ref().map_or("-".to_string(), |s| format!("{:.1}", s.median))
+                    s.as_ref().map_or(crate::report::format::MISSING.to_string(), |s| format!("{:.1}", s.median))
                 };
                 let name = match phase {
                     PhaseName::Cold => "cold",

@@ -35,10 +35,12 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
 /// The code of a file without its unit tests and comments.
 fn code(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
-    let text = match text.find("#[cfg(test)]\nmod tests") {
-        Some(i) => &text[..i],
-        None => &text[..],
-    };
+    // The unit tests: `#[cfg(test)]` then `mod tests` (`pub(crate) mod tests`, ...).
+    let tests = text.match_indices("#[cfg(test)]\n").map(|(i, _)| i).find(|&i| {
+        let next = text[i..].lines().nth(1).unwrap_or("");
+        next.split_whitespace().any(|w| w == "mod") && next.contains("mod tests")
+    });
+    let text = &text[..tests.unwrap_or(text.len())];
     text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
 }
 

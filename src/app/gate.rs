@@ -568,7 +568,9 @@ pub fn baseline_show(args: &BaselineShowArgs) -> Result<i32, Failure> {
     for (id, case) in &b.cases {
         for (name, phase) in [(PhaseName::Cold, &case.cold), (PhaseName::Warm, &case.warm)] {
             let Some(p) = phase else { continue };
-            let v = |k: &str, unit: &str| p.stats.get(k).map_or_else(|| "-".into(), |v| format!("{v} {unit}"));
+            let v = |k: &str, unit: &str| {
+                p.stats.get(k).map_or_else(|| crate::report::format::MISSING.into(), |v| format!("{v} {unit}"))
+            };
             rows.push(vec![
                 id.clone(),
                 name.as_str().into(),

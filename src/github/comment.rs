@@ -2,8 +2,8 @@
 
 use serde::Deserialize;
 
+use super::truncate::truncate_markdown;
 use super::{Api, Attempt, GithubError, Method, PostOptions, Target, Token};
-use crate::report::render::truncate_markdown;
 
 /// GitHub's limit on a comment body, in characters.
 pub const MAX_COMMENT_CHARS: usize = 65_536;

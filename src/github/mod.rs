@@ -10,6 +10,7 @@
 
 mod comment;
 mod pulls;
+pub mod truncate;
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

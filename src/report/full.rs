@@ -869,7 +869,7 @@ fn format_number(v: Option<f64>, decimals: usize, suffix: &str, sign: bool) -> S
             let s = if s.trim_start_matches(['-', '+']) == zero { zero } else { s };
             format!("{s}{suffix}")
         }
-        _ => "—".to_string(),
+        _ => super::format::MISSING.to_string(),
     }
 }
 

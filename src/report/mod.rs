@@ -2,8 +2,11 @@
 //! Markdown), the full report with its plots, in English or Korean.
 
 pub mod calibration;
+pub mod escape;
 pub mod findings;
+pub mod format;
 pub mod full;
+mod layout;
 pub mod plots;
 pub mod render;
 pub mod table;

@@ -37,12 +37,12 @@ fn ms(v: Option<f64>) -> String {
     match v {
         Some(v) if v >= 100.0 => format!("{v:.0} ms"),
         Some(v) => format!("{v:.2} ms"),
-        None => "-".into(),
+        None => super::format::MISSING.into(),
     }
 }
 
 fn num(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
+    v.map_or_else(|| super::format::MISSING.into(), |v| format!("{v:.1}"))
 }
 
 /// Left-aligns the first two columns and right-aligns the rest.

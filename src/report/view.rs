@@ -16,10 +16,9 @@ use minijinja::value::{Enumerator, Object, ObjectRepr, Serde};
 use minijinja::{Error, Value};
 use serde::Serialize;
 
+use super::escape::{clean, md_escape, needs_clean, needs_md_escape};
 use super::findings;
-use super::render::{
-    Limit, clean, format_limit, md_escape, needs_clean, needs_md_escape, write_p, write_pct, write_pct_abs, write_value,
-};
+use super::format::{Limit, format_limit, write_p, write_pct, write_pct_abs, write_value};
 use super::words::{Lang, Words};
 use crate::gate::{CaseVerdict, Comparison, Direction, MetricComparison, MetricStatus};
 
@@ -400,7 +399,7 @@ impl Texts {
                         write_pct_abs(o, d);
                         o.push_str(&words.detects.1);
                     }
-                    (None, _) => o.push('—'),
+                    (None, _) => o.push_str(super::format::MISSING),
                 },
                 &|o| o.push_str(words.status(m.status)),
             ],
