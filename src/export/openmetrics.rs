@@ -47,11 +47,13 @@ pub fn family(metric: &MetricDef) -> Option<Family> {
     Some(Family { name, unit, divisor })
 }
 
-/// `value` (in the catalogue's unit) in the family's unit.
-fn convert(value: f64, family: &Family) -> f64 {
-    // Dividing by 1000 gives the nearest double to ms/1000; multiplying
-    // by 0.001 would not.
-    if family.divisor >= 1.0 { value / family.divisor } else { value * (1.0 / family.divisor) }
+impl Family {
+    /// `value` (in the catalogue's unit) in the family's unit.
+    pub fn convert(&self, value: f64) -> f64 {
+        // Dividing by 1000 gives the nearest double to ms/1000; multiplying
+        // by 0.001 would not.
+        if self.divisor >= 1.0 { value / self.divisor } else { value * (1.0 / self.divisor) }
+    }
 }
 
 /// A label value or help text with `\`, `"` and line feeds escaped.
@@ -100,7 +102,7 @@ pub fn render(runs: &[Run<'_>]) -> Result<Vec<u8>, ExportError> {
                     escape(&run.results.run_id),
                     escape(&server.model),
                     escape(server.owned_by.as_deref().unwrap_or("unknown")),
-                    number(convert(f.point.value, &family)),
+                    number(family.convert(f.point.value)),
                 );
             }
         }
@@ -153,10 +155,10 @@ mod tests {
     #[test]
     fn values_are_in_base_units() {
         let f = |name| family(crate::gate::metrics::find(name).unwrap()).unwrap();
-        assert_eq!(convert(1234.5, &f("ttft_median")), 1.2345);
-        assert_eq!(convert(2.0, &f("gpu_memory_peak_mib")), 2_097_152.0);
-        assert_eq!(convert(87.0, &f("gpu_util_pct")), 0.87);
-        assert_eq!(convert(0.5, &f("energy_per_token_j")), 0.5);
+        assert_eq!(f("ttft_median").convert(1234.5), 1.2345);
+        assert_eq!(f("gpu_memory_peak_mib").convert(2.0), 2_097_152.0);
+        assert_eq!(f("gpu_util_pct").convert(87.0), 0.87);
+        assert_eq!(f("energy_per_token_j").convert(0.5), 0.5);
     }
 
     #[test]
