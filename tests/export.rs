@@ -177,7 +177,10 @@ fn bmf_passes_the_documented_schema_and_carries_every_figure() {
     let v = |r: &Results| record(r, "p").value("debugging/1024", PhaseName::Warm, "e2e_median").unwrap();
     let m = &doc["debugging/1024/warm"]["e2e-median-ms"];
     assert_eq!(m["value"].as_f64(), Some((v(&r1) + v(&r2)) / 2.0));
-    assert_eq!((m["lower_value"].as_f64(), m["upper_value"].as_f64()), (Some(v(&r1).min(v(&r2))), Some(v(&r1).max(v(&r2)))));
+    assert_eq!(
+        (m["lower_value"].as_f64(), m["upper_value"].as_f64()),
+        (Some(v(&r1).min(v(&r2))), Some(v(&r1).max(v(&r2))))
+    );
 
     // The validator does refuse what breaks the schema.
     std::fs::write(d.join("bad.json"), r#"{"a/warm": {"tokens-per-second": {"value": "fast"}}}"#).unwrap();
@@ -197,7 +200,18 @@ fn openmetrics_reads_back_through_prometheus_client() {
     let profile = "h200 \"큐웬\" \\ vllm";
     export(
         d,
-        &["--results", "r1.json", "--results", "r2.json", "--format", "openmetrics", "--profile", profile, "--out", "m.txt"],
+        &[
+            "--results",
+            "r1.json",
+            "--results",
+            "r2.json",
+            "--format",
+            "openmetrics",
+            "--profile",
+            profile,
+            "--out",
+            "m.txt",
+        ],
     );
     let text = std::fs::read_to_string(d.join("m.txt")).unwrap();
     assert!(text.ends_with("# EOF\n"));
@@ -227,8 +241,10 @@ fn openmetrics_reads_back_through_prometheus_client() {
                 samples += 1;
             }
         }
-        let expected: usize =
-            [&r1, &r2].iter().map(|r| record(r, profile).cases.values().flat_map(|p| p.values()).map(|m| m.len()).sum::<usize>()).sum();
+        let expected: usize = [&r1, &r2]
+            .iter()
+            .map(|r| record(r, profile).cases.values().flat_map(|p| p.values()).map(|m| m.len()).sum::<usize>())
+            .sum();
         assert_eq!(samples, expected, "{parser}");
     }
     // The parser does refuse what breaks the format: without `# EOF`.
@@ -314,9 +330,10 @@ fn partial_results_are_refused_unless_allowed() {
         .args(["export", "--results", "partial.json", "--format", "openmetrics", "--out", "m.txt"])
         .assert()
         .code(exit::RUN_FAILED)
-        .stderr(predicate::str::contains("partial.json is from a run that did not complete").and(
-            predicate::str::contains("--allow-partial"),
-        ));
+        .stderr(
+            predicate::str::contains("partial.json is from a run that did not complete")
+                .and(predicate::str::contains("--allow-partial")),
+        );
     assert!(!d.join("m.txt").exists());
     infergate(d)
         .args(["export", "--results", "partial.json", "--format", "openmetrics", "--out", "m.txt", "--allow-partial"])
@@ -471,7 +488,10 @@ fn the_pushgateway_and_node_exporters_textfile_collector_take_it() {
 
     // node_exporter's textfile collector, reading what `--out` wrote into its folder.
     let textfiles = d.join("textfile");
-    export(d, &["--results", "r.json", "--format", "openmetrics", "--profile", profile, "--out", "textfile/infergate.prom"]);
+    export(
+        d,
+        &["--results", "r.json", "--format", "openmetrics", "--profile", profile, "--out", "textfile/infergate.prom"],
+    );
     let port = free_port();
     let _exporter = serve(
         &exporter,

@@ -61,7 +61,11 @@ impl Metric {
                 sorted.sort_unstable_by(f64::total_cmp);
                 let n = sorted.len();
                 let median = if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 };
-                Some(Metric { value: median, lower_value: sorted.first().copied(), upper_value: sorted.last().copied() })
+                Some(Metric {
+                    value: median,
+                    lower_value: sorted.first().copied(),
+                    upper_value: sorted.last().copied(),
+                })
             }
         }
     }

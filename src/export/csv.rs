@@ -68,13 +68,8 @@ const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
 /// A text field as written: guarded, then quoted when RFC 4180 requires it.
 pub fn text_field(text: &str) -> String {
-    let guarded =
-        if text.starts_with(FORMULA_STARTS) { format!("'{text}") } else { text.to_string() };
-    if guarded.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
+    let guarded = if text.starts_with(FORMULA_STARTS) { format!("'{text}") } else { text.to_string() };
+    if guarded.contains([',', '"', '\r', '\n']) { format!("\"{}\"", guarded.replace('"', "\"\"")) } else { guarded }
 }
 
 fn push_row(out: &mut String, fields: &[Field<'_>]) {

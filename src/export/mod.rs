@@ -209,10 +209,10 @@ mod tests {
         let mut r = results(&["a/1"], 1, 3, 1.0, 0.02);
         assert_eq!(default_profile(&r), "m-vllm");
         r.environment.server.model = "Qwen/Qwen2.5-Coder-32B-Instruct-AWQ".into();
-        r.environment.gpu.devices.push(infergate_core::telemetry::GpuDevice {
-            name: Some("NVIDIA H200".into()),
-            ..Default::default()
-        });
+        r.environment
+            .gpu
+            .devices
+            .push(infergate_core::telemetry::GpuDevice { name: Some("NVIDIA H200".into()), ..Default::default() });
         assert_eq!(default_profile(&r), "nvidia-h200-qwen2.5-coder-32b-instruct-awq-vllm");
         r.environment.server.model = "???".into();
         r.environment.server.owned_by = None;

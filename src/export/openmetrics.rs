@@ -39,11 +39,7 @@ pub fn family(metric: &MetricDef) -> Option<Family> {
         _ => return None,
     };
     // `tokens_per_second` itself: the whole name is the unit.
-    let name = if base == "tokens_per_second" {
-        format!("{PREFIX}{unit}")
-    } else {
-        format!("{PREFIX}{base}_{unit}")
-    };
+    let name = if base == "tokens_per_second" { format!("{PREFIX}{unit}") } else { format!("{PREFIX}{base}_{unit}") };
     Some(Family { name, unit, divisor })
 }
 
@@ -172,7 +168,9 @@ mod tests {
         r.environment.server.model = "q\"m".into();
         let text = String::from_utf8(render(&[Run { results: &r, profile: "p", origin: "r" }]).unwrap()).unwrap();
         assert!(text.ends_with("\n# EOF\n"));
-        assert!(text.contains("# TYPE infergate_ttft_median_seconds gauge\n# UNIT infergate_ttft_median_seconds seconds\n"));
+        assert!(
+            text.contains("# TYPE infergate_ttft_median_seconds gauge\n# UNIT infergate_ttft_median_seconds seconds\n")
+        );
         let line = text.lines().find(|l| l.starts_with("infergate_tokens_per_second{")).unwrap();
         assert!(
             line.starts_with(
@@ -182,7 +180,8 @@ mod tests {
         );
         // No GPU figures in this run: no GPU families.
         assert!(!text.contains("gpu_"));
-        let e = render(&[Run { results: &r, profile: "p", origin: "a" }, Run { results: &r, profile: "p", origin: "b" }]);
+        let e =
+            render(&[Run { results: &r, profile: "p", origin: "a" }, Run { results: &r, profile: "p", origin: "b" }]);
         assert!(matches!(e, Err(ExportError::Duplicate { .. })));
         // The same run under two profiles is two series.
         assert!(
