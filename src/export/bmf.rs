@@ -6,6 +6,8 @@
 //! profile is not in the names: it is Bencher's testbed
 //! (`bencher run --testbed PROFILE`), so one export holds one setup.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde::ser::SerializeMap as _;
 
@@ -78,9 +80,11 @@ type Benchmarks = Vec<(String, Vec<(String, Metric)>)>;
 /// profile, environment and suite) folded into one report.
 pub fn render(runs: &[Run<'_>]) -> Result<Vec<u8>, ExportError> {
     one_setup(runs)?;
-    // (benchmark, slug) -> the runs' values and the single run's spread.
+    // (benchmark, slug), in the order first seen, with the runs' values and
+    // the first run's spread; indexed, since a suite may have a thousand cases.
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut values: Vec<(Vec<f64>, Option<f64>)> = Vec::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
     for run in runs {
         for Figure { case, phase, metric, point } in super::figures_of(run) {
             let name = format!("{case}/{}", phase.as_str());
@@ -95,9 +99,10 @@ pub fn render(runs: &[Run<'_>]) -> Result<Vec<u8>, ExportError> {
                 });
             }
             let key = (name, slug(metric));
-            match keys.iter().position(|k| *k == key) {
-                Some(i) => values[i].0.push(point.value),
+            match index.get(&key) {
+                Some(&i) => values[i].0.push(point.value),
                 None => {
+                    index.insert(key.clone(), keys.len());
                     keys.push(key);
                     values.push((vec![point.value], point.spread));
                 }
@@ -105,11 +110,15 @@ pub fn render(runs: &[Run<'_>]) -> Result<Vec<u8>, ExportError> {
         }
     }
     let mut benchmarks: Benchmarks = Vec::new();
+    let mut position: HashMap<String, usize> = HashMap::new();
     for ((name, slug), (points, spread)) in keys.into_iter().zip(values) {
         let Some(metric) = Metric::of(&points, spread) else { continue };
-        match benchmarks.iter_mut().find(|(b, _)| *b == name) {
-            Some((_, measures)) => measures.push((slug, metric)),
-            None => benchmarks.push((name, vec![(slug, metric)])),
+        match position.get(&name) {
+            Some(&i) => benchmarks[i].1.push((slug, metric)),
+            None => {
+                position.insert(name.clone(), benchmarks.len());
+                benchmarks.push((name, vec![(slug, metric)]));
+            }
         }
     }
     // Plain strings and finite numbers: serializing cannot fail.
