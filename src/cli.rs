@@ -61,6 +61,8 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write the full report (Korean or English) with plots from results file(s).
     Report(ReportCmdArgs),
+    /// Export results as Bencher Metric Format, OpenMetrics text, CSV or history JSON Lines.
+    Export(ExportArgs),
 }
 
 /// `infergate run`.
@@ -92,6 +94,29 @@ pub struct ReportCmdArgs {
     /// A minijinja template replacing the built-in one for --lang.
     #[arg(long, value_name = "FILE")]
     pub template: Option<PathBuf>,
+}
+
+/// `infergate export`.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// Results file(s) to export; several are several runs (BMF folds runs of one setup into one report).
+    #[arg(long, value_name = "PATH", required = true)]
+    pub results: Vec<PathBuf>,
+    /// Output format: bmf (Bencher), openmetrics (Prometheus), csv, jsonl (history records).
+    #[arg(long, value_enum)]
+    pub format: crate::export::Format,
+    /// Where to write the export (atomically); `-` is stdout.
+    #[arg(long, value_name = "PATH", default_value = "-")]
+    pub out: PathBuf,
+    /// Profile the figures are filed under [default: from each results file: GPU, model and engine].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// CSV rows: one per case, phase and metric (case) or one per request (request).
+    #[arg(long, value_enum, default_value = "case")]
+    pub level: crate::export::Level,
+    /// Export results of a run that did not complete (interrupted, past its deadline) instead of refusing them.
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// How the comparison is reported.

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod exit;
+pub mod export;
 pub mod fsutil;
 pub mod github;
 pub mod http;
