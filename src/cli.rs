@@ -61,6 +61,17 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write the full report (Korean or English) with plots from results file(s).
     Report(ReportCmdArgs),
+    /// Main's history: the dashboard page.
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+/// `infergate history ...`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Write the history as a static page: one chart per case and metric over the runs, change
+    /// points marked, the baseline as a line (opens from disk and from GitHub Pages).
+    Dashboard(crate::app::dashboard::DashboardArgs),
 }
 
 /// `infergate run`.
