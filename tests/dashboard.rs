@@ -31,7 +31,10 @@ const REPO: &str = "https://github.com/example/infergate";
 
 fn infergate(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("infergate").unwrap();
-    cmd.current_dir(dir).timeout(Duration::from_secs(300)).env_remove("GITHUB_SERVER_URL").env_remove("GITHUB_REPOSITORY");
+    cmd.current_dir(dir)
+        .timeout(Duration::from_secs(300))
+        .env_remove("GITHUB_SERVER_URL")
+        .env_remove("GITHUB_REPOSITORY");
     cmd
 }
 
@@ -42,7 +45,12 @@ fn commit(profile: &str, run: usize) -> String {
 
 /// The records of `runs` synthetic runs of the quick suite, 2% drift between
 /// runs; from run `step_at` on, `slowdown` slower.
-fn records(profile: &str, runs: usize, step_at: usize, slowdown: f64) -> (Vec<HistoryRecord>, Vec<infergate::results::Results>) {
+fn records(
+    profile: &str,
+    runs: usize,
+    step_at: usize,
+    slowdown: f64,
+) -> (Vec<HistoryRecord>, Vec<infergate::results::Results>) {
     let suite = infergate::suite::load("quick").unwrap();
     let mut recs = Vec::new();
     let mut results = Vec::new();
@@ -167,7 +175,8 @@ fn html_attr(dom: &str, name: &str) -> String {
 /// The page loaded, drew `charts` charts and met no error.
 fn assert_drawn(dom: &str, charts: usize, what: &str) {
     assert_eq!(html_attr(dom, "data-state"), "ready", "{what}: the script did not finish");
-    let errors = dom.find("<pre id=\"errors\"").map(|i| &dom[i..i + dom[i..].find("</pre>").unwrap_or(0)]).unwrap_or("");
+    let errors =
+        dom.find("<pre id=\"errors\"").map(|i| &dom[i..i + dom[i..].find("</pre>").unwrap_or(0)]).unwrap_or("");
     assert_eq!(html_attr(dom, "data-errors"), "0", "{what}: errors on the page: {errors}");
     assert_eq!(html_attr(dom, "data-charts"), charts.to_string(), "{what}");
     assert_eq!(dom.matches("<figure class=\"chart\"").count(), charts, "{what}");
@@ -225,7 +234,10 @@ fn the_page_draws_every_chart_in_a_real_browser_without_an_error() {
     // The hostile case id is text on the page, not markup.
     assert!(dom.contains("&lt;/script&gt;&lt;script&gt;window.infergateFail('injected')"), "its caption is text");
     assert!(!dom.contains("<script>window.infergateFail"), "no element was made from data");
-    assert!(dom.contains(&format!("href=\"{REPO}/commit/{}\"", commit("alpha", ALPHA_RUNS - 1))), "latest commit links");
+    assert!(
+        dom.contains(&format!("href=\"{REPO}/commit/{}\"", commit("alpha", ALPHA_RUNS - 1))),
+        "latest commit links"
+    );
 
     // Every metric: one chart per case and metric.
     let all = chromium(&browser, &profile, &format!("{url}#metric=all"), &["--dump-dom"]);
@@ -241,7 +253,9 @@ fn the_page_draws_every_chart_in_a_real_browser_without_an_error() {
         .split("<figure class=\"chart\" data-case=\"")
         .skip(1)
         .filter(|f| !f[..f.find('>').unwrap()].contains("data-change-points=\"0\""))
-        .map(|f| (&f[..f.find('"').unwrap()], if f[..f.find('>').unwrap()].contains("\"cold/") { "cold" } else { "warm" }))
+        .map(|f| {
+            (&f[..f.find('"').unwrap()], if f[..f.find('>').unwrap()].contains("\"cold/") { "cold" } else { "warm" })
+        })
         .collect();
     assert!(marked.len() <= 3, "false change points in {} of 16 flat case phases: {marked:?}", marked.len());
     assert_eq!(beta.matches("<g class=\"baseline\">").count(), 0, "beta has no baseline");
@@ -258,7 +272,10 @@ fn the_page_draws_every_chart_in_a_real_browser_without_an_error() {
     let tip = &pinned[pinned.find("<div id=\"tip\"").unwrap()..];
     let tip = &tip[..tip.find("</dl>").unwrap()];
     assert!(tip.contains("class=\"pinned\"") && !tip.contains("hidden"), "{tip}");
-    assert!(tip.contains("data-case=\"code-review/1024\"") && tip.contains(&format!("data-index=\"{}\"", run - 1)), "{tip}");
+    assert!(
+        tip.contains("data-case=\"code-review/1024\"") && tip.contains(&format!("data-index=\"{}\"", run - 1)),
+        "{tip}"
+    );
     assert!(tip.contains(&format!("href=\"{REPO}/commit/{}\"", commit("alpha", run - 1))), "{tip}");
     assert!(tip.contains("2026-11-10 14:30:00 UTC") && tip.contains(" ms</dd>"), "{tip}");
     assert!(tip.contains(&format!("#{run} · synthetic-{run}")), "{tip}");
@@ -282,7 +299,12 @@ fn the_page_draws_every_chart_in_a_real_browser_without_an_error() {
     ] {
         let shot = shots.join(name);
         let _ = std::fs::remove_file(&shot);
-        chromium(&browser, &profile, &address, &[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000"]);
+        chromium(
+            &browser,
+            &profile,
+            &address,
+            &[&format!("--screenshot={}", shot.display()), "--window-size=1400,2000"],
+        );
         let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
         assert!(size > 50_000, "{}: {size} bytes", shot.display());
         eprintln!("screenshot: {}", shot.display());

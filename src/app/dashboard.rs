@@ -78,12 +78,8 @@ pub fn dashboard(args: &DashboardArgs) -> Result<i32, Failure> {
         };
         profiles.push(ProfileInput { name: h.profile, records: h.records, baseline });
     }
-    let settings = Settings {
-        lang,
-        repo_url,
-        detection: dashboard::detection(),
-        tool_version: crate::cli::VERSION.to_string(),
-    };
+    let settings =
+        Settings { lang, repo_url, detection: dashboard::detection(), tool_version: crate::cli::VERSION.to_string() };
     let page = dashboard::build(&profiles, &settings).map_err(|e| Failure::run(anyhow!("change points: {e}")))?;
     let html = dashboard::render(&page).context("cannot serialize the dashboard's data").map_err(Failure::run)?;
     crate::fsutil::probe_folder(&args.out)
@@ -165,7 +161,10 @@ pub fn read_store(dir: &Path, warn: &mut dyn FnMut(String)) -> anyhow::Result<Ve
         };
         let profile = profile.to_string();
         if !crate::baseline::is_profile_name(&profile) {
-            warn(format!("{}: not a profile's history (a profile name is letters, digits, . _ -); skipped", path.display()));
+            warn(format!(
+                "{}: not a profile's history (a profile name is letters, digits, . _ -); skipped",
+                path.display()
+            ));
             continue;
         }
         // A link or a folder is not read: the store is files the history writer made.
@@ -248,7 +247,10 @@ mod tests {
         std::fs::write(dir.path().join("q.jsonl"), format!("{}\n", line("q", 1))).unwrap();
         let mut warnings = Vec::new();
         let store = read_store(dir.path(), &mut |w| warnings.push(w)).unwrap();
-        assert_eq!(store.iter().map(|h| (h.profile.as_str(), h.records.len())).collect::<Vec<_>>(), [("p", 2), ("q", 1)]);
+        assert_eq!(
+            store.iter().map(|h| (h.profile.as_str(), h.records.len())).collect::<Vec<_>>(),
+            [("p", 2), ("q", 1)]
+        );
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("p.jsonl line 3: the last line is incomplete"), "{warnings:?}");
     }

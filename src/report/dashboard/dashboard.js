@@ -236,14 +236,17 @@
       changes.appendChild(h('p', null, t('dash.no_change_points') + ' (' + about + ')'));
       return all.length;
     }
-    changes.appendChild(h('h2', { style: 'font-size:15px;margin:8px 0 0' }, t('dash.change_points', {}, all.length)));
-    changes.appendChild(h('p', { 'class': 'hint', style: 'margin:2px 0;color:var(--muted)' }, about));
+    // Most recent first; a long list starts folded, so that the charts stay in view.
+    var details = h('details');
+    details.open = all.length <= 10;
+    details.appendChild(h('summary', null, t('dash.change_points', {}, all.length)));
+    details.appendChild(h('p', { 'class': 'hint' }, about));
     var table = h('table');
     var head = h('tr');
     ['dash.col.commits', 'dash.col.case', 'dash.col.metric', 'dash.col.before_after', 'dash.col.step', 'dash.col.p']
       .forEach(function (key) { head.appendChild(h('th', null, t(key))); });
     table.appendChild(head);
-    var limit = 30;
+    var limit = 50;
     all.slice(0, limit).forEach(function (item) {
       var m = data.metrics[item.s.metric];
       var c = item.c;
@@ -258,8 +261,9 @@
       tr.appendChild(h('td', { 'class': 'num' }, num(c.p)));
       table.appendChild(tr);
     });
-    changes.appendChild(table);
-    if (all.length > limit) changes.appendChild(h('p', { 'class': 'hint' }, t('dash.more', { n: all.length - limit })));
+    details.appendChild(table);
+    if (all.length > limit) details.appendChild(h('p', { 'class': 'hint' }, t('dash.more', { n: all.length - limit })));
+    changes.appendChild(details);
     return all.length;
   }
 
@@ -328,8 +332,8 @@
       svg.appendChild(svgNode('text', { x: ML - 6, y: y(v) + 4, 'text-anchor': 'end' }, num(v)));
     });
     svg.appendChild(svgNode('line', { 'class': 'axis', x1: ML, x2: ML + PW, y1: MT + PH, y2: MT + PH }));
-    // Run labels: the short commit (or run number) and the day, at up to 7 runs.
-    var k = Math.min(n, 7);
+    // Run labels: the short commit (or run number) and the day, at up to 6 runs.
+    var k = Math.min(n, 6);
     var seen = {};
     for (var j = 0; j < k; j++) {
       var i = k > 1 ? Math.round(j * (n - 1) / (k - 1)) : 0;

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::baseline::{Baseline, round4};
-use crate::history::HistoryRecord;
 use crate::gate::metrics::{CATALOGUE, Direction};
+use crate::history::HistoryRecord;
 use crate::results::PhaseName;
 use crate::stats::changepoint::{self, ChangePointConfig};
 
@@ -40,7 +40,8 @@ const JS: &str = include_str!("dashboard.js");
 /// The Hangul font of Korean pages (the plots' subset, SIL Open Font License 1.1):
 /// the page names the reader's own Korean fonts first and falls back to it.
 static KO_FONT: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fonts/NotoSansCJKkr-Subset.otf"));
-const KO_FONT_LICENSE: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fonts/NotoSansCJKkr-LICENSE.txt"));
+const KO_FONT_LICENSE: &str =
+    include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/fonts/NotoSansCJKkr-LICENSE.txt"));
 
 /// The change-point settings of the page: conservative, since a dashboard
 /// that marks noise teaches people to ignore its marks. One false change
@@ -370,7 +371,11 @@ fn profile_view(p: &ProfileInput, metrics: &[MetricInfo], index: &BTreeMap<(&str
         .records
         .iter()
         .map(|r| {
-            let env = if r.suite.is_empty() { r.environment.clone() } else { format!("{} · suite {}", r.environment, r.suite) };
+            let env = if r.suite.is_empty() {
+                r.environment.clone()
+            } else {
+                format!("{} · suite {}", r.environment, r.suite)
+            };
             let environment = environments.iter().position(|e| *e == env).unwrap_or_else(|| {
                 environments.push(env);
                 environments.len() - 1
@@ -437,7 +442,11 @@ fn baseline_value(b: &Baseline, case: &str, metric: &MetricInfo) -> Option<f64> 
 /// The change points of one series, searched within each stretch of runs
 /// on one environment: a new GPU or driver is a step of its own, marked as
 /// such on the chart, not a change point.
-fn changes(runs: &[RunView], series: &SeriesView, cfg: &ChangePointConfig) -> Result<Vec<ChangeView>, changepoint::ConfigError> {
+fn changes(
+    runs: &[RunView],
+    series: &SeriesView,
+    cfg: &ChangePointConfig,
+) -> Result<Vec<ChangeView>, changepoint::ConfigError> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < runs.len() {
@@ -657,8 +666,9 @@ mod tests {
 
     #[test]
     fn data_cannot_end_its_script_element() {
-        let json = serde_json::to_string(&serde_json::json!({"case": "</script><script>alert(1)</script><!--&\u{2028}"}))
-            .unwrap();
+        let json =
+            serde_json::to_string(&serde_json::json!({"case": "</script><script>alert(1)</script><!--&\u{2028}"}))
+                .unwrap();
         let safe = script_json(&json);
         assert!(!safe.contains('<') && !safe.contains('>') && !safe.contains('&') && !safe.contains('\u{2028}'));
         let back: serde_json::Value = serde_json::from_str(&safe).unwrap();

@@ -246,11 +246,15 @@ pub(super) const WORDS: &[Entry] = &[
     ("dash.vs_baseline", &["vs baseline"]),
     (
         "dash.hint",
-        &["Point at a run for its commit, time and value; click to pin it (its links work then); on a focused chart the arrow keys move along the runs."],
+        &[
+            "Point at a run for its commit, time and value; click to pin it (its links work then); on a focused chart the arrow keys move along the runs.",
+        ],
     ),
     (
         "dash.detection",
-        &["E-divisive means: significance {significance}, {permutations} permutations, segments of at least {min_segment} runs"],
+        &[
+            "E-divisive means: significance {significance}, {permutations} permutations, segments of at least {min_segment} runs",
+        ],
     ),
     ("dash.no_change_points", &["No change point in these charts"]),
     ("dash.change_points", &["{n} change point", "{n} change points"]),

@@ -234,9 +234,14 @@ pub(super) const WORDS: &[Entry] = &[
     ("dash.vs_baseline", &["기준선 대비"]),
     (
         "dash.hint",
-        &["점을 가리키면 커밋, 시각, 값이 보입니다. 클릭하면 고정되어 링크를 누를 수 있고, 선택한 차트에서는 화살표 키로 실행 사이를 이동합니다."],
+        &[
+            "점을 가리키면 커밋, 시각, 값이 보입니다. 클릭하면 고정되어 링크를 누를 수 있고, 선택한 차트에서는 화살표 키로 실행 사이를 이동합니다.",
+        ],
     ),
-    ("dash.detection", &["E-divisive means: 유의수준 {significance}, 순열 {permutations}회, 구간당 최소 실행 {min_segment}회"]),
+    (
+        "dash.detection",
+        &["E-divisive means: 유의수준 {significance}, 순열 {permutations}회, 구간당 최소 실행 {min_segment}회"],
+    ),
     ("dash.no_change_points", &["이 차트들에는 변화점이 없습니다"]),
     ("dash.change_points", &["변화점 {n}개"]),
     ("dash.change_point", &["변화점"]),
