@@ -75,7 +75,8 @@ fn main() {
             for (m, (name, _)) in METRICS.iter().enumerate() {
                 // Lognormal noise of 2%: exp(0.02 z), z from Box-Muller.
                 let z = (-2.0 * (1.0 - rng.unit()).ln()).sqrt() * (std::f64::consts::TAU * rng.unit()).cos();
-                let value = levels[&(c, m)][run] * (0.02 * z).exp();
+                let level = levels.get(&(c, m)).and_then(|l| l.get(run)).copied().unwrap_or(f64::NAN);
+                let value = level * (0.02 * z).exp();
                 metrics.insert(name.to_string(), Point { value, n: 20, spread: Some(0.01) });
             }
             record_cases.insert(case.clone(), BTreeMap::from([(PhaseName::Warm, metrics)]));

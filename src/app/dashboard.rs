@@ -101,12 +101,12 @@ pub fn dashboard(args: &DashboardArgs) -> Result<i32, Failure> {
     .map_err(crate::fsutil::failure)?;
     let counts = page.counts();
     eprintln!(
-        "dashboard: {} profile(s), {} run(s), {} chart(s), {} change point(s), {}",
+        "dashboard: {} profile(s), {} run(s), {} chart(s), {} change point(s), {} KiB",
         counts.profiles,
         counts.runs,
         counts.series,
         counts.change_points,
-        crate::input::size_text(html.len() as u64)
+        html.len().div_ceil(1024)
     );
     super::print_stdout(&format!("{}\n", target.display()))?;
     Ok(exit::PASS)

@@ -286,7 +286,7 @@ pub fn build(profiles: &[ProfileInput], settings: &Settings) -> Result<Page, cha
     for phase in [PhaseName::Cold, PhaseName::Warm] {
         for def in CATALOGUE {
             if named.remove(&(phase, def.name.to_string())) {
-                metrics.push(metric_info(phase, &def.name.to_string(), def.unit, Some(def.direction)));
+                metrics.push(metric_info(phase, def.name, def.unit, Some(def.direction)));
             }
         }
     }
