@@ -4,7 +4,8 @@
 //! loads it from disk and its DOM, as the page's own script left it, is
 //! checked: the number of charts, the change points, the baseline lines,
 //! the pinned tooltip of one run, no error of any kind (guard.js counts
-//! script errors, console.error, blocked loads). Screenshots are kept under
+//! script errors, console.error, blocked loads; and Chromium's own console
+//! log must be empty). Screenshots are kept under
 //! `target/tmp/dashboard/` to be looked at.
 //!
 //! The browser is `$INFERGATE_BROWSER`, else `chromium`, `chromium-browser`,
@@ -149,17 +150,22 @@ fn browser_or_skip(test: &str) -> Option<PathBuf> {
 }
 
 /// Headless Chromium on `page` with `args` (`--dump-dom`, `--screenshot=...`); returns stdout.
+/// The browser's own log of the page's console is a second witness beside guard.js: it holds
+/// what the page logged, or threw, even before guard.js ran; the page logs nothing.
 fn chromium(browser: &Path, profile: &Path, page: &str, args: &[&str]) -> String {
     let out = Command::new(browser)
         .args(["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run", "--no-default-browser-check"])
-        .args(["--disable-extensions", "--hide-scrollbars", "--mute-audio"])
+        .args(["--disable-extensions", "--hide-scrollbars", "--mute-audio", "--enable-logging=stderr", "--v=0"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(page)
         .timeout(Duration::from_secs(120))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{} failed: {}", browser.display(), String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{} failed: {log}", browser.display());
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "{page}: the page wrote to the console:\n{}", console.join("\n"));
     String::from_utf8(out.stdout).unwrap()
 }
 
