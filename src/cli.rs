@@ -63,6 +63,17 @@ pub enum Command {
     Report(ReportCmdArgs),
     /// Export results as Bencher Metric Format, OpenMetrics text, CSV or history JSON Lines.
     Export(ExportArgs),
+    /// Main's history: the dashboard page.
+    #[command(subcommand)]
+    History(HistoryCommand),
+}
+
+/// `infergate history ...`.
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Write the history as a static page: one chart per case and metric over the runs, change
+    /// points marked, the baseline as a line (opens from disk and from GitHub Pages).
+    Dashboard(DashboardArgs),
 }
 
 /// `infergate run`.
@@ -807,4 +818,24 @@ mod tests {
         }
         assert!(format!("{plan:?}").contains("Secret(<redacted>)"));
     }
+}
+
+/// `infergate history dashboard`.
+#[derive(Debug, Clone, Args)]
+pub struct DashboardArgs {
+    /// The history store: a folder of PROFILE.jsonl files, one history record a line.
+    #[arg(long, value_name = "DIR", default_value = ".infergate-history")]
+    pub store: PathBuf,
+    /// Output folder: the page is DIR/index.html, one self-contained file.
+    #[arg(long, value_name = "DIR", default_value = "infergate-dashboard")]
+    pub out: PathBuf,
+    /// Folder of baselines: the values of DIR/PROFILE.toml are drawn as a line on PROFILE's charts.
+    #[arg(long, value_name = "DIR", default_value = "baselines")]
+    pub baseline_dir: PathBuf,
+    /// Link commits to this repository, e.g. https://github.com/OWNER/REPO
+    /// [default: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY when both are set, else no links].
+    #[arg(long, value_name = "URL")]
+    pub repo_url: Option<String>,
+    #[command(flatten)]
+    pub lang: LangArgs,
 }

@@ -1,6 +1,7 @@
 //! The commands: each turns parsed arguments into a run of the library and
 //! an exit code. `main` only parses and calls these.
 
+pub mod dashboard;
 pub mod export;
 pub mod gate;
 pub mod publish;

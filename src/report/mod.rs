@@ -2,6 +2,7 @@
 //! Markdown), the full report with its plots, in English or Korean.
 
 pub mod calibration;
+pub mod dashboard;
 pub mod escape;
 pub mod findings;
 pub mod format;

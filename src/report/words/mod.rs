@@ -162,6 +162,12 @@ impl Words {
         self.fill(key, n, args).unwrap_or_else(|_| key.to_string())
     }
 
+    /// Every word whose key starts with `prefix`, in table order (the
+    /// dashboard page takes its words along as data).
+    pub fn with_prefix(&self, prefix: &str) -> Vec<(&'static str, &'static [&'static str])> {
+        self.lang.table().iter().copied().filter(|(key, _)| key.starts_with(prefix)).collect()
+    }
+
     /// The word for a value under a prefix (`phase.warm`), or the value
     /// itself when there is none: names the report knows are translated,
     /// anything else passes through.
@@ -277,8 +283,8 @@ pub(crate) mod tests {
     /// misspelt key is caught here instead.
     #[test]
     fn every_key_the_code_names_exists() {
-        const PREFIXES: [&str; 10] =
-            ["md.", "term.", "chart.", "verdict.", "status.", "phase.", "count.", "runs.", "limit.", "drift."];
+        const PREFIXES: [&str; 11] =
+            ["md.", "term.", "chart.", "verdict.", "status.", "phase.", "count.", "runs.", "limit.", "drift.", "dash."];
         let words = Words::of(Lang::En);
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let mut files = vec![root.clone()];
