@@ -3,6 +3,7 @@
 //! The simulator runs in-process on its own runtime, so the tests can read its
 //! ground truth; the binary under test is a separate process, exactly as a
 //! user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 
