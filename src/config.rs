@@ -301,6 +301,7 @@ grace = "5s"
             ("[run]\ndeadline = \"later\"\n", &["infergate.toml:2", "run.deadline", "not a duration"]),
             ("[run]\ngrace = 0\n", &["infergate.toml:2", "run.grace", "positive"]),
             ("[run]\nretries = -1\n", &["infergate.toml:2", "run.retries"]),
+            ("[run]\ncases = \"a/*,,b/*\"\n", &["infergate.toml:2", "run.cases", "empty pattern"]),
             ("[server\n", &["infergate.toml:1"]),
         ];
         for (text, fragments) in cases {

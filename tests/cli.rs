@@ -259,6 +259,11 @@ fn invalid_inputs_exit_2_with_the_fix() {
             &["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "quick", "--cases", "x/*"],
             "matches no case",
         ),
+        (
+            &["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "quick", "--cases", "debugging/*,"],
+            "'--cases <GLOB>': `debugging/*,` has an empty pattern",
+        ),
+        (&["baseline", "update", "--results", "r.json", "--baseline", "b", "--cases", " , "], "no case pattern"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--idle-timeout", "soon"], "--idle-timeout"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--config", "missing.toml"], "missing.toml"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--repetitions", "0"], "repetitions"),

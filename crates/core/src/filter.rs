@@ -198,4 +198,17 @@ mod tests {
         assert!(serde_json::from_str::<CaseFilter>("3").is_err());
         assert_eq!(CaseFilter::try_from(String::from("x")).unwrap(), CaseFilter::try_from("x").unwrap());
     }
+
+    #[test]
+    fn a_results_file_keeps_the_filter_as_text_and_refuses_a_broken_one() {
+        let mut r = crate::testing::results(&["a/1"], 1, 3, 1.0, 0.05);
+        r.settings.cases_filter = Some(CaseFilter::parse("a/*, b/1").unwrap());
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"cases_filter\":\"a/*, b/1\""), "the schema keeps a string");
+        let back = crate::results::Results::from_json(&text, "r.json").unwrap();
+        assert_eq!(back.settings.cases_filter, r.settings.cases_filter);
+        let broken = text.replace("\"a/*, b/1\"", "\"a/*,,b/1\"");
+        let e = format!("{:#}", crate::results::Results::from_json(&broken, "r.json").unwrap_err());
+        assert!(e.contains("r.json:1:") && e.contains("settings.cases_filter") && e.contains("empty pattern"), "{e}");
+    }
 }
