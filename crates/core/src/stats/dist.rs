@@ -13,16 +13,17 @@
 //!
 //! | statrs function | worst error | needed |
 //! | --- | --- | --- |
-//! | `erf::erfc` (so `Normal::cdf`/`sf`) | 9.6e-11 relative (x = 0.8), 5e-11 at `sf(10)` | 1e-14 |
+//! | `erf::erfc` (so `Normal::cdf`/`sf`) | 9.6e-11 relative (x = 0.8), 5e-11 at `sf(10)`; faster (9-12 ns against 21-38 ns a call) | 1e-14 |
 //! | `StudentsT::sf`/`cdf` | 8.7e-10 relative at 1e6 degrees of freedom | 1e-12 |
-//! | `StudentsT::inverse_cdf` | -7.1e7 for -1.03e19 at p = 1e-10, df = 0.5 (11 of 110 scipy points off); panics on NaN; 2.8x slower (1.6 us against 0.57 us a call) | 1e-10 |
-//! | `ChiSquared::inverse_cdf` | 23 of 100 scipy points off (infinite error at p = 1e-10, df = 0.5); 2.5x slower | 1e-11 |
+//! | `StudentsT::inverse_cdf` | -7.1e7 for -1.03e19 at p = 1e-10, df = 0.5 (11 of 110 scipy points off); panics on NaN; 1.7 to 2.8 times slower (1.4-1.6 us against 0.57-0.85 us a call) | 1e-10 |
+//! | `ChiSquared::inverse_cdf` | 23 of 100 scipy points off (infinite error at p = 1e-10, df = 0.5); 2.5 times slower (1.4-2.5 us against 0.56-1.0 us) | 1e-11 |
 //! | `gamma::ln_gamma` | 4.4e-16 at x = 1 (exactly 0); `ln Gamma(x+1) - ln Gamma(x) - ln x` up to 9.8e-15 (16 of 399 points beyond 6e-15) | 1e-16 at 1 and 2, 6e-15 |
 //! | `beta::ln_beta(3.5, 1e8)` | 2.3e-7 absolute | 1e-13 |
 //! | `beta::beta_reg` | 8.3e-10 relative at a = 5e5; no complement (1 - I loses 1.4e-10) | 1e-12 |
 //! | `gamma::gamma_lr`/`gamma_ur` | 2.7e-11 relative near a = 1e4 (235 of 3,968 grid points beyond 1e-12); 0 for x below 1.1e-15 (its `almost_eq` to 0), which sends the chi-square quantile at df <= 1.5, p <= 1e-6 off by orders of magnitude | 1e-12 |
 //!
-//! (statrs' `erfc` error comes from truncated interval constants; upstream
+//! (Speeds: `cargo bench -p infergate-core --bench special_functions`.
+//! statrs' `erfc` error comes from truncated interval constants; upstream
 //! has a fix, not yet in a release: revisit `normal_sf` when one ships.)
 //! The methods kept here, and why:
 //!
@@ -159,7 +160,7 @@ pub(super) fn normal_ln_cdf_and_hazard(x: f64) -> (f64, f64) {
 /// mirrored for the upper one because `1 - p` is exact for `p > 0.5`. It
 /// replaced Acklam's approximation polished by a Halley step: the two agree
 /// to 9e-16 relative over `p` from 1e-300 to 1 - 1e-7 (3,000 points), and it
-/// is about five times faster (10 ns against 56 ns a call). `-inf` at 0, `inf`
+/// is about five times faster (9-10 ns against 56 ns a call). `-inf` at 0, `inf`
 /// at 1, NaN outside `[0, 1]` or for NaN (statrs' `Normal::inverse_cdf` would
 /// panic there, so its function is called directly).
 pub fn normal_quantile(p: f64) -> f64 {
@@ -1947,7 +1948,19 @@ mod tests {
                 (rel(got, p.min(q)), format!("a {a} x {x}"))
             }),
         );
-        // Off the scipy table: the small lower tail the chi-square quantile needs at df <= 1.5.
+        // Off the scipy table, against this file's functions (checked against mpmath).
+        report(
+            "gamma_lr / gamma_ur, grid",
+            1e-12,
+            (0..60).flat_map(|i| (0..80).map(move |j| (i, j))).filter_map(|(i, j)| {
+                let a = 0.25 * 1.2f64.powi(i);
+                let x = a * (0.02 + f64::from(j) * 0.05);
+                let (p, q) = gamma_pq(a, x);
+                let got = if p <= q { sg::gamma_lr(a, x) } else { sg::gamma_ur(a, x) };
+                (p.min(q) > 1e-300).then(|| (rel(got, p.min(q)), format!("a {a:.5e} x {x:.5e}")))
+            }),
+        );
+        // The small lower tail the chi-square quantile needs at df <= 1.5.
         report(
             "gamma_lr, tiny x",
             1e-12,
