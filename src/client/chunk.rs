@@ -23,17 +23,22 @@ use serde::Deserialize;
 /// `usage` of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub struct UsageMsg {
+    /// Tokens of the prompt, as the server counted them.
     pub prompt_tokens: Option<u32>,
+    /// Tokens generated so far (per chunk with continuous usage, else at the end).
     pub completion_tokens: Option<u32>,
 }
 
 /// One choice of a chunk: chat (`delta`) or completions (`text`).
 #[derive(Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct ChoiceMsg<'a> {
+    /// The chat API's increment.
     #[serde(borrow, default)]
     pub delta: Option<DeltaMsg<'a>>,
+    /// The completions API's text.
     #[serde(borrow, default)]
     pub text: Option<Cow<'a, str>>,
+    /// Why generation stopped, on the last choice-bearing chunk.
     #[serde(borrow, default)]
     pub finish_reason: Option<Cow<'a, str>>,
 }
@@ -41,8 +46,10 @@ pub struct ChoiceMsg<'a> {
 /// The `delta` of a chat choice.
 #[derive(Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct DeltaMsg<'a> {
+    /// Output text.
     #[serde(borrow, default)]
     pub content: Option<Cow<'a, str>>,
+    /// A reasoning model's thinking text (vLLM, SGLang, llama.cpp).
     #[serde(borrow, default)]
     pub reasoning_content: Option<Cow<'a, str>>,
 }
