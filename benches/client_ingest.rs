@@ -14,6 +14,7 @@
 //! 2000), INFERGATE_BENCH_ONLY (`ingest` or `timing`, default both),
 //! INFERGATE_BENCH_RUNS (how many times 2. runs, default 1).
 //! Figures depend on the machine; the client and the simulator share its cores.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};

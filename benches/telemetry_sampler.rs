@@ -6,6 +6,7 @@
 //! system has `libnvidia-ml.so.1`), the real GPUs too. It reports the CPU time
 //! of one sample (all devices) in a tight loop and the share of one core the
 //! recorder thread uses at the default 100 ms interval.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 #[path = "../tests/support/mod.rs"]
 mod support;

@@ -22,6 +22,7 @@
 //! INFERGATE_BENCH_ONLY (comma-separated sections to run: `suite`, `compare`,
 //! `startup`; default all).
 //! Figures depend on the machine; the tool and the simulator share its cores.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -39,7 +40,7 @@ use infergate::report::render::{Format, RenderOptions, render};
 use infergate::results::{PhaseName, PhaseSummary, Results};
 use infergate::runner::{self, CacheReset, GpuPlan, Reporter, RunEvent, RunPlan, StopSignal};
 use infergate::sim::{self, SimConfig, TruthRecord};
-use infergate::suite::{CaseSettings, Suite};
+use infergate::suite::{CaseFilter, CaseSettings, Suite};
 
 const BIN: &str = env!("CARGO_BIN_EXE_infergate");
 
@@ -213,8 +214,9 @@ fn truth_after(server: &sim::SimServer, at_least: usize) -> Vec<TruthRecord> {
 
 fn run_plan(base_url: String, cases: Option<&str>) -> RunPlan {
     let mut suite = infergate::suite::load("quick").expect("the quick suite");
-    if let Some(globs) = cases {
-        suite.select(globs).expect("INFERGATE_BENCH_CASES selects cases of the quick suite");
+    let cases = cases.map(|globs| CaseFilter::parse(globs).expect("INFERGATE_BENCH_CASES is a case filter"));
+    if let Some(filter) = &cases {
+        suite.select(filter).expect("INFERGATE_BENCH_CASES selects cases of the quick suite");
     }
     // The defaults of `infergate run`, as src/cli.rs sets them, without GPU telemetry.
     RunPlan {
@@ -228,7 +230,7 @@ fn run_plan(base_url: String, cases: Option<&str>) -> RunPlan {
             max_event_bytes: infergate::client::sse::DEFAULT_MAX_EVENT_BYTES,
         },
         suite,
-        cases_filter: cases.map(str::to_string),
+        cases_filter: cases,
         overrides: CaseSettings { repetitions: Some(10), warmup: Some(1), ..CaseSettings::default() },
         config_defaults: CaseSettings::default(),
         ignore_eos: true,
@@ -520,7 +522,7 @@ fn run_quietly(name: &str, args: &[&std::ffi::OsStr], dir: &Path) {
 fn start_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut suite = infergate::suite::load("quick").expect("the quick suite");
-    suite.select("debugging/256").expect("a quick case");
+    suite.select(&CaseFilter::parse("debugging/256").expect("a filter")).expect("a quick case");
     let (results, baseline) = pair(&suite, 10);
     let results_path = dir.path().join("results.json");
     let baseline_path = dir.path().join("baseline.toml");

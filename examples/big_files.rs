@@ -14,6 +14,7 @@
 //! ```
 //!
 //! and read "Maximum resident set size".
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::path::PathBuf;
 

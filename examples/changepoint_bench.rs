@@ -16,6 +16,7 @@
 //! points on them (`DIR/ours.csv`), for
 //! `scripts/otava-compare.py`. `--block B` shuffles blocks of B runs in the
 //! noise and step sections (default 1, the classic test).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test or run, not a crash.
 
 use std::time::Instant;
 

@@ -7,6 +7,7 @@
 //!
 //! `cargo run --example dashboard_store -- DIR [RUNS]` (RUNS defaults to 1,000)
 //! writes `DIR/bench.jsonl`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test or run, not a crash.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

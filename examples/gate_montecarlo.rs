@@ -5,6 +5,7 @@
 //! the trial counts, default 1; `INFERGATE_MC_ONLY=aa,curve,mdc,calibrate`
 //! picks sections). Every figure is a rate over seeded trials with its 95%
 //! Wilson interval; the seed is fixed, so a run reproduces them exactly.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use infergate::gate::rules::Rules;
 use infergate::sim::montecarlo::{self, Noise, Setup};

@@ -323,7 +323,7 @@ pub struct BaselineUpdateArgs {
     pub only_changed: bool,
     /// Update only these cases (comma-separated globs); the others keep their values.
     #[arg(long, value_name = "GLOB")]
-    pub cases: Option<String>,
+    pub cases: Option<crate::suite::CaseFilter>,
     /// Config file with the [gate] rules [default: ./infergate.toml when present].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -386,7 +386,7 @@ pub struct RunArgs {
     pub suite: Option<String>,
     /// Only cases matching these comma-separated globs, e.g. 'code-review/*' ([run] cases).
     #[arg(long, value_name = "GLOB")]
-    pub cases: Option<String>,
+    pub cases: Option<crate::suite::CaseFilter>,
     /// Warm-phase requests per case, 1 to 1000000 ([run] repetitions) [default: 10].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=crate::limits::MAX_COUNT as i64))]
     pub repetitions: Option<u32>,
@@ -584,7 +584,7 @@ pub const DEFAULT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_
 fn flag_duration(flag: &str, value: &Option<String>) -> Result<Option<std::time::Duration>, Failure> {
     value
         .as_deref()
-        .map(|v| HumanDuration::parse(v).map(|d| d.0).map_err(|e| Failure::invalid(anyhow!("{flag}: {e}"))))
+        .map(|v| HumanDuration::parse(v).map(HumanDuration::get).map_err(|e| Failure::invalid(anyhow!("{flag}: {e}"))))
         .transpose()
 }
 
@@ -621,10 +621,10 @@ pub fn client_config(args: &ServerArgs, loaded: &LoadedConfig) -> Result<ClientC
         api: args.api.or(s.api).unwrap_or_default(),
         api_key,
         request_timeout: flag_duration("--request-timeout", &args.request_timeout)?
-            .or(s.request_timeout.map(|d| d.0))
+            .or(s.request_timeout.map(HumanDuration::get))
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT),
         idle_timeout: flag_duration("--idle-timeout", &args.idle_timeout)?
-            .or(s.idle_timeout.map(|d| d.0))
+            .or(s.idle_timeout.map(HumanDuration::get))
             .unwrap_or(DEFAULT_IDLE_TIMEOUT),
         max_event_bytes: crate::client::sse::DEFAULT_MAX_EVENT_BYTES,
     })
@@ -637,7 +637,7 @@ pub const NVML_LIBRARY_ENV: &str = "INFERGATE_NVML_LIBRARY";
 pub fn gpu_plan(flag: Option<crate::config::GpuMode>, c: &crate::config::GpuConfig) -> GpuPlan {
     GpuPlan {
         mode: flag.or(c.mode).unwrap_or_default(),
-        interval: c.interval.map_or(std::time::Duration::from_millis(100), |d| d.0),
+        interval: c.interval.map_or(std::time::Duration::from_millis(100), HumanDuration::get),
         nvml: crate::telemetry::nvml::NvmlOptions {
             library: std::env::var_os(NVML_LIBRARY_ENV)
                 .filter(|v| !v.is_empty())
@@ -678,7 +678,7 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
     };
     // Checked with or without a server command, so a bad value is an error wherever it is written.
     let ready_timeout = flag_duration("--ready-timeout", &args.ready_timeout)?
-        .or(server.ready_timeout.map(|d| d.0))
+        .or(server.ready_timeout.map(HumanDuration::get))
         .unwrap_or(std::time::Duration::from_secs(600));
     let plan = RunPlan {
         client,
@@ -691,10 +691,10 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
             request_rate: args.request_rate,
         },
         config_defaults: CaseSettings {
-            repetitions: run.repetitions.map(|p| p.0),
-            warmup: run.warmup.map(|w| w.0),
-            concurrency: run.concurrency.map(|p| p.0),
-            request_rate: run.request_rate.map(|r| r.0),
+            repetitions: run.repetitions.map(|p| p.get()),
+            warmup: run.warmup.map(|w| w.get()),
+            concurrency: run.concurrency.map(|p| p.get()),
+            request_rate: run.request_rate.map(|r| r.get()),
         },
         ignore_eos: args.ignore_eos.or(server.ignore_eos).unwrap_or(true),
         min_tokens: args.min_tokens.or(server.min_tokens).unwrap_or(true),
@@ -710,7 +710,7 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
             |command| crate::server::Launch {
                 command,
                 ready_timeout,
-                stop_grace: server.stop_grace.map_or(std::time::Duration::from_secs(10), |d| d.0),
+                stop_grace: server.stop_grace.map_or(std::time::Duration::from_secs(10), HumanDuration::get),
                 log: match output.parent().filter(|p| !p.as_os_str().is_empty() && output.as_os_str() != "-") {
                     Some(dir) => dir.join("server.log"),
                     None => PathBuf::from("server.log"),
@@ -719,13 +719,13 @@ pub fn run_plan(args: &RunArgs) -> Result<(RunPlan, PathBuf), Failure> {
                 withheld_env: Vec::new(),
             },
         ),
-        retries: args.retries.or(run.retries.map(|r| r.0)).unwrap_or(crate::client::retry::DEFAULT_RETRIES),
+        retries: args.retries.or(run.retries.map(|r| r.get())).unwrap_or(crate::client::retry::DEFAULT_RETRIES),
         grace: flag_duration("--grace", &args.grace)?
-            .or(run.grace.map(|d| d.0))
+            .or(run.grace.map(HumanDuration::get))
             .unwrap_or(crate::runner::DEFAULT_GRACE),
         // The clock starts now, before the server is started or probed.
         deadline: flag_duration("--deadline", &args.deadline)?
-            .or(run.deadline.map(|d| d.0))
+            .or(run.deadline.map(HumanDuration::get))
             .and_then(crate::runner::Deadline::after),
     };
     Ok((plan, output))

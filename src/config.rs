@@ -149,7 +149,7 @@ pub struct RunConfig {
     /// Built-in suite name or suite file path.
     pub suite: Option<String>,
     /// Comma-separated case globs.
-    pub cases: Option<String>,
+    pub cases: Option<crate::suite::CaseFilter>,
     /// Warm-phase repetitions per case.
     pub repetitions: Option<Positive>,
     /// Unrecorded warm-up requests per case.
@@ -295,13 +295,13 @@ grace = "5s"
         .unwrap();
         assert_eq!(c.server.base_url.unwrap().0, "http://127.0.0.1:8000");
         assert_eq!(c.server.api, Some(Api::Completions));
-        assert_eq!(c.server.request_timeout.unwrap().0, Duration::from_secs(600));
-        assert_eq!(c.server.idle_timeout.unwrap().0, Duration::from_secs(30));
-        assert_eq!(c.run.repetitions.unwrap().0, 3);
-        assert_eq!(c.run.request_rate.unwrap().0, 2.5);
-        assert_eq!(c.run.retries.map(|r| r.0), Some(0));
-        assert_eq!(c.run.deadline.unwrap().0, Duration::from_secs(1800));
-        assert_eq!(c.run.grace.unwrap().0, Duration::from_secs(5));
+        assert_eq!(c.server.request_timeout.unwrap().get(), Duration::from_secs(600));
+        assert_eq!(c.server.idle_timeout.unwrap().get(), Duration::from_secs(30));
+        assert_eq!(c.run.repetitions.unwrap().get(), 3);
+        assert_eq!(c.run.request_rate.unwrap().get(), 2.5);
+        assert_eq!(c.run.retries.map(|r| r.get()), Some(0));
+        assert_eq!(c.run.deadline.unwrap().get(), Duration::from_secs(1800));
+        assert_eq!(c.run.grace.unwrap().get(), Duration::from_secs(5));
     }
 
     #[test]
@@ -323,6 +323,7 @@ grace = "5s"
             ("[run]\nretries = -1\n", &["infergate.toml:2", "run.retries"]),
             ("[report]\nlang = \"kr\"\n", &["infergate.toml:2", "report.lang", "`ko`", "`en`"]),
             ("[report]\nlanguage = \"ko\"\n", &["infergate.toml:2", "language", "unknown field"]),
+            ("[run]\ncases = \"a/*,,b/*\"\n", &["infergate.toml:2", "run.cases", "empty pattern"]),
             ("[server\n", &["infergate.toml:1"]),
         ];
         for (text, fragments) in cases {
@@ -353,8 +354,8 @@ grace = "5s"
 
     #[test]
     fn durations() {
-        assert_eq!(HumanDuration::parse("1m 30s").unwrap().0, Duration::from_secs(90));
-        assert_eq!(HumanDuration::parse("0.5").unwrap().0, Duration::from_millis(500));
+        assert_eq!(HumanDuration::parse("1m 30s").unwrap().get(), Duration::from_secs(90));
+        assert_eq!(HumanDuration::parse("0.5").unwrap().get(), Duration::from_millis(500));
         assert!(HumanDuration::parse("0s").is_err());
         assert!(HumanDuration::parse("-3").is_err());
     }

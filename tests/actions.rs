@@ -1,6 +1,7 @@
 //! `infergate check` inside GitHub Actions: job summary, annotations, step
 //! outputs, the sticky comment against a local mock of GitHub's REST API,
 //! forks, failures that must not hide the verdict, and the token.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

@@ -8,6 +8,7 @@
 //! non-test code names through `crate::`, and fails on any cycle, naming it.
 //! The core crate must also stay free of what its manifest cannot forbid:
 //! files, sockets, processes, environment variables and the clock.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 //! request and the limit, exit 3, in bounded memory and within
 //! `--request-timeout`; and an input file over its size limit is refused
 //! with exit 2, not read.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

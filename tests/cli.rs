@@ -3,6 +3,7 @@
 //! The simulator runs in-process on its own runtime, so the tests can read its
 //! ground truth; the binary under test is a separate process, exactly as a
 //! user runs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 
@@ -258,6 +259,11 @@ fn invalid_inputs_exit_2_with_the_fix() {
             &["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "quick", "--cases", "x/*"],
             "matches no case",
         ),
+        (
+            &["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--suite", "quick", "--cases", "debugging/*,"],
+            "'--cases <GLOB>': `debugging/*,` has an empty pattern",
+        ),
+        (&["baseline", "update", "--results", "r.json", "--baseline", "b", "--cases", " , "], "no case pattern"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--idle-timeout", "soon"], "--idle-timeout"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--config", "missing.toml"], "missing.toml"),
         (&["run", "--base-url", "http://127.0.0.1:9", "--model", "m", "--repetitions", "0"], "repetitions"),

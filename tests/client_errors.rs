@@ -1,6 +1,7 @@
 //! The streaming client against a scripted local HTTP server: every way a
 //! response can go wrong ends as a classified error in the record, never a
 //! panic, never a hang.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,7 @@
 //! `google-chrome` or `google-chrome-stable` on the PATH. Without one, the
 //! browser checks are skipped with a loud message, unless
 //! `INFERGATE_REQUIRE_BROWSER` is set (as `.ci/run` does): then they fail.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test or run, not a crash.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@
 //! - every subcommand and every flag of the binary is documented in the book;
 //! - no flag is written outside code, where the book's smart punctuation would
 //!   turn its `--` into a dash.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Component, Path, PathBuf};

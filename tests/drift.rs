@@ -7,6 +7,7 @@
 //! against the five-run baseline (its drift is within what the runs show),
 //! while against a one-run baseline the verdict cannot see that drift and
 //! every report says so; a real 60% slowdown still fails against the five.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The book's table of documented errors (`docs/src/exit-codes.md`), run row
 //! by row through the binary: each command as written, each exit code as
 //! documented.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

@@ -8,6 +8,7 @@
 //! module. The Python packages live in the venv `.ci/run` creates
 //! (`target/ci-venv`); a test creates it when it is missing and skips,
 //! loudly, only when it cannot be created.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

@@ -7,6 +7,7 @@
 //! Faults use `@case=*` so they hit the measured requests (which name their
 //! case in a header) and leave the capability probes alone, unless a test is
 //! about what the probes see.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

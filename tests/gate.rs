@@ -1,4 +1,5 @@
 //! End-to-end tests of the gate: baselines, compare, check, demo.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

@@ -1,7 +1,7 @@
 //! Server lifecycle: infergate starts the server, waits until it is ready,
 //! records the time that took, and leaves no process behind, whatever the
 //! server does.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 #![cfg(unix)]
 
 use std::path::Path;

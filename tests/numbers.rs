@@ -9,6 +9,7 @@
 //! exit 3 (server unreachable) at once: an exit 2 there proves that the
 //! check came before the first request. `sim` is given a port the test
 //! holds, so a valid fault ends in exit 3 (cannot bind) instead of serving.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

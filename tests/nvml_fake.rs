@@ -5,6 +5,7 @@
 //!
 //! The script path is a process-wide environment variable and the library a
 //! process-wide singleton, so the scenarios run in order in one test.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

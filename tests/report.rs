@@ -1,5 +1,6 @@
 //! `infergate report` end to end: two models measured on the simulator, the
 //! Korean and English reports, the plots as files.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

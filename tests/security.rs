@@ -7,7 +7,7 @@
 //! The servers are local: the built-in simulator, and a tiny HTTP server
 //! (below) that echoes the `Authorization` header back, as careless servers
 //! and proxies do in their error bodies.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 #![cfg(unix)]
 
 mod support;

@@ -1,5 +1,6 @@
 //! GPU telemetry end to end: `infergate` against the simulator with a fake
 //! `libnvidia-ml.so` (built from C by the test) on the real NVML FFI path.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 mod support;
 

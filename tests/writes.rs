@@ -9,7 +9,7 @@
 //! Baselines and results come from the simulator's synthetic model (no
 //! server); the runs that must not start go to the built-in simulator, whose
 //! ground truth says whether any request reached it.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 #![cfg(unix)]
 
 mod support;

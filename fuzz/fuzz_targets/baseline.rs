@@ -1,4 +1,4 @@
-//! The baseline loader (`infergate::baseline::Baseline::load`) on arbitrary
+//! The baseline loader (`infergate::baseline::load`) on arbitrary
 //! file contents, through a scratch file so the code under test is exactly
 //! what `compare` and `check` run.
 //!
@@ -9,7 +9,6 @@
 
 #![no_main]
 
-use infergate::baseline::Baseline;
 use infergate::gate::metrics::Series;
 use infergate::results::PhaseName;
 use infergate_fuzz::{remove, scratch_file};
@@ -17,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let path = scratch_file("baseline.toml", data);
-    let loaded = Baseline::load(&path);
+    let loaded = infergate::baseline::load(&path);
     let baseline = match loaded {
         Ok(b) => b,
         Err(e) => {
@@ -39,7 +38,8 @@ fuzz_target!(|data: &[u8]| {
 
     let text = baseline.to_toml().expect("a loaded baseline serializes");
     let again_path = scratch_file("baseline-again.toml", text.as_bytes());
-    let again = Baseline::load(&again_path).unwrap_or_else(|e| panic!("written baseline does not load: {e:#}\n{text}"));
+    let again = infergate::baseline::load(&again_path)
+        .unwrap_or_else(|e| panic!("written baseline does not load: {e:#}\n{text}"));
     let text_again = again.to_toml().expect("a reloaded baseline serializes");
     assert_eq!(text, text_again, "writing the baseline is not stable");
     remove(&path);

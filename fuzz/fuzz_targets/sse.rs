@@ -18,6 +18,7 @@
 #![no_main]
 
 use infergate::client::sse::{DEFAULT_MAX_EVENT_BYTES, Event, SseError, SseParser};
+use infergate_fuzz::{lengths_and_stream, split};
 use libfuzzer_sys::fuzz_target;
 
 type Owned = (Option<Vec<u8>>, Vec<u8>);
@@ -50,33 +51,8 @@ fn run(pieces: &[&[u8]], limit: usize) -> Outcome {
     Outcome { events, pending, end }
 }
 
-fn split<'a>(stream: &'a [u8], lengths: &[u8]) -> Vec<&'a [u8]> {
-    if lengths.is_empty() {
-        return stream.chunks(1).collect();
-    }
-    if lengths.iter().all(|&len| len == 0) {
-        // Empty pushes, then the stream: cycling through zeros would never end.
-        let mut pieces = vec![&stream[..0]; lengths.len()];
-        pieces.push(stream);
-        return pieces;
-    }
-    let mut pieces = Vec::new();
-    let mut rest = stream;
-    for &len in lengths.iter().cycle() {
-        let (piece, tail) = rest.split_at(usize::from(len).min(rest.len()));
-        pieces.push(piece);
-        rest = tail;
-        if rest.is_empty() {
-            break;
-        }
-    }
-    pieces
-}
-
 fuzz_target!(|data: &[u8]| {
-    let Some((&k, rest)) = data.split_first() else { return };
-    let k = usize::from(k % 16).min(rest.len());
-    let (lengths, stream) = rest.split_at(k);
+    let Some((lengths, stream)) = lengths_and_stream(data) else { return };
     let pieces = split(stream, lengths);
 
     let whole = run(&[stream], DEFAULT_MAX_EVENT_BYTES);

@@ -490,8 +490,7 @@ pub fn baseline_update(args: &BaselineUpdateArgs) -> Result<i32, Failure> {
     }
     let new = Baseline::from_runs(&runs, &profile);
     if let Some(cases) = &args.cases {
-        let selected = |id: &str| cases.split(',').map(str::trim).any(|g| crate::suite::glob_match(g, id));
-        if !new.cases.keys().any(|id| selected(id)) {
+        if !new.cases.keys().any(|id| cases.matches(id)) {
             return Err(Failure::invalid(anyhow!("--cases `{cases}` matches no case in the results")));
         }
     }

@@ -22,29 +22,36 @@ use serde::Deserialize;
 
 /// `usage` of a chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub(super) struct UsageMsg {
-    pub(super) prompt_tokens: Option<u32>,
-    pub(super) completion_tokens: Option<u32>,
+pub struct UsageMsg {
+    /// Tokens of the prompt, as the server counted them.
+    pub prompt_tokens: Option<u32>,
+    /// Tokens generated so far (per chunk with continuous usage, else at the end).
+    pub completion_tokens: Option<u32>,
 }
 
 /// One choice of a chunk: chat (`delta`) or completions (`text`).
 #[derive(Debug, Default, PartialEq, Eq, Deserialize)]
-pub(super) struct ChoiceMsg<'a> {
+pub struct ChoiceMsg<'a> {
+    /// The chat API's increment.
     #[serde(borrow, default)]
-    pub(super) delta: Option<DeltaMsg<'a>>,
+    pub delta: Option<DeltaMsg<'a>>,
+    /// The completions API's text.
     #[serde(borrow, default)]
-    pub(super) text: Option<Cow<'a, str>>,
+    pub text: Option<Cow<'a, str>>,
+    /// Why generation stopped, on the last choice-bearing chunk.
     #[serde(borrow, default)]
-    pub(super) finish_reason: Option<Cow<'a, str>>,
+    pub finish_reason: Option<Cow<'a, str>>,
 }
 
 /// The `delta` of a chat choice.
 #[derive(Debug, Default, PartialEq, Eq, Deserialize)]
-pub(super) struct DeltaMsg<'a> {
+pub struct DeltaMsg<'a> {
+    /// Output text.
     #[serde(borrow, default)]
-    pub(super) content: Option<Cow<'a, str>>,
+    pub content: Option<Cow<'a, str>>,
+    /// A reasoning model's thinking text (vLLM, SGLang, llama.cpp).
     #[serde(borrow, default)]
-    pub(super) reasoning_content: Option<Cow<'a, str>>,
+    pub reasoning_content: Option<Cow<'a, str>>,
 }
 
 /// The whole chunk as serde reads it (the fallback).
@@ -62,19 +69,19 @@ struct ChunkMsg<'a> {
 
 /// What the measurement reads of one chunk.
 #[derive(Debug, Default, PartialEq)]
-pub(super) struct Chunk<'a> {
+pub struct Chunk<'a> {
     /// The response id.
-    pub(super) id: Option<Cow<'a, str>>,
+    pub id: Option<Cow<'a, str>>,
     /// The first element of `choices`, when there is one.
-    pub(super) choice: Option<ChoiceMsg<'a>>,
+    pub choice: Option<ChoiceMsg<'a>>,
     /// `usage`, when present and not null.
-    pub(super) usage: Option<UsageMsg>,
+    pub usage: Option<UsageMsg>,
     /// A non-null `error` member.
-    pub(super) error: Option<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
 }
 
 /// Reads one chunk: the scan when it is sure, serde otherwise.
-pub(super) fn parse(data: &[u8]) -> Result<Chunk<'_>, serde_json::Error> {
+pub fn parse(data: &[u8]) -> Result<Chunk<'_>, serde_json::Error> {
     if let Some(chunk) = scan(data) {
         return Ok(chunk);
     }
@@ -82,13 +89,13 @@ pub(super) fn parse(data: &[u8]) -> Result<Chunk<'_>, serde_json::Error> {
 }
 
 /// The full serde parse (what [`scan`] must agree with).
-pub(super) fn parse_full(data: &[u8]) -> Result<Chunk<'_>, serde_json::Error> {
+pub fn parse_full(data: &[u8]) -> Result<Chunk<'_>, serde_json::Error> {
     let msg: ChunkMsg<'_> = serde_json::from_slice(data)?;
     Ok(Chunk { id: msg.id, choice: msg.choices.and_then(|c| c.into_iter().next()), usage: msg.usage, error: msg.error })
 }
 
 /// The scan; `None` whenever serde has to decide.
-fn scan(data: &[u8]) -> Option<Chunk<'_>> {
+pub fn scan(data: &[u8]) -> Option<Chunk<'_>> {
     let mut s = Scanner { b: data, i: 0 };
     let mut chunk = Chunk::default();
     let (mut seen_id, mut seen_choices, mut seen_usage, mut seen_error) = (false, false, false, false);

@@ -7,7 +7,9 @@
 //! channel in between) so the stamp is as close to the bytes' arrival as the
 //! runtime allows.
 
-mod chunk;
+// Public only for the fuzz target (fuzz/fuzz_targets/chunk.rs), not an API.
+#[doc(hidden)]
+pub mod chunk;
 pub mod retry;
 pub mod sse;
 

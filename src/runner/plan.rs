@@ -31,7 +31,7 @@ pub struct RunPlan {
     /// The suite, already filtered by `--cases`.
     pub suite: Suite,
     /// The `--cases` filter, for the record.
-    pub cases_filter: Option<String>,
+    pub cases_filter: Option<crate::suite::CaseFilter>,
     /// Settings given on the command line: they beat the suite's.
     pub overrides: CaseSettings,
     /// Settings from the config file: the suite's beat them.

@@ -2,6 +2,7 @@
 //! `fake_nvml.c`, so the GPU sampler's real FFI path runs on machines without a
 //! GPU. The fake's behaviour is scripted through the file named by
 //! [`SCRIPT_ENV`]; `fake_nvml.c` documents the script's keys.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
 
 use std::ffi::CString;
 use std::fs::{self, OpenOptions};

@@ -590,8 +590,8 @@ mod v1 {
 /// How `baseline update` merges new results into an existing baseline.
 #[derive(Debug, Clone, Default)]
 pub struct UpdateOptions {
-    /// Only these cases (comma-separated globs); the rest keep their old values.
-    pub cases: Option<String>,
+    /// Only these cases; the rest keep their old values.
+    pub cases: Option<crate::filter::CaseFilter>,
     /// Output similarity at or above which the old greedy output is kept.
     pub drift_min_similarity: f64,
 }
@@ -609,9 +609,7 @@ pub fn merge(
     unchanged: Option<Unchanged<'_>>,
 ) -> Baseline {
     let Some(old) = old else { return new };
-    let selected = |id: &str| {
-        opts.cases.as_deref().is_none_or(|g| g.split(',').map(str::trim).any(|g| crate::filter::glob_match(g, id)))
-    };
+    let selected = |id: &str| opts.cases.as_ref().is_none_or(|f| f.matches(id));
     // Cases outside the selection keep their old entry (or stay absent).
     let mut cases = BTreeMap::new();
     for (id, case) in &old.cases {

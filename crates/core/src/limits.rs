@@ -93,10 +93,31 @@ pub fn after(t: Instant, d: Duration) -> Instant {
     t.checked_add(d.min(MAX_DURATION)).unwrap_or(t)
 }
 
-/// A whole number within `LO..=HI`, checked while it is deserialized so
-/// that the error names the file, line and key.
+/// A whole number within `LO..=HI`, checked where it is built: by
+/// [`Bounded::new`] (or `TryFrom<u32>`) in code and while it is deserialized,
+/// so that the error names the file, line and key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounded<const LO: u32, const HI: u32>(pub u32);
+pub struct Bounded<const LO: u32, const HI: u32>(u32);
+
+impl<const LO: u32, const HI: u32> Bounded<LO, HI> {
+    /// `n` when it is within `LO..=HI`; else an error that gives the range.
+    pub fn new(n: u32) -> Result<Self, String> {
+        if (LO..=HI).contains(&n) { Ok(Bounded(n)) } else { Err(format!("must be between {LO} and {HI}, got {n}")) }
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl<const LO: u32, const HI: u32> TryFrom<u32> for Bounded<LO, HI> {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, String> {
+        Bounded::new(n)
+    }
+}
 
 impl<'de, const LO: u32, const HI: u32> serde::Deserialize<'de> for Bounded<LO, HI> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -107,16 +128,12 @@ impl<'de, const LO: u32, const HI: u32> serde::Deserialize<'de> for Bounded<LO, 
                 write!(f, "a whole number between {LO} and {HI}")
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                match u32::try_from(v) {
-                    Ok(n) if (LO..=HI).contains(&n) => Ok(Bounded(n)),
-                    _ => Err(E::custom(format!("must be between {LO} and {HI}, got {v}"))),
-                }
+                let n = u32::try_from(v).map_err(|_| E::custom(format!("must be between {LO} and {HI}, got {v}")))?;
+                Bounded::new(n).map_err(E::custom)
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                match u32::try_from(v) {
-                    Ok(n) if (LO..=HI).contains(&n) => Ok(Bounded(n)),
-                    _ => Err(E::custom(format!("must be between {LO} and {HI}, got {v}"))),
-                }
+                let n = u32::try_from(v).map_err(|_| E::custom(format!("must be between {LO} and {HI}, got {v}")))?;
+                Bounded::new(n).map_err(E::custom)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
                 Err(E::custom(format!("must be a whole number between {LO} and {HI}, got {}", show(v))))
@@ -153,14 +170,49 @@ pub fn shorten_numbers(message: &str) -> String {
 }
 
 /// A duration written as `"30s"`, `"10m"`, `"1m 30s"` or a number of
-/// seconds, within the range of [`crate::limits::parse_duration`].
+/// seconds, within [`MIN_DURATION`]..=[`MAX_DURATION`] (the range of
+/// [`parse_duration`]). Built only through that check: [`HumanDuration::parse`],
+/// `FromStr`, `TryFrom<&str>`, `TryFrom<Duration>` and serde.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
+pub struct HumanDuration(Duration);
 
 impl HumanDuration {
     /// Parses `"30s"`-style text or plain seconds, from 1 ms to 365 days.
     pub fn parse(s: &str) -> Result<HumanDuration, String> {
-        crate::limits::parse_duration(s).map(HumanDuration)
+        parse_duration(s).map(HumanDuration)
+    }
+
+    /// The duration.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl TryFrom<Duration> for HumanDuration {
+    type Error = String;
+
+    fn try_from(d: Duration) -> Result<Self, String> {
+        if (MIN_DURATION..=MAX_DURATION).contains(&d) {
+            Ok(HumanDuration(d))
+        } else {
+            Err(format!("{d:?} is out of range: durations are {DURATION_RANGE}"))
+        }
+    }
+}
+
+impl TryFrom<&str> for HumanDuration {
+    type Error = String;
+
+    fn try_from(s: &str) -> Result<Self, String> {
+        HumanDuration::parse(s)
+    }
+}
+
+impl std::str::FromStr for HumanDuration {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        HumanDuration::parse(s)
     }
 }
 
@@ -174,7 +226,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
         }
         let text = match Raw::deserialize(d)? {
             // `show`, not `to_string`: 1e-300 is not echoed as 300 digits.
-            Raw::Secs(s) => crate::limits::show(s),
+            Raw::Secs(s) => show(s),
             Raw::Text(t) => t,
         };
         HumanDuration::parse(&text).map_err(serde::de::Error::custom)
@@ -254,6 +306,23 @@ mod tests {
         assert_eq!(show(f64::NAN), "NaN");
         assert_eq!(show(f64::NEG_INFINITY), "-inf");
         assert_eq!(show(0.001), "0.001");
+    }
+
+    #[test]
+    fn newtypes_are_built_only_within_their_range() {
+        assert_eq!(HumanDuration::try_from(Duration::from_secs(90)).unwrap().get(), Duration::from_secs(90));
+        assert_eq!("1m 30s".parse::<HumanDuration>().unwrap(), HumanDuration::try_from("90").unwrap());
+        for d in [Duration::ZERO, Duration::from_micros(999), MAX_DURATION + Duration::from_secs(1)] {
+            let e = HumanDuration::try_from(d).unwrap_err();
+            assert!(e.contains(DURATION_RANGE), "{e}");
+        }
+        assert_eq!(Retries::new(MAX_RETRIES).unwrap().get(), MAX_RETRIES);
+        assert_eq!(Retries::try_from(101).unwrap_err(), "must be between 0 and 100, got 101");
+        assert_eq!(Bounded::<1, 3>::new(0).unwrap_err(), "must be between 1 and 3, got 0");
+        let w: Warmup = serde_json::from_str("7").unwrap();
+        assert_eq!(w.get(), 7);
+        let e = serde_json::from_str::<Bounded<1, 3>>("-1").unwrap_err().to_string();
+        assert!(e.contains("must be between 1 and 3, got -1"), "{e}");
     }
 
     #[test]

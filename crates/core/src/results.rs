@@ -136,8 +136,8 @@ pub struct Settings {
     pub request_timeout_s: f64,
     /// Idle timeout in seconds (no bytes for that long ends a request).
     pub idle_timeout_s: f64,
-    /// `--cases` filter, when one was given.
-    pub cases_filter: Option<String>,
+    /// `--cases` filter, when one was given: its text, parsed on reading.
+    pub cases_filter: Option<crate::filter::CaseFilter>,
     /// Retries allowed per request (connect errors, 429 with `Retry-After`).
     #[serde(default)]
     pub retries: u32,

@@ -45,6 +45,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use infergate_core::filter::{CaseFilter, FilterError};
 use infergate_core::limits::HumanDuration;
 use infergate_core::rng::Rng;
 
@@ -137,8 +138,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// Which matching requests it hits.
     pub when: When,
-    /// Comma-separated case globs; `None` matches every streamed request.
-    pub cases: Option<String>,
+    /// The `@case=` globs; `None` matches every streamed request.
+    pub cases: Option<CaseFilter>,
     /// The SPEC as written, for messages.
     pub spec: String,
 }
@@ -188,10 +189,14 @@ impl std::str::FromStr for Fault {
                 "every" => Some(When::Every(parse_count("every", value).map_err(err)?)),
                 "requests" => Some(parse_requests(value).map_err(err)?),
                 "case" => {
-                    if value.split(',').all(|g| g.trim().is_empty()) {
-                        return Err(err("`@case=` needs a glob over case ids, e.g. `@case=debugging/*`".into()));
-                    }
-                    if cases.replace(value.to_owned()).is_some() {
+                    let filter = match CaseFilter::parse(value) {
+                        Ok(f) => f,
+                        Err(FilterError::Empty) => {
+                            return Err(err("`@case=` needs a glob over case ids, e.g. `@case=debugging/*`".into()));
+                        }
+                        Err(e) => return Err(err(format!("`@case={value}`: {e}"))),
+                    };
+                    if cases.replace(filter).is_some() {
                         return Err(err("`@case` is given twice; join the globs with commas instead".into()));
                     }
                     None
@@ -220,7 +225,7 @@ fn parse_kind(name: &str, param: Option<&str>) -> Result<FaultKind, String> {
     };
     let duration = |what: &str| -> Result<Duration, String> {
         let p = param.ok_or_else(|| format!("`{name}` needs a duration, e.g. `{name}:2s` ({what})"))?;
-        HumanDuration::parse(p).map(|d| d.0).map_err(|e| format!("`{name}`: {e}"))
+        HumanDuration::parse(p).map(HumanDuration::get).map_err(|e| format!("`{name}`: {e}"))
     };
     let number = |default: u64, what: &str| -> Result<u64, String> {
         match param {
@@ -341,9 +346,7 @@ impl FaultSet {
             }
             let matches = match (&fault.cases, case) {
                 (None, _) => true,
-                (Some(globs), Some(id)) => {
-                    globs.split(',').map(str::trim).any(|g| infergate_core::filter::glob_match(g, id))
-                }
+                (Some(filter), Some(id)) => filter.matches(id),
                 (Some(_), None) => false,
             };
             if !matches {
@@ -431,7 +434,7 @@ mod tests {
     fn selectors_combine() {
         let f = parse("http500@rate=0.25@case=debugging/*,code-review/256").unwrap();
         assert_eq!(f.when, When::Rate(0.25));
-        assert_eq!(f.cases.as_deref(), Some("debugging/*,code-review/256"));
+        assert_eq!(f.cases.as_ref().map(CaseFilter::as_str), Some("debugging/*,code-review/256"));
         assert_eq!(parse("refuse@every=3").unwrap().when, When::Every(3));
         assert_eq!(parse("refuse@requests=2..4").unwrap().when, When::Requests(2, 4));
         assert_eq!(parse("refuse@requests=5").unwrap().when, When::Requests(5, 5));
@@ -461,6 +464,7 @@ mod tests {
             ("http500@requests=a..2", "whole number"),
             ("http500@rate=0.1@every=2", "at most one of"),
             ("http500@case=", "needs a glob"),
+            ("http500@case=a/*,", "`@case=a/*,`: `a/*,` has an empty pattern"),
             ("http500@case=a@case=b", "given twice"),
             ("http500@often", "needs a value"),
             ("stall:1e20", "too long"),

@@ -149,9 +149,9 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
                 }),
             }
         }
-        let filter = current.first().and_then(|r| r.settings.cases_filter.as_deref());
+        let filter = current.first().and_then(|r| r.settings.cases_filter.as_ref());
         for id in baseline.cases.keys() {
-            let selected = filter.is_none_or(|f| f.split(',').map(str::trim).any(|g| crate::filter::glob_match(g, id)));
+            let selected = filter.is_none_or(|f| f.matches(id));
             if selected && !by_id.contains_key(id.as_str()) {
                 cases.push(CaseComparison {
                     id: id.clone(),
@@ -1540,7 +1540,7 @@ mod tests {
         assert_eq!((c.counts.new, c.counts.missing), (1, 3));
         // With a --cases filter, cases outside it are not missing.
         let mut r = results(&["code-review/12800"], 2, 12, 1.0, 0.02);
-        r.settings.cases_filter = Some("code-review/12800".into());
+        r.settings.cases_filter = Some(crate::filter::CaseFilter::parse("code-review/12800").unwrap());
         let c = run(&r, &base(0.02), &Rules::default(), false);
         assert_eq!(c.verdict, Verdict::Pass);
         // One case, three independent metric families (E2E, TPOT, TTFT): Sidak over three.

@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::Level;
-use crate::filter::glob_match;
+use crate::filter::CaseFilter;
 use crate::metrics::{self, MetricDef};
 use crate::results::PhaseName;
 
@@ -91,7 +91,7 @@ pub struct RuleConfig {
 #[serde(deny_unknown_fields)]
 pub struct OverrideConfig {
     /// Comma-separated globs over case ids.
-    pub cases: String,
+    pub cases: CaseFilter,
     /// The metric it applies to; every metric when absent.
     pub metric: Option<MetricName>,
     /// Relative tolerance.
@@ -156,18 +156,54 @@ impl Ord for MetricName {
     }
 }
 
-/// A relative tolerance written `"5%"` (0% to 1000%), stored as a fraction.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Percent(pub f64);
+/// The largest relative tolerance: 1000%. A gate that allows more checks nothing.
+pub const MAX_PERCENT: f64 = 10.0;
 
-impl<'de> Deserialize<'de> for Percent {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_percent(&s).map(Percent).map_err(serde::de::Error::custom)
+/// A relative tolerance or coefficient of variation written `"5%"` (0% to
+/// 1000%), kept as a fraction (0.05). Built only through [`Percent::parse`]
+/// (`TryFrom<&str>`, serde) or [`Percent::from_fraction`], which check it.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Percent(f64);
+
+impl Percent {
+    /// Parses `"5%"` or `"2.5 %"`.
+    pub fn parse(s: &str) -> Result<Percent, String> {
+        parse_percent(s).map(Percent)
+    }
+
+    /// A fraction (0.05 for 5%) from 0 to 10.
+    pub fn from_fraction(v: f64) -> Result<Percent, String> {
+        if v.is_finite() && (0.0..=MAX_PERCENT).contains(&v) {
+            Ok(Percent(v))
+        } else {
+            Err(format!("a percentage must be from 0% to 1000%, got {}%", crate::limits::show(v * 100.0)))
+        }
+    }
+
+    /// The fraction: 0.05 for `"5%"`.
+    pub fn fraction(self) -> f64 {
+        self.0
     }
 }
 
-/// Parses `"5%"` or `"2.5 %"` into 0.05 / 0.025.
+impl TryFrom<&str> for Percent {
+    type Error = String;
+
+    fn try_from(s: &str) -> Result<Self, String> {
+        Percent::parse(s)
+    }
+}
+
+impl TryFrom<String> for Percent {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Percent::parse(&s)
+    }
+}
+
+/// Parses `"5%"` or `"2.5 %"` into 0.05 / 0.025 (0% to 1000%).
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     let num =
         s.trim().strip_suffix('%').ok_or_else(|| format!("`{s}` is not a percentage; write it like \"5%\""))?.trim();
@@ -175,54 +211,96 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
     if !v.is_finite() || v < 0.0 {
         return Err(format!("`{s}` must be a percentage of 0% or more"));
     }
-    if v > 1000.0 {
+    if v > MAX_PERCENT * 100.0 {
         return Err(format!("`{s}` is above 1000%: a gate that allows that much checks nothing"));
     }
     Ok(v / 100.0)
 }
 
-/// A finite number >= 0.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct NonNegative(pub f64);
+/// A finite number >= 0 (an absolute floor in a metric's unit).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct NonNegative(f64);
 
-impl<'de> Deserialize<'de> for NonNegative {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
+impl NonNegative {
+    /// `v` when it is finite and 0 or more.
+    pub fn new(v: f64) -> Result<NonNegative, String> {
         if v.is_finite() && v >= 0.0 {
             Ok(NonNegative(v))
         } else {
-            Err(serde::de::Error::custom(format!("must be a number of 0 or more, got {v}")))
+            Err(format!("must be a number of 0 or more, got {}", crate::limits::show(v)))
         }
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
     }
 }
 
-/// A number in [0, 1].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Fraction(pub f64);
+impl TryFrom<f64> for NonNegative {
+    type Error = String;
 
-impl<'de> Deserialize<'de> for Fraction {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
+    fn try_from(v: f64) -> Result<Self, String> {
+        NonNegative::new(v)
+    }
+}
+
+/// A number from 0 to 1 (an error rate, a similarity).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Fraction(f64);
+
+impl Fraction {
+    /// `v` when it is from 0 to 1.
+    pub fn new(v: f64) -> Result<Fraction, String> {
         if (0.0..=1.0).contains(&v) {
             Ok(Fraction(v))
         } else {
-            Err(serde::de::Error::custom(format!("must be between 0 and 1, got {v}")))
+            Err(format!("must be between 0 and 1, got {}", crate::limits::show(v)))
         }
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
     }
 }
 
-/// A significance level in (0, 0.5].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Significance(pub f64);
+impl TryFrom<f64> for Fraction {
+    type Error = String;
 
-impl<'de> Deserialize<'de> for Significance {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
+    fn try_from(v: f64) -> Result<Self, String> {
+        Fraction::new(v)
+    }
+}
+
+/// A significance level: above 0, at most 0.5.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Significance(f64);
+
+impl Significance {
+    /// `v` when it is above 0 and at most 0.5.
+    pub fn new(v: f64) -> Result<Significance, String> {
         if v > 0.0 && v <= 0.5 {
             Ok(Significance(v))
         } else {
-            Err(serde::de::Error::custom(format!("must be above 0 and at most 0.5 (e.g. 0.01), got {v}")))
+            Err(format!("must be above 0 and at most 0.5 (e.g. 0.01), got {}", crate::limits::show(v)))
         }
+    }
+
+    /// The level.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Significance {
+    type Error = String;
+
+    fn try_from(v: f64) -> Result<Self, String> {
+        Significance::new(v)
     }
 }
 
@@ -273,7 +351,7 @@ impl Rules {
                 tolerance: def.tolerance,
                 floor: def.floor,
                 level: def.level,
-                run_to_run_cv: c.run_to_run_cv.map(|p| p.0),
+                run_to_run_cv: c.run_to_run_cv.map(Percent::fraction),
             };
             if let Some(r) = c.metrics.get(&MetricName(def)) {
                 apply(&mut rule, r.tolerance, r.floor, r.level, r.run_to_run_cv);
@@ -281,11 +359,11 @@ impl Rules {
             metrics.insert(def.name, rule);
         }
         Rules {
-            significance: c.significance.map_or(0.01, |s| s.0),
+            significance: c.significance.map_or(0.01, Significance::get),
             phases: c.phases.clone().unwrap_or_else(|| vec![PhaseName::Warm]),
-            max_error_rate: c.max_error_rate.map_or(0.0, |f| f.0),
+            max_error_rate: c.max_error_rate.map_or(0.0, Fraction::get),
             on_improvement: c.on_improvement.unwrap_or_default(),
-            drift_min_similarity: c.output_drift.as_ref().and_then(|d| d.min_similarity).map_or(0.9, |f| f.0),
+            drift_min_similarity: c.output_drift.as_ref().and_then(|d| d.min_similarity).map_or(0.9, Fraction::get),
             drift_level: c.output_drift.as_ref().and_then(|d| d.level).unwrap_or(Level::Warn),
             metrics,
             overrides: c.overrides.clone(),
@@ -302,7 +380,7 @@ impl Rules {
         });
         for o in &self.overrides {
             let metric_matches = o.metric.as_ref().is_none_or(|m| m.0.name == metric.name);
-            let case_matches = o.cases.split(',').map(str::trim).any(|g| glob_match(g, case_id));
+            let case_matches = o.cases.matches(case_id);
             if metric_matches && case_matches {
                 apply(&mut rule, o.tolerance, o.floor, o.level, o.run_to_run_cv);
             }
@@ -319,13 +397,13 @@ fn apply(
     run_to_run_cv: Option<Percent>,
 ) {
     if let Some(cv) = run_to_run_cv {
-        rule.run_to_run_cv = Some(cv.0);
+        rule.run_to_run_cv = Some(cv.fraction());
     }
     if let Some(t) = tolerance {
-        rule.tolerance = t.0;
+        rule.tolerance = t.fraction();
     }
     if let Some(f) = floor {
-        rule.floor = f.0;
+        rule.floor = f.get();
     }
     if let Some(l) = level {
         rule.level = l;
@@ -413,6 +491,13 @@ level = "warn"
             ("[[gate.override]]\ncases = \"*\"\nmetric = \"nope\"\n", &["infergate.toml:3", "unknown metric"]),
             ("[gate]\non_improvement = \"ignore\"\n", &["infergate.toml:2", "require-update"]),
             ("[gate.output_drift]\nmin_similarity = 1.5\n", &["infergate.toml:2", "between 0 and 1"]),
+            (
+                "[[gate.override]]\ncases = \"a/*,,b/*\"\n",
+                &["infergate.toml:2", "gate.override", "cases", "empty pattern"],
+            ),
+            ("[[gate.override]]\ncases = \" \"\n", &["infergate.toml:2", "cases", "no case pattern"]),
+            ("[gate.metrics.ttft_median]\nfloor = -1\n", &["infergate.toml:2", "floor", "0 or more, got -1"]),
+            ("[gate]\nsignificance = 0\n", &["infergate.toml:2", "at most 0.5", "got 0"]),
         ];
         for (text, fragments) in cases {
             let err = rules(text).unwrap_err();
@@ -431,5 +516,25 @@ level = "warn"
         assert!(parse_percent("-1%").is_err());
         assert!(parse_percent("NaN%").is_err());
         assert!(parse_percent("5000%").is_err());
+    }
+
+    #[test]
+    fn validated_numbers_are_built_only_in_range() {
+        assert_eq!(Percent::parse("5%").unwrap().fraction(), 0.05);
+        assert_eq!(Percent::try_from("1000%").unwrap().fraction(), 10.0);
+        assert_eq!(Percent::from_fraction(0.1).unwrap(), Percent::parse("10%").unwrap());
+        for v in [-0.01, 10.01, f64::NAN, f64::INFINITY] {
+            assert!(Percent::from_fraction(v).unwrap_err().contains("from 0% to 1000%"), "{v}");
+        }
+        assert!(Percent::try_from(String::from("-5%")).unwrap_err().contains("0% or more"));
+        assert_eq!(NonNegative::new(0.0).unwrap().get(), 0.0);
+        assert_eq!(NonNegative::try_from(-1.0).unwrap_err(), "must be a number of 0 or more, got -1");
+        assert!(NonNegative::new(f64::INFINITY).is_err());
+        assert_eq!(Fraction::new(1.0).unwrap().get(), 1.0);
+        assert_eq!(Fraction::try_from(1.5).unwrap_err(), "must be between 0 and 1, got 1.5");
+        assert!(Fraction::new(f64::NAN).is_err());
+        assert_eq!(Significance::new(0.5).unwrap().get(), 0.5);
+        assert!(Significance::try_from(0.0).unwrap_err().contains("above 0 and at most 0.5"));
+        assert!(Significance::new(0.51).is_err() && Significance::new(f64::NAN).is_err());
     }
 }

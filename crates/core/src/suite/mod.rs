@@ -8,7 +8,7 @@
 
 pub mod prompt;
 
-pub use crate::filter::glob_match;
+pub use crate::filter::{CaseFilter, glob_match};
 
 use serde::Deserialize;
 
@@ -100,37 +100,97 @@ fn default_seed() -> u64 {
     1
 }
 
-/// A token count between 1 and 10 million.
+/// The most tokens a context or an output length may ask for.
+pub const MAX_TOKENS: u32 = 10_000_000;
+
+/// A token count from 1 to [`MAX_TOKENS`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tokens(pub u32);
+pub struct Tokens(u32);
+
+impl Tokens {
+    /// `n` when it is from 1 to [`MAX_TOKENS`]; else an error giving the range.
+    pub fn new(n: u32) -> Result<Tokens, String> {
+        crate::limits::Bounded::<1, MAX_TOKENS>::new(n)
+            .map(|b| Tokens(b.get()))
+            .map_err(|e| format!("a token count {e}"))
+    }
+
+    /// The count.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Tokens {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, String> {
+        Tokens::new(n)
+    }
+}
 
 impl<'de> Deserialize<'de> for Tokens {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::limits::Bounded::<1, 10_000_000>::deserialize(d)
-            .map(|b| Tokens(b.0))
+        crate::limits::Bounded::<1, MAX_TOKENS>::deserialize(d)
+            .map(|b| Tokens(b.get()))
             .map_err(|e| serde::de::Error::custom(format!("a token count {e}")))
     }
 }
 
 /// An integer from 1 to [`crate::limits::MAX_COUNT`] (repetitions, concurrency).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Positive(pub u32);
+pub struct Positive(u32);
+
+impl Positive {
+    /// `n` when it is from 1 to [`crate::limits::MAX_COUNT`]; else an error giving the range.
+    pub fn new(n: u32) -> Result<Positive, String> {
+        crate::limits::Bounded::<1, { crate::limits::MAX_COUNT }>::new(n).map(|b| Positive(b.get()))
+    }
+
+    /// The number.
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl TryFrom<u32> for Positive {
+    type Error = String;
+
+    fn try_from(n: u32) -> Result<Self, String> {
+        Positive::new(n)
+    }
+}
 
 impl<'de> Deserialize<'de> for Positive {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        crate::limits::Bounded::<1, { crate::limits::MAX_COUNT }>::deserialize(d).map(|b| Positive(b.0))
+        crate::limits::Bounded::<1, { crate::limits::MAX_COUNT }>::deserialize(d).map(|b| Positive(b.get()))
     }
 }
 
 /// A request rate in requests per second, within the range of
-/// [`crate::limits::check_rate`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Rate(pub f64);
+/// [`crate::limits::check_rate`] (from [`crate::limits::MIN_RATE`] to
+/// [`crate::limits::MAX_RATE`]); deserialized through the same check.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(try_from = "f64")]
+pub struct Rate(f64);
 
-impl<'de> Deserialize<'de> for Rate {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
-        crate::limits::check_rate(v).map(Rate).map_err(serde::de::Error::custom)
+impl Rate {
+    /// `v` when it is a rate in range; else an error giving the range.
+    pub fn new(v: f64) -> Result<Rate, String> {
+        crate::limits::check_rate(v).map(Rate)
+    }
+
+    /// Requests per second.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Rate {
+    type Error = String;
+
+    fn try_from(v: f64) -> Result<Self, String> {
+        Rate::new(v)
     }
 }
 
@@ -214,10 +274,10 @@ impl Suite {
             )));
         }
         let suite_settings = CaseSettings {
-            repetitions: file.repetitions.map(|p| p.0),
-            warmup: file.warmup.map(|w| w.0),
-            concurrency: file.concurrency.map(|p| p.0),
-            request_rate: file.request_rate.map(|r| r.0),
+            repetitions: file.repetitions.map(Positive::get),
+            warmup: file.warmup.map(crate::limits::Warmup::get),
+            concurrency: file.concurrency.map(Positive::get),
+            request_rate: file.request_rate.map(Rate::get),
         };
         let mut cases = Vec::new();
         let mut seen = std::collections::HashSet::new();
@@ -243,23 +303,23 @@ impl Suite {
                 ))
             })?;
             let settings = CaseSettings {
-                repetitions: s.repetitions.map(|p| p.0),
-                warmup: s.warmup.map(|w| w.0),
-                concurrency: s.concurrency.map(|p| p.0),
-                request_rate: s.request_rate.map(|r| r.0),
+                repetitions: s.repetitions.map(Positive::get),
+                warmup: s.warmup.map(crate::limits::Warmup::get),
+                concurrency: s.concurrency.map(Positive::get),
+                request_rate: s.request_rate.map(Rate::get),
             }
             .or(suite_settings);
             for c in contexts {
-                let id = format!("{}/{}", s.name, c.0);
+                let id = format!("{}/{}", s.name, c.get());
                 if cases.iter().any(|k: &Case| k.id == id) {
-                    return Err(SuiteError::Invalid(format!("{origin}: {key}: context {} is listed twice", c.0)));
+                    return Err(SuiteError::Invalid(format!("{origin}: {key}: context {} is listed twice", c.get())));
                 }
                 cases.push(Case {
                     id,
                     scenario: s.name.clone(),
                     instruction: s.instruction.trim().to_string(),
-                    context_tokens: c.0,
-                    output_tokens: output.0,
+                    context_tokens: c.get(),
+                    output_tokens: output.get(),
                     settings,
                 });
             }
@@ -267,15 +327,12 @@ impl Suite {
         Ok(Suite { name: file.name, source: source.into(), seed: file.seed, cases })
     }
 
-    /// Keeps only the cases matching `patterns` (comma-separated globs over
-    /// case ids; `*` matches any run of characters, `?` one character).
-    pub fn select(&mut self, patterns: &str) -> Result<(), SuiteError> {
-        let globs: Vec<&str> = patterns.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
-        let keep: Vec<Case> =
-            self.cases.iter().filter(|c| globs.iter().any(|g| glob_match(g, &c.id))).cloned().collect();
+    /// Keeps only the cases the filter selects (`--cases`, `[run] cases`).
+    pub fn select(&mut self, filter: &CaseFilter) -> Result<(), SuiteError> {
+        let keep: Vec<Case> = self.cases.iter().filter(|c| filter.matches(&c.id)).cloned().collect();
         if keep.is_empty() {
             return Err(SuiteError::NoMatch {
-                pattern: patterns.into(),
+                pattern: filter.to_string(),
                 suite: self.name.clone(),
                 available: self.cases.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", "),
             });
@@ -312,18 +369,26 @@ mod tests {
     }
 
     #[test]
-    fn globs() {
-        assert!(glob_match("code-review/*", "code-review/12800"));
-        assert!(glob_match("*/12800", "debugging/12800"));
-        assert!(!glob_match("*/12800", "debugging/128000"));
-        assert!(glob_match("d?bugging/*", "debugging/1"));
-        assert!(glob_match("*", "a/b"));
-        assert!(!glob_match("code", "code-review/1"));
+    fn select_keeps_the_matching_cases() {
         let mut s = Suite::builtin("coder").unwrap().unwrap();
-        s.select("code-review/*, */76800").unwrap();
+        s.select(&CaseFilter::parse("code-review/*, */76800").unwrap()).unwrap();
         assert_eq!(s.cases.len(), 7);
-        let err = s.select("nothing/*").unwrap_err().to_string();
+        let err = s.select(&CaseFilter::parse("nothing/*").unwrap()).unwrap_err().to_string();
         assert!(err.contains("matches no case") && err.contains("code-review/12800"), "{err}");
+    }
+
+    #[test]
+    fn counts_and_rates_are_built_only_in_range() {
+        assert_eq!(Tokens::new(MAX_TOKENS).unwrap().get(), MAX_TOKENS);
+        assert_eq!(Tokens::try_from(0).unwrap_err(), "a token count must be between 1 and 10000000, got 0");
+        assert_eq!(Positive::new(1).unwrap().get(), 1);
+        assert!(Positive::try_from(crate::limits::MAX_COUNT + 1).unwrap_err().contains("between 1 and 1000000"));
+        assert_eq!(Rate::new(2.5).unwrap().get(), 2.5);
+        for v in [0.0, -1.0, f64::NAN, 1e7] {
+            assert!(Rate::try_from(v).unwrap_err().contains("from 0.001 to 1000000"), "{v}");
+        }
+        let e = serde_json::from_str::<Rate>("0").unwrap_err().to_string();
+        assert!(e.contains("from 0.001 to 1000000"), "{e}");
     }
 
     #[test]
