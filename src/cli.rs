@@ -61,6 +61,9 @@ pub enum Command {
     Merge(MergeArgs),
     /// Write the full report (Korean or English) with plots from results file(s).
     Report(ReportCmdArgs),
+    /// Keep main's runs as a history and find the change points in it.
+    #[command(subcommand)]
+    History(crate::app::history::HistoryCommand),
 }
 
 /// `infergate run`.

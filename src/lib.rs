@@ -18,6 +18,7 @@ pub mod config;
 pub mod exit;
 pub mod fsutil;
 pub mod github;
+pub mod history;
 pub mod http;
 pub mod input;
 pub mod json;
@@ -30,5 +31,5 @@ pub mod suite;
 pub mod telemetry;
 pub mod text;
 
-pub use infergate_core::{capabilities, gate, history, limits, rng, stats, tomldoc};
+pub use infergate_core::{capabilities, gate, limits, rng, stats, tomldoc};
 pub use infergate_sim as sim;

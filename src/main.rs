@@ -30,6 +30,7 @@ fn main() {
             Command::Comment(args) => infergate::app::publish::comment(args).await,
             Command::Merge(args) => infergate::app::publish::merge(args),
             Command::Report(args) => infergate::app::report::report(args),
+            Command::History(cmd) => infergate::app::history::run(cmd),
         }
     });
     // Don't wait for stray tasks (e.g. a request still draining) on the way out.

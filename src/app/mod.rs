@@ -2,6 +2,7 @@
 //! an exit code. `main` only parses and calls these.
 
 pub mod gate;
+pub mod history;
 pub mod publish;
 pub mod report;
 
