@@ -12,6 +12,7 @@ use crate::exit::{self, Failure};
 use crate::gate::metrics::CATALOGUE;
 use crate::history::analyze::{self, Analysis, Found, Options};
 use crate::history::{self, DEFAULT_PROFILE, DEFAULT_STORE};
+use crate::results::PhaseName;
 use crate::stats::changepoint::ChangePointConfig;
 
 /// `infergate history`.
@@ -62,6 +63,15 @@ pub enum AnalyzeFormat {
     Json,
 }
 
+/// A phase, as `--phase` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// The first request of each case ("initial loading").
+    Cold,
+    /// The repetitions ("continuous response").
+    Warm,
+}
+
 /// `infergate history analyze`.
 #[derive(Debug, Clone, Args)]
 pub struct HistoryAnalyzeArgs {
@@ -76,6 +86,9 @@ pub struct HistoryAnalyzeArgs {
     /// Only cases matching these globs, comma-separated (e.g. "code-review/*").
     #[arg(long, value_name = "GLOBS")]
     pub cases: Option<String>,
+    /// Only this phase [default: both].
+    #[arg(long, value_enum)]
+    pub phase: Option<Phase>,
     /// Significance of each split (permutation p-value), per series.
     #[arg(long, value_name = "A", default_value_t = analyze::DEFAULT_SIGNIFICANCE)]
     pub significance: f64,
@@ -233,6 +246,10 @@ fn options(args: &HistoryAnalyzeArgs) -> Result<Options, Failure> {
         search,
         metrics,
         cases,
+        phase: args.phase.map(|p| match p {
+            Phase::Cold => PhaseName::Cold,
+            Phase::Warm => PhaseName::Warm,
+        }),
         min_step: args.min_step / 100.0,
         last: args.last.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         ..Options::default()

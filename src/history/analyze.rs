@@ -20,7 +20,7 @@
 //! threads; each series has its own seed (from its case, phase and metric),
 //! so the answer does not depend on the threads or the order.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -52,6 +52,8 @@ pub struct Options {
     pub metrics: Option<Vec<String>>,
     /// Only cases matching one of these globs; all when `None`.
     pub cases: Option<Vec<String>>,
+    /// Only this phase; both when `None`.
+    pub phase: Option<PhaseName>,
     /// Change points with a smaller relative step (as a fraction) are not reported.
     pub min_step: f64,
     /// Only the last N runs.
@@ -72,6 +74,7 @@ impl Default for Options {
             },
             metrics: None,
             cases: None,
+            phase: None,
             min_step: DEFAULT_MIN_STEP,
             last: None,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
@@ -152,7 +155,7 @@ fn series_of(records: &[HistoryRecord], opts: &Options) -> Vec<Series> {
             if !selected_case(case) {
                 continue;
             }
-            for (phase, metrics) in phases {
+            for (phase, metrics) in phases.iter().filter(|(p, _)| opts.phase.is_none_or(|want| want == **p)) {
                 for metric in metrics.keys().filter(|m| selected_metric(m)) {
                     keys.insert((case.as_str(), *phase, metric_rank(metric)));
                 }
@@ -204,20 +207,31 @@ pub fn analyze(records: &[HistoryRecord], opts: &Options) -> Result<Analysis, Co
         .next_u64();
         changepoint::detect(&s.values, &ChangePointConfig { seed, ..opts.search })
     };
+    // A series equal to an earlier one of its case and phase (the cold phase's one request
+    // makes its p99 its median) is searched once, with the earlier one's seed.
+    let mut first_of: HashMap<(&str, PhaseName, Vec<u64>), usize> = HashMap::new();
+    let same_as: Vec<usize> = series
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let bits = s.values.iter().map(|v| v.to_bits()).collect();
+            *first_of.entry((s.case.as_str(), s.phase, bits)).or_insert(i)
+        })
+        .collect();
+    let todo: Vec<usize> = (0..series.len()).filter(|&i| same_as[i] == i).collect();
     let mut found: Vec<Option<Result<Vec<changepoint::ChangePoint>, ConfigError>>> = vec![None; series.len()];
     if threads <= 1 {
-        for (slot, s) in found.iter_mut().zip(&series) {
-            *slot = Some(search(s));
+        for &i in &todo {
+            found[i] = Some(search(&series[i]));
         }
     } else {
         // Interleaved, so that long and short series spread evenly.
-        let search = &search;
-        let series = &series;
+        let (search, series, todo) = (&search, &series, &todo);
         let parts: Vec<Vec<(usize, Result<Vec<changepoint::ChangePoint>, ConfigError>)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     scope.spawn(move || {
-                        (t..series.len()).step_by(threads).map(|i| (i, search(&series[i]))).collect::<Vec<_>>()
+                        todo.iter().skip(t).step_by(threads).map(|&i| (i, search(&series[i]))).collect::<Vec<_>>()
                     })
                 })
                 .collect();
@@ -225,6 +239,11 @@ pub fn analyze(records: &[HistoryRecord], opts: &Options) -> Result<Analysis, Co
         });
         for (i, r) in parts.into_iter().flatten() {
             found[i] = Some(r);
+        }
+    }
+    for (i, &j) in same_as.iter().enumerate() {
+        if i != j {
+            found[i] = found[j].clone();
         }
     }
     let mut analysis = Analysis { runs: records.len(), series: series.len(), ..Analysis::default() };
@@ -326,6 +345,8 @@ mod tests {
         assert_eq!((b.series, b.change_points.len()), (2, 0));
         let m = only(Options { metrics: Some(vec!["ttft_median".into()]), ..Options::default() });
         assert_eq!((m.series, m.change_points.len()), (2, 0));
+        let cold = only(Options { phase: Some(PhaseName::Cold), ..Options::default() });
+        assert_eq!((cold.series, cold.change_points.len()), (0, 0));
         // The last 20 runs hold no step.
         let last = only(Options { last: Some(20), ..Options::default() });
         assert_eq!((last.runs, last.change_points.len()), (20, 0));
