@@ -91,7 +91,10 @@ fn make_history(
             for c in 0..suite.cases.len() {
                 let slow = ar * step(i, c);
                 let at = made.iter().position(|(s, _)| *s == slow).unwrap_or_else(|| {
-                    made.push((slow, synthetic::run(&SimConfig { slowdown: slow, ..base.clone() }, suite, 5, i as u64)));
+                    made.push((
+                        slow,
+                        synthetic::run(&SimConfig { slowdown: slow, ..base.clone() }, suite, 5, i as u64),
+                    ));
                     made.len() - 1
                 });
                 cases.push(made[at].1.cases[c].clone());
@@ -100,13 +103,19 @@ fn make_history(
             r.cases = cases;
             r.run_id = format!("run-{seed}-{i}");
             r.finished_at = format!("2026-12-01T{:02}:{:02}:00Z", (i / 60) % 24, i % 60);
-            history::record_of(&r, "bench", Some(&format!("{:040x}", i as u128 * 0x9e37_79b9_7f4a_7c15)), None)
+            history::record_of(&r, "bench", Some(&sha(seed, i)), None)
         })
         .collect()
 }
 
 /// Generates synthetic runs once per distinct slowdown only (the common case: one per run).
-fn make_history_fast(suite: &Suite, drift: Drift, runs: usize, seed: u64, step: impl Fn(usize) -> f64) -> Vec<HistoryRecord> {
+fn make_history_fast(
+    suite: &Suite,
+    drift: Drift,
+    runs: usize,
+    seed: u64,
+    step: impl Fn(usize) -> f64,
+) -> Vec<HistoryRecord> {
     let independent = if drift.rho > 0.0 { 0.0 } else { drift.cv };
     let base = SimConfig { seed, ..Noise::runner(0.03, independent).sim_config() };
     let mut g = Gen(Rng::new(seed ^ 0xa5a5));
@@ -121,9 +130,15 @@ fn make_history_fast(suite: &Suite, drift: Drift, runs: usize, seed: u64, step: 
             };
             let mut r = synthetic::run(&SimConfig { slowdown: ar * step(i), ..base.clone() }, suite, 5, i as u64);
             r.run_id = format!("run-{seed}-{i}");
-            history::record_of(&r, "bench", Some(&format!("{:040x}", i as u128 * 0x9e37_79b9_7f4a_7c15)), None)
+            history::record_of(&r, "bench", Some(&sha(seed, i)), None)
         })
         .collect()
+}
+
+/// A commit SHA for run `i` (40 hex digits, made up).
+fn sha(seed: u64, i: usize) -> String {
+    let mut rng = Rng::from_parts(&[&seed.to_le_bytes(), &i.to_le_bytes()]);
+    format!("{:016x}{:016x}{:08x}", rng.next_u64(), rng.next_u64(), rng.next_u64() as u32)
 }
 
 fn settings() -> Vec<(&'static str, Options)> {
@@ -211,13 +226,15 @@ fn time(suite: &Suite, keep: Option<PathBuf>) {
         println!(
             "made in {made:.1} s; appended one by one through `history::append` in {appended:.1} s \
              ({:.1} ms per append, the file re-read each time)",
-            appended
+            1000.0 * appended / records.len() as f64
         );
     }
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!("{}: {:.1} MB ({:.1} KB per run)", file.display(), size as f64 / 1e6, size as f64 / 1000.0 / 1000.0);
     let seven = "tokens_per_second,decode_tokens_per_second,ttft_median,ttft_p99,tpot_median,e2e_median,e2e_p99";
-    for (label, metrics) in [("all 256 series", None), ("the goal's 16 cases x 7 metrics (warm phase): 112 series", Some(seven))] {
+    for (label, metrics) in
+        [("all 256 series", None), ("the goal's 16 cases x 7 metrics (warm phase): 112 series", Some(seven))]
+    {
         let opts = Options {
             metrics: metrics.map(|m| m.split(',').map(str::to_string).collect()),
             phase: metrics.map(|_| PhaseName::Warm),
@@ -302,12 +319,18 @@ fn best(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
-const DRIFTS: [Drift; 4] =
-    [Drift { cv: 0.02, rho: 0.0 }, Drift { cv: 0.05, rho: 0.0 }, Drift { cv: 0.02, rho: 0.3 }, Drift { cv: 0.02, rho: 0.6 }];
+const DRIFTS: [Drift; 4] = [
+    Drift { cv: 0.02, rho: 0.0 },
+    Drift { cv: 0.05, rho: 0.0 },
+    Drift { cv: 0.02, rho: 0.3 },
+    Drift { cv: 0.02, rho: 0.6 },
+];
 
 /// 2. False change points per analysis on noise-only histories.
 fn noise(suite: &Suite, histories: usize, runs: usize) {
-    println!("## False change points per analysis: noise-only histories of {runs} runs, 256 series each, {histories} per row");
+    println!(
+        "## False change points per analysis: noise-only histories of {runs} runs, 256 series each, {histories} per row"
+    );
     let settings = settings();
     println!(
         "(events: change points of one case at one run, give or take 2 runs, counted once: one odd run moves several metrics)"

@@ -141,7 +141,10 @@ fn a_run_of_another_setup_is_refused_naming_what_differs() {
     write_json(&d.join("suite.json"), &suite);
     append(d, "suite.json", &[]).code(exit::RUN_FAILED).stderr(predicate::str::contains("suite fingerprint"));
     // Under a new profile both are welcome.
-    infergate(d).args(["history", "append", "--results", "other.json", "--profile", "bigger"]).assert().code(exit::PASS);
+    infergate(d)
+        .args(["history", "append", "--results", "other.json", "--profile", "bigger"])
+        .assert()
+        .code(exit::PASS);
     assert_eq!(lines(&d.join(".infergate-history/p.jsonl")).len(), 1);
 }
 
@@ -345,7 +348,10 @@ fn race(work: &Path, remote: &Path, a: (&str, &str), b: (&str, &str)) -> [String
 
 /// The branch as the remote has it: commit subjects, oldest first, and the history file's run ids.
 fn branch(remote: &Path) -> (Vec<String>, Vec<String>) {
-    let log = git(&["--git-dir", &remote.display().to_string(), "log", "--reverse", "--format=%s", "infergate-history"], remote);
+    let log = git(
+        &["--git-dir", &remote.display().to_string(), "log", "--reverse", "--format=%s", "infergate-history"],
+        remote,
+    );
     let subjects = String::from_utf8_lossy(&log.stdout).lines().map(str::to_string).collect();
     let show = git(&["--git-dir", &remote.display().to_string(), "show", "infergate-history:p.jsonl"], remote);
     let ids = String::from_utf8_lossy(&show.stdout)
@@ -395,7 +401,11 @@ fn two_jobs_appending_at_once_both_land_on_the_branch_in_push_order() {
     assert!(String::from_utf8_lossy(&attributes.stdout).contains("*.jsonl merge=union"));
     // What landed reads back as a history.
     git(&["clone", "--quiet", "--branch", "infergate-history", &remote.display().to_string(), "read"], d);
-    infergate(d).args(["history", "analyze", "--store", "read"]).assert().code(exit::PASS).stdout(predicate::str::contains("3 run(s)"));
+    infergate(d)
+        .args(["history", "analyze", "--store", "read"])
+        .assert()
+        .code(exit::PASS)
+        .stdout(predicate::str::contains("3 run(s)"));
 }
 
 #[test]
@@ -466,4 +476,20 @@ fn section(text: &str, start: &str) -> String {
         out.push(l);
     }
     out.join("\n")
+}
+
+#[test]
+fn the_books_example_line_is_a_record() {
+    let book = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/src/history.md")).unwrap();
+    let start = book.find("<!-- history-example: begin -->").expect("the example's markers");
+    let end = book.find("<!-- history-example: end -->").expect("the example's end");
+    let block = &book[start..end];
+    let line = block.lines().find(|l| l.starts_with('{')).expect("one JSON line");
+    let parsed =
+        infergate::history::parse(format!("{line}\n").as_bytes(), "docs/src/history.md", "h200-qwen-vllm").unwrap();
+    assert_eq!((parsed.records.len(), parsed.warnings.len()), (1, 0));
+    let r = &parsed.records[0];
+    assert_eq!(r.schema, infergate::history::SCHEMA);
+    // Keys in the order infergate writes them.
+    assert_eq!(serde_json::to_string(r).unwrap(), line);
 }

@@ -978,7 +978,8 @@ fn job_condition(job: &str) -> String {
     if !matches!(first, ">-" | ">" | "|" | "|-") {
         parts.push(first);
     }
-    parts.extend(lines[at + 1..].iter().take_while(|l| l.trim().is_empty() || indent(l) > job_indent).map(|l| l.trim()));
+    parts
+        .extend(lines[at + 1..].iter().take_while(|l| l.trim().is_empty() || indent(l) > job_indent).map(|l| l.trim()));
     parts.join(" ").trim().to_string()
 }
 

@@ -348,7 +348,9 @@ pub fn analyze_cmd(args: &HistoryAnalyzeArgs) -> Result<i32, Failure> {
             json.push(b'\n');
             String::from_utf8(json).map_err(|e| Failure::run(anyhow!(e)))?
         }
-        AnalyzeFormat::Text => done.iter().map(|(h, a)| render_text(&h.profile, a, &opts)).collect::<Vec<_>>().join("\n"),
+        AnalyzeFormat::Text => {
+            done.iter().map(|(h, a)| render_text(&h.profile, a, &opts)).collect::<Vec<_>>().join("\n")
+        }
     };
     super::print_stdout(&text)?;
     Ok(exit::PASS)
@@ -385,7 +387,7 @@ fn render_text(profile: &str, a: &Analysis, opts: &Options) -> String {
     );
     let unit = |m: &str| CATALOGUE.iter().find(|d| d.name == m).map_or("", |d| d.unit);
     let commit = |c: &Option<String>| c.as_deref().map_or_else(|| "?".to_string(), short);
-    let rows: Vec<[String; 8]> = a
+    let rows: Vec<[String; 9]> = a
         .change_points
         .iter()
         .map(|c: &Found| {
@@ -394,6 +396,7 @@ fn render_text(profile: &str, a: &Analysis, opts: &Options) -> String {
                 c.phase.as_str().to_string(),
                 c.metric.clone(),
                 format!("{}..{}", commit(&c.commit_before), commit(&c.commit_after)),
+                format!("#{}", c.index + 1),
                 value(c.mean_before, unit(&c.metric)),
                 value(c.mean_after, unit(&c.metric)),
                 c.relative_step.map_or_else(|| "n/a".into(), |r| format!("{:+.1}%", r * 100.0)),
@@ -402,17 +405,21 @@ fn render_text(profile: &str, a: &Analysis, opts: &Options) -> String {
         })
         .collect();
     if !rows.is_empty() {
-        let head = ["case", "phase", "metric", "commits", "before", "after", "step", "p"].map(str::to_string);
+        let head = ["case", "phase", "metric", "commits", "run", "before", "after", "step", "p"].map(str::to_string);
         let width = |i: usize| {
-            std::iter::once(&head).chain(&rows).map(|r| unicode_width::UnicodeWidthStr::width(r[i].as_str())).max().unwrap_or(0)
+            std::iter::once(&head)
+                .chain(&rows)
+                .map(|r| unicode_width::UnicodeWidthStr::width(r[i].as_str()))
+                .max()
+                .unwrap_or(0)
         };
-        let widths: Vec<usize> = (0..8).map(width).collect();
+        let widths: Vec<usize> = (0..9).map(width).collect();
         for row in std::iter::once(&head).chain(&rows) {
             let mut line = String::new();
             for (i, cell) in row.iter().enumerate() {
                 let pad = widths[i].saturating_sub(unicode_width::UnicodeWidthStr::width(cell.as_str()));
                 // Numbers right-aligned, words left.
-                if (4..8).contains(&i) {
+                if (4..9).contains(&i) {
                     let _ = write!(line, "{}{cell}  ", " ".repeat(pad));
                 } else {
                     let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
@@ -438,4 +445,3 @@ fn render_text(profile: &str, a: &Analysis, opts: &Options) -> String {
     );
     out
 }
-

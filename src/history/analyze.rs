@@ -145,9 +145,8 @@ fn metric_rank(name: &str) -> (usize, String) {
 
 /// The series of `records` that `opts` selects, in case, phase, catalogue order.
 fn series_of(records: &[HistoryRecord], opts: &Options) -> Vec<Series> {
-    let selected_case = |id: &str| {
-        opts.cases.as_ref().is_none_or(|globs| globs.iter().any(|g| crate::suite::glob_match(g, id)))
-    };
+    let selected_case =
+        |id: &str| opts.cases.as_ref().is_none_or(|globs| globs.iter().any(|g| crate::suite::glob_match(g, id)));
     let selected_metric = |m: &str| opts.metrics.as_ref().is_none_or(|ms| ms.iter().any(|x| x == m));
     let mut keys = BTreeSet::new();
     for r in records {
@@ -227,16 +226,17 @@ pub fn analyze(records: &[HistoryRecord], opts: &Options) -> Result<Analysis, Co
     } else {
         // Interleaved, so that long and short series spread evenly.
         let (search, series, todo) = (&search, &series, &todo);
-        let parts: Vec<Vec<(usize, Result<Vec<changepoint::ChangePoint>, ConfigError>)>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    scope.spawn(move || {
-                        todo.iter().skip(t).step_by(threads).map(|&i| (i, search(&series[i]))).collect::<Vec<_>>()
+        let parts: Vec<Vec<(usize, Result<Vec<changepoint::ChangePoint>, ConfigError>)>> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|t| {
+                        scope.spawn(move || {
+                            todo.iter().skip(t).step_by(threads).map(|&i| (i, search(&series[i]))).collect::<Vec<_>>()
+                        })
                     })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-        });
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+            });
         for (i, r) in parts.into_iter().flatten() {
             found[i] = Some(r);
         }
@@ -329,7 +329,10 @@ mod tests {
         assert_eq!((c.case.as_str(), c.phase, c.metric.as_str()), ("a/1", PhaseName::Warm, "tokens_per_second"));
         assert_eq!(c.index, 50);
         assert_eq!((c.commit_before.as_deref(), c.commit_after.as_deref()), (Some("0000031"), Some("0000032")));
-        assert_eq!((c.run_before.as_str(), c.run_after.as_str(), c.runs_before, c.runs_after), ("run49", "run50", 50, 30));
+        assert_eq!(
+            (c.run_before.as_str(), c.run_after.as_str(), c.runs_before, c.runs_after),
+            ("run49", "run50", 50, 30)
+        );
         assert!((c.relative_step.unwrap() + 0.06).abs() < 0.005, "{c:?}");
         assert!(c.p_value <= DEFAULT_SIGNIFICANCE);
         // The same with one thread, and again: seeded per series.

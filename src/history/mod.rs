@@ -119,14 +119,15 @@ pub fn read(store: &Path, profile: &str) -> Result<History, Failure> {
 /// Opens a history file for reading: a regular file, never through a link.
 fn open_existing(path: &Path) -> Result<File, Failure> {
     crate::fsutil::check_target(path).map_err(Failure::invalid)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| {
+    let file =
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(|e| {
             let missing = e.kind() == std::io::ErrorKind::NotFound;
             let e = anyhow!(e).context(format!("cannot read the history file {}", path.display()));
-            if missing { Failure::invalid(e.context("no runs were appended to this profile yet")) } else { open_failure(e) }
+            if missing {
+                Failure::invalid(e.context("no runs were appended to this profile yet"))
+            } else {
+                open_failure(e)
+            }
         })?;
     ensure_regular(&file, path)?;
     Ok(file)
@@ -134,9 +135,8 @@ fn open_existing(path: &Path) -> Result<File, Failure> {
 
 /// A refused link (`ELOOP` under `O_NOFOLLOW`) is the user's to fix; other errors are failed runs.
 fn open_failure(e: anyhow::Error) -> Failure {
-    let is_link = e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.raw_os_error() == Some(libc::ELOOP))
-    });
+    let is_link =
+        e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.raw_os_error() == Some(libc::ELOOP)));
     if is_link { Failure::invalid(e) } else { Failure::run(e) }
 }
 
@@ -207,7 +207,10 @@ fn parse_line(line: &[u8], profile: &str) -> Result<HistoryRecord, LineError> {
         }
     })?;
     if record.schema != SCHEMA {
-        return Err(LineError::Bad(format!("schema `{}`: this infergate reads {SCHEMA}", record.schema.escape_debug())));
+        return Err(LineError::Bad(format!(
+            "schema `{}`: this infergate reads {SCHEMA}",
+            record.schema.escape_debug()
+        )));
     }
     if record.profile != profile {
         return Err(LineError::Bad(format!(
@@ -339,8 +342,9 @@ pub fn append(store: &Path, record: &HistoryRecord) -> Result<Appended, Failure>
         .map_err(|e| open_failure(anyhow!(e).context(format!("cannot open the history file {}", path.display()))))?;
     ensure_regular(&file, &path)?;
     let bytes = read_all(&mut file, &path)?;
-    let Parsed { records, mut warnings, bad_last_line } = parse(&bytes, &path.display().to_string(), &record.profile)
-        .map_err(|e| Failure::invalid(e.context("refusing to append to a history file that does not read back")))?;
+    let Parsed { records, mut warnings, bad_last_line } =
+        parse(&bytes, &path.display().to_string(), &record.profile)
+            .map_err(|e| Failure::invalid(e.context("refusing to append to a history file that does not read back")))?;
     if let Some((n, why)) = bad_last_line {
         // Appended after, it would be a bad line before the last: an error for every later read.
         return Err(Failure::invalid(anyhow!(
