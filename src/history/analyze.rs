@@ -130,6 +130,9 @@ pub struct Analysis {
     pub below_min_step: usize,
 }
 
+/// A series' search: its change points, or why the settings cannot be used.
+type Searched = Result<Vec<changepoint::ChangePoint>, ConfigError>;
+
 /// One series: which, and its values over the runs (NaN where a run lacks it).
 struct Series {
     case: String,
@@ -195,7 +198,7 @@ pub fn analyze(records: &[HistoryRecord], opts: &Options) -> Result<Analysis, Co
     };
     let series = series_of(records, opts);
     let threads = opts.threads.clamp(1, MAX_THREADS.max(1)).min(series.len().max(1));
-    let search = |s: &Series| -> Result<Vec<changepoint::ChangePoint>, ConfigError> {
+    let search = |s: &Series| -> Searched {
         // Each series its own seed: the answer depends on neither threads nor order.
         let seed = Rng::from_parts(&[
             &opts.search.seed.to_le_bytes(),
@@ -218,7 +221,7 @@ pub fn analyze(records: &[HistoryRecord], opts: &Options) -> Result<Analysis, Co
         })
         .collect();
     let todo: Vec<usize> = (0..series.len()).filter(|&i| same_as[i] == i).collect();
-    let mut found: Vec<Option<Result<Vec<changepoint::ChangePoint>, ConfigError>>> = vec![None; series.len()];
+    let mut found: Vec<Option<Searched>> = vec![None; series.len()];
     if threads <= 1 {
         for &i in &todo {
             found[i] = Some(search(&series[i]));
@@ -226,17 +229,16 @@ pub fn analyze(records: &[HistoryRecord], opts: &Options) -> Result<Analysis, Co
     } else {
         // Interleaved, so that long and short series spread evenly.
         let (search, series, todo) = (&search, &series, &todo);
-        let parts: Vec<Vec<(usize, Result<Vec<changepoint::ChangePoint>, ConfigError>)>> =
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        scope.spawn(move || {
-                            todo.iter().skip(t).step_by(threads).map(|&i| (i, search(&series[i]))).collect::<Vec<_>>()
-                        })
+        let parts: Vec<Vec<(usize, Searched)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    scope.spawn(move || {
+                        todo.iter().skip(t).step_by(threads).map(|&i| (i, search(&series[i]))).collect::<Vec<_>>()
                     })
-                    .collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
-            });
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
         for (i, r) in parts.into_iter().flatten() {
             found[i] = Some(r);
         }
