@@ -57,8 +57,8 @@ pub const DEFAULT_PROFILE: &str = "default";
 /// Extension of a profile's file in the store.
 pub const EXTENSION: &str = "jsonl";
 
-/// Largest history file read (and appended to): 256 MiB, about 12,000 runs
-/// of the 16-case default suite (a line is about 21 KB). Past it, start a
+/// Largest history file read (and appended to): 256 MiB, about 13,000 runs
+/// of the 16-case coder suite (a line is about 19 KB). Past it, start a
 /// new profile or move the old file aside.
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
@@ -144,7 +144,7 @@ fn open_failure(e: anyhow::Error) -> Failure {
 fn ensure_regular(file: &File, path: &Path) -> Result<(), Failure> {
     let meta = file.metadata().with_context(|| format!("cannot read {}", path.display())).map_err(Failure::run)?;
     if !meta.is_file() {
-        return Err(Failure::invalid(NotAFile { path: path.to_path_buf(), what: "is not a regular file" }));
+        return Err(Failure::invalid(NotAFile { path: path.to_path_buf(), what: "is a special file" }));
     }
     Ok(())
 }
