@@ -4,6 +4,7 @@
 //! functions below merge flags with the config file into the plans the
 //! library runs. Cross-field checks live in that conversion.
 
+use crate::history::analyze;
 use std::path::PathBuf;
 
 use anyhow::anyhow;
@@ -63,17 +64,112 @@ pub enum Command {
     Report(ReportCmdArgs),
     /// Export results as Bencher Metric Format, OpenMetrics text, CSV or history JSON Lines.
     Export(ExportArgs),
-    /// Main's history: the dashboard page.
+    /// Keep main's runs as a history, find the change points in it, draw it as a page.
     #[command(subcommand)]
     History(HistoryCommand),
 }
 
-/// `infergate history ...`.
+/// `infergate history`.
 #[derive(Debug, Subcommand)]
 pub enum HistoryCommand {
+    /// Append one run (a results file) to its profile's history.
+    Append(HistoryAppendArgs),
+    /// Find the change points in each case's, phase's and metric's series (exit 0: information).
+    Analyze(HistoryAnalyzeArgs),
     /// Write the history as a static page: one chart per case and metric over the runs, change
     /// points marked, the baseline as a line (opens from disk and from GitHub Pages).
     Dashboard(DashboardArgs),
+}
+
+/// Where the history store is.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// History store folder [default: `[history] store` of the config, else .infergate-history].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Config file whose `[history] store` and `[gate]` rules apply [default: ./infergate.toml when present].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// `infergate history append`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryAppendArgs {
+    /// The results file of one complete, clean run.
+    #[arg(long, value_name = "PATH")]
+    pub results: PathBuf,
+    /// The profile (one series of one setup: GPU x model x server) [default: default].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// The commit measured [default: the results' git commit].
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// The ref it was measured on, e.g. refs/heads/main.
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Output of `history analyze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AnalyzeFormat {
+    /// One line per change point.
+    Text,
+    /// The analysis as JSON (`infergate.history-analysis.v1`).
+    Json,
+}
+
+/// A phase, as `--phase` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Phase {
+    /// The first request of each case ("initial loading").
+    Cold,
+    /// The repetitions ("continuous response").
+    Warm,
+}
+
+/// `infergate history analyze`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryAnalyzeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only this profile [default: every profile in the store].
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Only these metrics, comma-separated (catalogue names, e.g. tokens_per_second,ttft_p99).
+    #[arg(long, value_name = "M[,M...]")]
+    pub metric: Option<String>,
+    /// Only cases matching these globs, comma-separated (e.g. "code-review/*").
+    #[arg(long, value_name = "GLOBS")]
+    pub cases: Option<String>,
+    /// Only this phase [default: both].
+    #[arg(long, value_enum)]
+    pub phase: Option<Phase>,
+    /// Significance of each split (permutation p-value), per series.
+    #[arg(long, value_name = "A", default_value_t = analyze::DEFAULT_SIGNIFICANCE)]
+    pub significance: f64,
+    /// Shuffles per test [default: 999, or the fewest that can reach --significance when that is more].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub permutations: Option<u32>,
+    /// Fewest runs on each side of a change point.
+    #[arg(long, value_name = "K", default_value_t = analyze::DEFAULT_MIN_SEGMENT as u32,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub min_segment: u32,
+    /// Runs shuffled together in the permutation test (1: single runs); blocks keep a runner's
+    /// run-to-run drift in the null.
+    #[arg(long, value_name = "B", default_value_t = analyze::DEFAULT_BLOCK as u32,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub block: u32,
+    /// Smallest step reported, in percent of the level before it (0 reports every significant one).
+    #[arg(long, value_name = "PCT", default_value_t = analyze::DEFAULT_MIN_STEP * 100.0)]
+    pub min_step: f64,
+    /// Only the last N runs of each profile.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub last: Option<u64>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: AnalyzeFormat,
 }
 
 /// `infergate run`.

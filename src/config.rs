@@ -36,6 +36,17 @@ pub struct Config {
     /// The reports.
     #[serde(default)]
     pub report: ReportConfig,
+    /// The history of main's runs.
+    #[serde(default)]
+    pub history: HistoryConfig,
+}
+
+/// `[history]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// The history store folder (default `.infergate-history`); `--store` overrides it.
+    pub store: Option<PathBuf>,
 }
 
 /// `[report]`.

@@ -19,6 +19,7 @@ pub mod exit;
 pub mod export;
 pub mod fsutil;
 pub mod github;
+pub mod history;
 pub mod http;
 pub mod input;
 pub mod json;
@@ -31,5 +32,5 @@ pub mod suite;
 pub mod telemetry;
 pub mod text;
 
-pub use infergate_core::{capabilities, gate, history, limits, rng, stats, tomldoc};
+pub use infergate_core::{capabilities, gate, limits, rng, stats, tomldoc};
 pub use infergate_sim as sim;

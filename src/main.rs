@@ -1,7 +1,7 @@
 //! The `infergate` binary: parse, call the library, map the outcome to an exit code.
 
 use clap::Parser as _;
-use infergate::cli::{BaselineCommand, Cli, Command, HistoryCommand};
+use infergate::cli::{BaselineCommand, Cli, Command};
 use infergate::exit;
 use infergate::progress::Verbosity;
 
@@ -31,7 +31,7 @@ fn main() {
             Command::Merge(args) => infergate::app::publish::merge(args),
             Command::Report(args) => infergate::app::report::report(args),
             Command::Export(args) => infergate::app::export::export(args, verbosity),
-            Command::History(HistoryCommand::Dashboard(args)) => infergate::app::dashboard::dashboard(args),
+            Command::History(cmd) => infergate::app::history::run(cmd),
         }
     });
     // Don't wait for stray tasks (e.g. a request still draining) on the way out.

@@ -965,6 +965,24 @@ fn jobs(yaml: &str) -> Vec<(String, String)> {
     out
 }
 
+/// A job's own `if:` (inline or folded), on one line; empty when it has none.
+fn job_condition(job: &str) -> String {
+    let lines: Vec<&str> = job.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let job_indent = lines.iter().filter(|l| !l.trim().is_empty()).map(|l| indent(l)).min().unwrap_or(0);
+    let Some(at) = lines.iter().position(|l| indent(l) == job_indent && l.trim_start().starts_with("if:")) else {
+        return String::new();
+    };
+    let first = lines[at].trim_start().trim_start_matches("if:").trim();
+    let mut parts: Vec<&str> = Vec::new();
+    if !matches!(first, ">-" | ">" | "|" | "|-") {
+        parts.push(first);
+    }
+    parts
+        .extend(lines[at + 1..].iter().take_while(|l| l.trim().is_empty() || indent(l) > job_indent).map(|l| l.trim()));
+    parts.join(" ").trim().to_string()
+}
+
 /// What makes a workflow unsafe on a self-hosted GPU runner: a job there
 /// that a fork's pull request reaches without a maintainer's approval, a
 /// checkout that leaves its token in `.git/config`, a third-party action not
@@ -975,8 +993,14 @@ fn runner_problems(yaml: &str) -> Vec<String> {
     let on_pull_request = text.contains("pull_request:") || text.contains("on: pull_request");
     for (name, job) in jobs(yaml) {
         if on_pull_request && job.contains("self-hosted") {
-            let gated = job.contains("github.event.pull_request.head.repo.full_name == github.repository")
-                && (!job.contains("labeled") || job.contains("github.event.label.name == 'perf-gate:approved'"));
+            // A job whose condition starts with `github.event_name == 'push' &&` never runs for a pull request.
+            let condition = job_condition(&job);
+            let push_only = condition
+                .strip_prefix("github.event_name == 'push'")
+                .is_some_and(|rest| rest.trim().is_empty() || rest.trim_start().starts_with("&&"));
+            let gated = push_only
+                || job.contains("github.event.pull_request.head.repo.full_name == github.repository")
+                    && (!job.contains("labeled") || job.contains("github.event.label.name == 'perf-gate:approved'"));
             if !gated {
                 problems.push(format!("job `{name}` runs pull requests from forks on the self-hosted runner"));
             }
@@ -1014,9 +1038,12 @@ fn the_runner_scanner_finds_what_it_looks_for() {
     let unpinned = "on: push\npermissions: {}\njobs:\n  a:\n    steps:\n      - uses: actions/cache@v5\n";
     let token_left = "on: push\npermissions: {}\njobs:\n  a:\n    steps:\n      - uses: actions/checkout@fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09\n      - run: make\n";
     let no_permissions = "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n";
-    for yaml in [unguarded, label_only, unpinned, token_left, no_permissions] {
+    let push_or_pr = "on:\n  push:\n  pull_request:\npermissions: {}\njobs:\n  record:\n    if: github.event_name == 'push' || github.event_name == 'pull_request'\n    runs-on: [self-hosted, gpu]\n";
+    for yaml in [unguarded, label_only, unpinned, token_left, no_permissions, push_or_pr] {
         assert!(!runner_problems(yaml).is_empty(), "not caught:\n{yaml}");
     }
+    let push_only = "on:\n  push:\n  pull_request:\npermissions: {}\njobs:\n  record:\n    if: >-\n      github.event_name == 'push' &&\n      github.ref == 'refs/heads/main'\n    runs-on: [self-hosted, gpu]\n";
+    assert_eq!(runner_problems(push_only), Vec::<String>::new());
     let good = "on:\n  pull_request:\npermissions: {}\njobs:\n  gate:\n    if: github.event.pull_request.head.repo.full_name == github.repository\n    runs-on: [self-hosted, gpu]\n    steps:\n      - uses: actions/checkout@fbc6f3992d24b796d5a048ff273f7fcc4a7b6c09 # v5.1.0\n        with:\n          persist-credentials: false\n";
     assert_eq!(runner_problems(good), Vec::<String>::new());
 }

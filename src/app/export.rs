@@ -32,7 +32,12 @@ pub fn export(args: &ExportArgs, verbosity: Verbosity) -> Result<i32, Failure> {
     for path in &args.results {
         let results = crate::results::load(path).map_err(Failure::invalid)?;
         check_complete(&results, path, args.allow_partial, verbosity)?;
-        let profile = args.profile.clone().unwrap_or_else(|| export::default_profile(&results));
+        // History lines carry the profile `history append` gives them, so an
+        // export and an append of the same run are the same line.
+        let profile = args.profile.clone().unwrap_or_else(|| match args.format {
+            export::Format::Jsonl => crate::history::DEFAULT_PROFILE.to_string(),
+            _ => export::default_profile(&results),
+        });
         loaded.push((path.display().to_string(), results, profile));
     }
     let runs: Vec<Run<'_>> = loaded

@@ -4,6 +4,7 @@
 pub mod dashboard;
 pub mod export;
 pub mod gate;
+pub mod history;
 pub mod publish;
 pub mod report;
 

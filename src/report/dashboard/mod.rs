@@ -23,9 +23,9 @@ use serde::Serialize;
 
 use crate::baseline::{Baseline, round4};
 use crate::gate::metrics::{CATALOGUE, Direction};
-use crate::history::HistoryRecord;
 use crate::results::PhaseName;
 use crate::stats::changepoint::{self, ChangePointConfig};
+use infergate_core::history::HistoryRecord;
 
 use super::words::{Lang, Words};
 
@@ -586,7 +586,7 @@ fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{Point, SCHEMA as HISTORY_SCHEMA};
+    use infergate_core::history::{Point, SCHEMA as HISTORY_SCHEMA};
 
     fn record(run: usize, env: &str, values: &[(&str, PhaseName, &str, f64)]) -> HistoryRecord {
         let mut cases: BTreeMap<String, BTreeMap<PhaseName, BTreeMap<String, Point>>> = BTreeMap::new();
