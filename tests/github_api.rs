@@ -1,5 +1,5 @@
 //! The sticky PR comment against a local mock of GitHub's REST API (wiremock),
-//! with octocrab pointed at it through its base URI: create, update, leave
+//! with the client pointed at it through its base URI: create, update, leave
 //! alone, paginate, retry, wait out rate limits, explain a 403, truncate, and
 //! never leak the token.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A failed unwrap here is a failed test, not a crash.
@@ -41,7 +41,7 @@ fn opts() -> PostOptions {
     }
 }
 
-/// A user object as GitHub returns it inside a comment (every field octocrab's `Author` requires).
+/// A user object as GitHub returns it inside a comment (every field GitHub's schema marks required).
 fn user(login: &str, id: u64) -> Value {
     let kind = if login.ends_with("[bot]") { "Bot" } else { "User" };
     let api = format!("https://api.github.com/users/{login}");
@@ -597,6 +597,71 @@ async fn enterprise_base_url_keeps_its_path_prefix() {
 }
 
 #[tokio::test]
+async fn an_enterprise_app_token_asks_graphql_beside_the_rest_root() {
+    const APP: &str = "my-app[bot]";
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v3/user"))
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"message": "Resource not accessible by integration"})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/graphql"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": {"viewer": {"login": APP}}})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/api/v3{COMMENTS}")))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([comment(5, APP, &sticky("## old"))])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/api/v3/repos/octo-org/serving/issues/comments/5"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(comment(5, APP, "updated")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let target = Target { api_url: format!("{}/api/v3", server.uri()), ..target(&server) };
+
+    let out = post_sticky_comment(&target, &token(), PROFILE, "## new", &opts()).await.unwrap();
+
+    assert_eq!(out, CommentOutcome::Updated { url: html_url(5) });
+}
+
+#[tokio::test]
+async fn requests_name_the_api_version_and_a_redirect_is_reported_not_followed() {
+    let server = MockServer::start().await;
+    mount_user(&server, ME).await;
+    Mock::given(method("GET"))
+        .and(path(COMMENTS))
+        .respond_with(
+            ResponseTemplate::new(301)
+                .insert_header("location", format!("{}/repositories/1/issues/7/comments", server.uri())),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    forbid_writes(&server).await;
+
+    let err = post_sticky_comment(&target(&server), &token(), PROFILE, "## r", &opts()).await.unwrap_err();
+
+    assert!(matches!(err, GithubError::Other(_)) && err.to_string().contains("301"), "{err}");
+    let sent = server.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 2, "GET /user and the comments; the redirect is not followed");
+    for request in &sent {
+        let value =
+            |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert_eq!(value("x-github-api-version"), "2022-11-28");
+        assert_eq!(value("accept"), "application/vnd.github+json");
+        assert!(value("user-agent").starts_with("infergate/"), "{}", value("user-agent"));
+    }
+}
+
+#[tokio::test]
 async fn oversized_report_is_truncated_below_the_limit() {
     let server = MockServer::start().await;
     mount_user(&server, ME).await;
@@ -713,10 +778,40 @@ async fn the_token_is_sent_as_bearer_and_never_shown() {
 }
 
 #[test]
-fn fixtures_decode_with_octocrabs_own_model() {
-    let c: octocrab::models::issues::Comment = serde_json::from_value(comment(5, BOT, "x")).unwrap();
-    assert_eq!(c.user.login, BOT);
-    assert_eq!(c.html_url.as_str(), html_url(5));
+fn fixtures_carry_every_field_github_marks_required() {
+    // The required properties of `issue-comment` and `simple-user` in
+    // GitHub's REST description (github/rest-api-description), so that the
+    // mock answers as GitHub does and not only with what infergate reads.
+    let c = comment(5, BOT, "x");
+    for key in
+        ["id", "node_id", "url", "html_url", "issue_url", "user", "created_at", "updated_at", "author_association"]
+    {
+        assert!(c.get(key).is_some(), "comment lacks `{key}`");
+    }
+    for key in [
+        "login",
+        "id",
+        "node_id",
+        "avatar_url",
+        "gravatar_id",
+        "url",
+        "html_url",
+        "followers_url",
+        "following_url",
+        "gists_url",
+        "starred_url",
+        "subscriptions_url",
+        "organizations_url",
+        "repos_url",
+        "events_url",
+        "received_events_url",
+        "type",
+        "site_admin",
+    ] {
+        assert!(c["user"].get(key).is_some(), "user lacks `{key}`");
+    }
+    assert_eq!(c["user"]["login"], BOT);
+    assert_eq!(c["html_url"], html_url(5));
 }
 
 #[tokio::test]

@@ -2,11 +2,12 @@
 //!
 //! One sticky comment per profile: found by a hidden marker and by its
 //! author, updated in place, never duplicated (see [`post_sticky_comment`]).
-//! octocrab is the client: it carries the token, the base URI (which keeps a
-//! GHES path prefix such as `/api/v3`) and the TLS setup. Requests go through
-//! its raw methods so that the status and headers of a failure stay visible:
-//! retrying honours `Retry-After` and `x-ratelimit-reset`, which octocrab's
-//! typed errors drop.
+//! Plain reqwest (the client the rest of infergate uses) is enough: five
+//! requests, each sent with the token, GitHub's API version and a JSON body,
+//! and read with the status and headers of a failure in view, so that
+//! retrying honours `Retry-After` and `x-ratelimit-reset`. octocrab served
+//! the same requests through its raw methods only, at the cost of the
+//! largest compile unit of the build.
 
 mod comment;
 mod pulls;
@@ -15,8 +16,7 @@ pub mod truncate;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use octocrab::Octocrab;
-use reqwest::header::HeaderMap;
+use reqwest::header::{self, HeaderMap, HeaderValue};
 use serde::Deserialize;
 
 /// The body as posted, for the report's snapshot tests.
@@ -53,8 +53,7 @@ impl Token {
         &self.0
     }
 
-    /// Whether the token can be sent in an HTTP header at all (octocrab
-    /// panics on one that cannot).
+    /// Whether the token can be sent in an HTTP header at all.
     fn is_header_safe(&self) -> bool {
         !self.0.is_empty() && self.0.bytes().all(|b| b.is_ascii_graphic())
     }
@@ -78,9 +77,18 @@ pub const MAX_REPLY_BYTES: usize = 64 << 20;
 /// Most of an error reply read; the message keeps the start of it.
 const MAX_ERROR_REPLY_BYTES: usize = 64 << 10;
 
-/// The longest one request may take, its reply included: octocrab's read
-/// timeout ends a silence, not a reply that trickles in.
+/// The longest one request may take, its reply included: the read timeout
+/// ([`READ_TIMEOUT`]) ends a silence, not a reply that trickles in.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The longest wait for a connection to GitHub.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest silence while sending a request or reading its reply.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The REST API version the requests are written against.
+const API_VERSION: &str = "2022-11-28";
 
 /// The permissions block a workflow needs to comment on pull requests.
 pub const PERMISSIONS_HINT: &str = "permissions:\n  pull-requests: write";
@@ -222,9 +230,9 @@ enum Attempt {
     Retry { wait: Duration, error: GithubError },
 }
 
-/// octocrab plus the retry policy and the token (for scrubbing messages).
+/// The HTTP client plus the retry policy and the token (for scrubbing messages).
 struct Api<'a> {
-    crab: Octocrab,
+    http: reqwest::Client,
     token: &'a Token,
     opts: &'a PostOptions,
     api_url: &'a str,
@@ -243,24 +251,51 @@ impl<'a> Api<'a> {
                 "the GitHub token is empty or contains characters a token cannot have; check GITHUB_TOKEN".into(),
             ));
         }
-        // octocrab falls back to its own ring provider when none is installed;
-        // installing ours keeps one provider for the whole process.
-        crate::http::install_crypto_provider();
         let base = target.api_url.trim_end_matches('/');
-        let crab = Octocrab::builder()
-            .base_uri(base)
-            .map_err(|e| {
-                GithubError::Other(format!(
-                    "invalid GitHub API URL `{base}` ({e}); expected e.g. https://api.github.com or https://HOST/api/v3"
-                ))
-            })?
-            .personal_token(token.expose().to_string())
-            .set_connect_timeout(Some(Duration::from_secs(10)))
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .set_write_timeout(Some(Duration::from_secs(30)))
+        let invalid = |why: &str| {
+            GithubError::Other(format!(
+                "invalid GitHub API URL `{base}` ({why}); expected e.g. https://api.github.com or https://HOST/api/v3"
+            ))
+        };
+        let url = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid("not an http(s) URL with a host"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("a query or fragment has no place in it"));
+        }
+        let mut headers = HeaderMap::new();
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+            .map_err(|_| GithubError::Other("the GitHub token cannot be sent in an HTTP header".into()))?;
+        auth.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, auth);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/vnd.github+json"));
+        headers.insert("x-github-api-version", HeaderValue::from_static(API_VERSION));
+        // Every request goes to this one host: no redirect is followed (a
+        // moved repository is reported, not chased), so the token never
+        // travels anywhere else.
+        let http = crate::http::client_builder()
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .build()
-            .map_err(|e| GithubError::Other(token.redact(&format!("could not build the GitHub client: {e}"))))?;
-        Ok(Self { crab, token, opts, api_url: base })
+            .map_err(|e| {
+                GithubError::Other(
+                    token.redact(&format!("could not build the GitHub client: {}", crate::client::error_chain(&e))),
+                )
+            })?;
+        Ok(Self { http, token, opts, api_url: base })
+    }
+
+    /// The URL of `path`: a path (and query) under the API root, or an
+    /// absolute URL on the same host (GraphQL's endpoint).
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("https://") || path.starts_with("http://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.api_url)
+        }
     }
 
     /// Sends the request, retrying 5xx, rate limits and network errors.
@@ -307,12 +342,19 @@ impl<'a> Api<'a> {
     ) -> Attempt {
         let what = format!("{method} {path}");
         tracing::debug!("GitHub: {what}");
-        let sent = match method {
-            Method::Get => self.crab._get(path).await,
-            Method::Post => self.crab._post(path, body).await,
-            Method::Patch => self.crab._patch(path, body).await,
+        let mut request = match method {
+            Method::Get => self.http.get(self.url(path)),
+            Method::Post => self.http.post(self.url(path)),
+            Method::Patch => self.http.patch(self.url(path)),
         };
-        let response = match sent {
+        if let Some(body) = body {
+            let bytes = match serde_json::to_vec(body) {
+                Ok(bytes) => bytes,
+                Err(e) => return Attempt::Fatal(GithubError::Other(format!("could not encode {what}: {e}"))),
+            };
+            request = request.header(header::CONTENT_TYPE, "application/json").body(bytes);
+        }
+        let response = match request.send().await {
             Ok(response) => response,
             Err(e) if crate::http::is_malformed_response(&e) => {
                 // GitHub (or a proxy before it) answered with something that
@@ -323,9 +365,16 @@ impl<'a> Api<'a> {
                     self.token.redact(&format!("GitHub's answer to {what} is not valid HTTP: {chain}")),
                 ));
             }
+            Err(e) if e.is_builder() => {
+                let chain = crate::client::error_chain(&e);
+                return Attempt::Fatal(GithubError::Other(
+                    self.token.redact(&format!("could not make the request {what} to GitHub: {chain}")),
+                ));
+            }
             Err(e) => {
+                let chain = crate::client::error_chain(&e);
                 let error = GithubError::Other(
-                    self.token.redact(&format!("could not reach GitHub at {} ({what}): {e}", self.api_url)),
+                    self.token.redact(&format!("could not reach GitHub at {} ({what}): {chain}", self.api_url)),
                 );
                 return Attempt::Retry { wait: self.backoff(retry), error };
             }
@@ -334,7 +383,7 @@ impl<'a> Api<'a> {
         let headers = response.headers().clone();
         let ok = (200..300).contains(&status);
         let limit = if ok { MAX_REPLY_BYTES } else { MAX_ERROR_REPLY_BYTES };
-        let text = match read_limited(response.into_body(), limit).await {
+        let text = match read_limited(response, limit).await {
             Ok(Reply::Whole(bytes)) if ok => match String::from_utf8(bytes) {
                 Ok(text) => text,
                 Err(_) => return Attempt::Fatal(GithubError::Other(format!("GitHub's reply to {what} is not UTF-8"))),
@@ -347,7 +396,9 @@ impl<'a> Api<'a> {
                 )));
             }
             Err(e) => {
-                let error = GithubError::Other(self.token.redact(&format!("reading GitHub's reply to {what}: {e}")));
+                let chain = crate::client::error_chain(&e);
+                let error =
+                    GithubError::Other(self.token.redact(&format!("reading GitHub's reply to {what}: {chain}")));
                 return Attempt::Retry { wait: self.backoff(retry), error };
             }
         };
@@ -419,14 +470,10 @@ enum Reply {
     Cut(Vec<u8>),
 }
 
-/// Reads `body` up to `limit` bytes; the rest is never read.
-async fn read_limited<B>(mut body: B, limit: usize) -> Result<Reply, B::Error>
-where
-    B: hyper::body::Body<Data = bytes::Bytes> + Unpin,
-{
+/// Reads the body of `response` up to `limit` bytes; the rest is never read.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Reply, reqwest::Error> {
     let mut out = Vec::new();
-    while let Some(frame) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await {
-        let Ok(data) = frame?.into_data() else { continue };
+    while let Some(data) = response.chunk().await? {
         if out.len() + data.len() > limit {
             out.extend_from_slice(&data[..limit - out.len()]);
             return Ok(Reply::Cut(out));
