@@ -54,6 +54,13 @@ impl Rng {
         (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
+    /// A standard normal value (Box-Muller; `1 - unit()` is in `(0, 1]`, so
+    /// the logarithm is finite).
+    pub fn normal(&mut self) -> f64 {
+        let (u1, u2) = (1.0 - self.unit(), self.unit());
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
     /// An exponentially distributed value with the given mean (Poisson arrivals).
     pub fn exponential(&mut self, mean: f64) -> f64 {
         // 1 - unit() is in (0, 1], so the logarithm is finite.

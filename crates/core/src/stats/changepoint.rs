@@ -570,11 +570,8 @@ mod tests {
         fn new(seed: u64) -> Self {
             Self(Rng::new(seed))
         }
-        /// Standard normal by Box-Muller.
         fn normal(&mut self) -> f64 {
-            let u1 = 1.0 - self.0.unit();
-            let u2 = self.0.unit();
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+            self.0.normal()
         }
         /// Student's t with 3 degrees of freedom, scaled to unit variance.
         fn student3(&mut self) -> f64 {

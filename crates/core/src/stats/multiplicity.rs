@@ -379,30 +379,6 @@ pub fn test_level(families: &[Family], alpha: f64) -> Option<f64> {
 mod tests {
     use super::*;
 
-    /// SplitMix64: a tiny deterministic generator, so the simulation is reproducible.
-    struct SplitMix64(u64);
-
-    impl SplitMix64 {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in (0, 1).
-        fn uniform(&mut self) -> f64 {
-            ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-
-        /// Standard normal by Box-Muller.
-        fn normal(&mut self) -> f64 {
-            let (u1, u2) = (self.uniform(), self.uniform());
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        }
-    }
-
     fn sidak(alpha: f64, m: usize) -> f64 {
         -dist::normal_quantile(-((-alpha).ln_1p() / m as f64).exp_m1())
     }
@@ -449,7 +425,7 @@ mod tests {
         let c = critical_value(&families, alpha).unwrap_or(f64::NAN);
         let rate = false_alarm_rate(&families, c).unwrap_or(f64::NAN);
         assert!((rate - alpha).abs() < 1e-9 * alpha, "{rate}");
-        let mut rng = SplitMix64(20_240_611);
+        let mut rng = crate::rng::Rng::new(20_240_611);
         let draws = 200_000;
         let mut alarms = 0usize;
         for _ in 0..draws {

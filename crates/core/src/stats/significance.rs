@@ -207,32 +207,9 @@ pub fn min_p_value(n1: usize, n2: usize) -> f64 {
 mod tests {
     use super::*;
 
-    /// SplitMix64: a tiny deterministic generator, so simulations are reproducible.
-    struct SplitMix64(u64);
-
-    impl SplitMix64 {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        /// Uniform in (0, 1).
-        fn uniform(&mut self) -> f64 {
-            ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-
-        /// Standard normal by Box-Muller.
-        fn normal(&mut self) -> f64 {
-            let (u1, u2) = (self.uniform(), self.uniform());
-            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        }
-
-        fn normals(&mut self, n: usize, mean: f64, sd: f64) -> Vec<f64> {
-            (0..n).map(|_| mean + sd * self.normal()).collect()
-        }
+    /// `n` normal values with `mean` and `sd`.
+    fn normals(rng: &mut crate::rng::Rng, n: usize, mean: f64, sd: f64) -> Vec<f64> {
+        (0..n).map(|_| mean + sd * rng.normal()).collect()
     }
 
     fn close(actual: f64, expected: f64, rel: f64) -> bool {
@@ -301,11 +278,11 @@ mod tests {
 
     #[test]
     fn exact_p_matches_enumeration_on_random_samples() {
-        let mut rng = SplitMix64(7);
+        let mut rng = crate::rng::Rng::new(7);
         for &(n1, n2) in &[(1, 1), (1, 6), (2, 2), (3, 5), (4, 4), (5, 7), (6, 6), (8, 9), (10, 10)] {
             for _ in 0..5 {
-                let a = rng.normals(n1, 0.3, 1.0);
-                let b = rng.normals(n2, 0.0, 1.0);
+                let a = normals(&mut rng, n1, 0.3, 1.0);
+                let b = normals(&mut rng, n2, 0.0, 1.0);
                 let r = mann_whitney_u(&a, &b).unwrap();
                 assert!(r.exact);
                 let expected = enumerated_p(n1, n2, r.u);
@@ -358,10 +335,10 @@ mod tests {
 
     #[test]
     fn symmetric_in_its_arguments() {
-        let mut rng = SplitMix64(11);
+        let mut rng = crate::rng::Rng::new(11);
         for &(n1, n2) in &[(3, 4), (10, 10), (40, 60), (150, 120)] {
-            let a = rng.normals(n1, 10.0, 1.0);
-            let b = rng.normals(n2, 10.5, 1.0);
+            let a = normals(&mut rng, n1, 10.0, 1.0);
+            let b = normals(&mut rng, n2, 10.5, 1.0);
             let ab = mann_whitney_u(&a, &b).unwrap();
             let ba = mann_whitney_u(&b, &a).unwrap();
             assert!(close(ab.p_value, ba.p_value, 1e-12), "{ab:?} {ba:?}");
@@ -419,12 +396,12 @@ mod tests {
 
     #[test]
     fn rejection_rate_under_the_null_is_near_alpha() {
-        let mut rng = SplitMix64(42);
+        let mut rng = crate::rng::Rng::new(42);
         let trials = 2000;
         let rejected = (0..trials)
             .filter(|_| {
-                let a = rng.normals(10, 100.0, 5.0);
-                let b = rng.normals(10, 100.0, 5.0);
+                let a = normals(&mut rng, 10, 100.0, 5.0);
+                let b = normals(&mut rng, 10, 100.0, 5.0);
                 mann_whitney_u(&a, &b).unwrap().p_value <= 0.05
             })
             .count();
