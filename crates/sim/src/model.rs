@@ -293,12 +293,6 @@ pub enum DriftTail {
 /// `0.95^180` is below 1e-4.
 const AR_TERMS: u64 = 180;
 
-fn normal(rng: &mut Rng) -> f64 {
-    // 1 - unit() is in (0, 1]: the logarithm is finite.
-    let (u1, u2) = (1.0 - rng.unit(), rng.unit());
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
 fn draw(config: &SimConfig, number: u64, what: &[u8]) -> Rng {
     Rng::from_parts(&[&config.seed.to_le_bytes(), &number.to_le_bytes(), what])
 }
@@ -311,11 +305,11 @@ pub fn run_factor(config: &SimConfig) -> f64 {
     }
     let mut rng = Rng::from_parts(&[&config.seed.to_le_bytes(), b"run"]);
     let z = match config.run_drift_tail {
-        DriftTail::Normal => normal(&mut rng),
+        DriftTail::Normal => rng.normal(),
         DriftTail::Heavy => {
             // t(3) = Z / sqrt(chi2(3) / 3), whose variance is 3: scaled to 1.
-            let z = normal(&mut rng);
-            let chi2: f64 = (0..3).map(|_| normal(&mut rng).powi(2)).sum();
+            let z = rng.normal();
+            let chi2: f64 = (0..3).map(|_| rng.normal().powi(2)).sum();
             z / (chi2 / 3.0).sqrt() / 3f64.sqrt()
         }
     };
@@ -329,7 +323,7 @@ pub fn run_factor(config: &SimConfig) -> f64 {
 fn ar_normal(config: &SimConfig, number: u64) -> f64 {
     let a = config.autocorrelation;
     if a == 0.0 {
-        return normal(&mut draw(config, number, b"request"));
+        return draw(config, number, b"request").normal();
     }
     // Terms until a^j < 1e-4: what is left moves the value by less than that.
     let needed = ((1e-4f64).ln() / a.ln()).ceil().clamp(1.0, AR_TERMS as f64) as u64;
@@ -337,13 +331,13 @@ fn ar_normal(config: &SimConfig, number: u64) -> f64 {
     let mut sum = 0.0;
     let mut weight = 1.0;
     for j in 0..=terms {
-        sum += weight * normal(&mut draw(config, number - j, b"request"));
+        sum += weight * draw(config, number - j, b"request").normal();
         weight *= a;
     }
     sum *= (1.0 - a * a).sqrt();
     // Before the first request, the process already had its stationary spread.
     if number < needed - 1 {
-        sum += weight * normal(&mut Rng::from_parts(&[&config.seed.to_le_bytes(), b"start"]));
+        sum += weight * Rng::from_parts(&[&config.seed.to_le_bytes(), b"start"]).normal();
     }
     sum
 }
