@@ -448,6 +448,7 @@ fn compare_render(repetitions: u32) {
         baseline_path: &bp,
         rules: &rules,
         allow_mismatch: false,
+        history: None,
     };
     let cmp = compare(&input);
     let terminal = render(&cmp, Format::Terminal, &RenderOptions::default()).expect("terminal render");

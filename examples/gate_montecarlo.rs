@@ -93,6 +93,83 @@ fn main() {
         println!("({:.0} s)\n", t.elapsed().as_secs_f64());
     }
 
+    if want("history") {
+        let t = timed("History: one-run baselines with the run-to-run spread from main's last runs (--history)");
+        println!(
+            "{:<46} {:<24} {:<24} {:<24} {:<24} {:<24} {:>9}  {:<24}",
+            "runner",
+            "main's history",
+            "A/A after",
+            "fastest quarter",
+            "slowest quarter",
+            "caught at 2x tol.",
+            "tps cv",
+            "A/A, run_to_run_cv = drift"
+        );
+        let steps: [(&str, Vec<(usize, f64)>); 2] =
+            [("30 runs, unchanged", vec![]), ("30 runs, 3 steps of -4%", vec![(8, 0.96), (15, 0.96), (22, 0.96)])];
+        for (cv, drift, heavy) in [
+            (0.02, 0.0, false),
+            (0.05, 0.0, false),
+            (0.02, 0.02, false),
+            (0.05, 0.02, false),
+            (0.05, 0.02, true),
+            (0.05, 0.04, false),
+        ] {
+            for (label, moves) in &steps {
+                if !moves.is_empty()
+                    && (cv, drift, heavy) != (0.05, 0.02, false)
+                    && (cv, drift, heavy) != (0.05, 0.02, true)
+                {
+                    continue;
+                }
+                let mut s = setup(cv, drift, 1);
+                s.noise.heavy = heavy;
+                let r = montecarlo::with_history(&s, n(80), n(50), 30, moves);
+                // The same runner with the true drift configured instead: what a perfect A/A calibration gives.
+                let configured = (drift > 0.0 && moves.is_empty()).then(|| {
+                    let text = format!(
+                        "[gate]\nsignificance = {}\nrun_to_run_cv = \"{}%\"\n",
+                        rules.significance,
+                        drift * 100.0
+                    );
+                    let c = infergate::config::parse_toml::<infergate::config::Config>(&text, "mc")
+                        .map_err(|e| e.to_string());
+                    c.map(|c| {
+                        let cs = Setup { rules: Rules::from_config(&c.gate), ..s.clone() };
+                        let caught = montecarlo::operating_curve(&cs, &[2.0], n(80), n(50));
+                        format!(
+                            "{}; caught {}",
+                            montecarlo::aa(&cs, n(80), n(50)).all.text(),
+                            caught.first().map_or_else(|| "-".into(), |p| p.failed.text())
+                        )
+                    })
+                });
+                println!(
+                    "{:<46} {:<24} {:<24} {:<24} {:<24} {:<24} {:>8.2}%  {:<24}",
+                    format!(
+                        "request cv {:.0}%, drift {:.0}%{}",
+                        cv * 100.0,
+                        drift * 100.0,
+                        if heavy { " (heavy-tailed)" } else { "" }
+                    ),
+                    label,
+                    r.aa.all.text(),
+                    r.aa.fastest_quarter.text(),
+                    r.aa.slowest_quarter.text(),
+                    r.caught.text(),
+                    100.0 * r.median_cv,
+                    match configured {
+                        Some(Ok(t)) => t,
+                        Some(Err(e)) => e,
+                        None => "-".into(),
+                    }
+                );
+            }
+        }
+        println!("({:.0} s)\n", t.elapsed().as_secs_f64());
+    }
+
     if want("curve") {
         let t =
             timed("Operating curve: P(gate fails) against the true tokens/s drop, in multiples of the 5% tolerance");

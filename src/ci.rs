@@ -414,6 +414,7 @@ mod tests {
             baseline_path: "baselines/p.toml",
             rules: &rules,
             allow_mismatch: true,
+            history: None,
         });
         cmp.profile = "p, q: r%\n::notice::".into();
         let mut invalid = cmp.cases[0].clone();

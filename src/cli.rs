@@ -50,7 +50,7 @@ pub enum Command {
     /// Compare a results file with a baseline; write the comparison and print the report.
     Compare(CompareArgs),
     /// Run the suite, compare with the baseline, report, and exit with the verdict.
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// Record, update and show baselines.
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -226,6 +226,22 @@ pub struct ExportArgs {
     pub allow_partial: bool,
 }
 
+/// Main's history in the verdict (`compare`, `check`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct GateHistoryArgs {
+    /// History store of main's runs (e.g. a checkout of the `infergate-history` branch): the
+    /// run-to-run spread of each metric comes from its last runs on this environment wherever the
+    /// runs cannot measure it, and the report says how main moved over them.
+    #[arg(long, value_name = "DIR")]
+    pub history: Option<PathBuf>,
+    /// Profile to read from the history [default: the baseline's profile].
+    #[arg(long, value_name = "NAME", requires = "history")]
+    pub history_profile: Option<String>,
+    /// Last runs of main read ([history] window) [default: 30].
+    #[arg(long, value_name = "N", requires = "history", value_parser = clap::value_parser!(u32).range(10..=10_000))]
+    pub history_window: Option<u32>,
+}
+
 /// How the comparison is reported.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
@@ -288,6 +304,8 @@ pub struct CompareArgs {
     #[arg(long, value_name = "PATH")]
     pub comparison: Option<PathBuf>,
     #[command(flatten)]
+    pub history: GateHistoryArgs,
+    #[command(flatten)]
     pub report: ReportArgs,
 }
 
@@ -312,6 +330,8 @@ pub struct CheckArgs {
     /// Where to write the comparison JSON [default: comparison.json beside the results].
     #[arg(long, value_name = "PATH")]
     pub comparison: Option<PathBuf>,
+    #[command(flatten)]
+    pub history: GateHistoryArgs,
     #[command(flatten)]
     pub report: ReportArgs,
     #[command(flatten)]

@@ -47,6 +47,9 @@ pub struct Config {
 pub struct HistoryConfig {
     /// The history store folder (default `.infergate-history`); `--store` overrides it.
     pub store: Option<PathBuf>,
+    /// Last runs of main that `compare --history` and `check --history`
+    /// read (default 30, at least 10); `--history-window` overrides it.
+    pub window: Option<u32>,
 }
 
 /// `[report]`.

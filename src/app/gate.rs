@@ -79,11 +79,14 @@ fn display_paths(paths: &[PathBuf]) -> Vec<String> {
 
 /// `infergate compare`.
 pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
-    let config = load_config(args.config.as_deref())?.config;
+    let loaded = load_config(args.config.as_deref())?;
+    let config = &loaded.config;
     let rules = Rules::from_config(&config.gate);
     let lang = config.report_lang(args.report.lang);
     let runs = load_runs(&args.results)?;
     let (base, base_path) = load_baseline(&args.baseline)?;
+    let history = super::main_history::load(&args.history, &loaded, &base)?;
+    let spreads = history.as_ref().zip(runs.first()).map(|(h, r)| h.spreads(r, rules.significance));
     let paths = display_paths(&args.results);
     let mut cmp = compare(&CompareInput {
         current: &runs,
@@ -92,6 +95,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
         baseline_path: &base_path.display().to_string(),
         rules: &rules,
         allow_mismatch: args.allow_mismatch,
+        history: spreads.as_ref(),
     });
     if cmp.verdict != Verdict::Refused {
         cmp.accept_diff = accept_preview(&runs, &base, &base_path, &rules);
@@ -199,7 +203,8 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
     if let Some(launch) = &mut plan.launch {
         launch.withheld_env.push(args.publish.github.token_env.clone());
     }
-    let config = load_config(args.run.server.config.as_deref())?.config;
+    let loaded = load_config(args.run.server.config.as_deref())?;
+    let config = &loaded.config;
     let rules = Rules::from_config(&config.gate);
     let lang = config.report_lang(args.report.lang);
     let (base, base_path) = load_baseline(&args.baseline)?;
@@ -208,6 +213,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
             "check writes its results beside the comparison: give --out a file path, not -"
         )));
     }
+    let history = super::main_history::load(&args.history, &loaded, &base)?;
     let comparison_path = comparison_path(&args.comparison, &output);
     let checked = run_check(CheckSetup {
         plan: &plan,
@@ -223,6 +229,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
         lang,
         verbosity,
         markdown_on_stdout: args.publish.no_comment,
+        history: history.as_ref(),
     })
     .await?;
     super::publish::publish(
@@ -264,6 +271,8 @@ pub struct CheckSetup<'a> {
     pub verbosity: Verbosity,
     /// Leave stdout to the caller (it prints the PR comment's Markdown instead).
     pub markdown_on_stdout: bool,
+    /// Main's history (`--history`).
+    pub history: Option<&'a super::main_history::GateHistory>,
 }
 
 /// Runs the plan, compares, confirms flagged cases, reports; returns the exit code.
@@ -310,6 +319,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
         }
     }
     let baseline_path = s.baseline_path.display().to_string();
+    let spreads = s.history.zip(runs.first()).map(|(h, r)| h.spreads(r, s.rules.significance));
     let judge = |runs: &[Results], paths: &[PathBuf]| {
         compare(&CompareInput {
             current: runs,
@@ -318,6 +328,7 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
             baseline_path: &baseline_path,
             rules: s.rules,
             allow_mismatch: s.allow_mismatch,
+            history: spreads.as_ref(),
         })
     };
     let mut cmp = judge(&runs, &paths);

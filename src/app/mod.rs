@@ -5,6 +5,7 @@ pub mod dashboard;
 pub mod export;
 pub mod gate;
 pub mod history;
+pub mod main_history;
 pub mod publish;
 pub mod report;
 
@@ -155,6 +156,7 @@ pub async fn demo(args: &DemoArgs, verbosity: Verbosity) -> Result<i32, Failure>
         lang: args.lang,
         verbosity,
         markdown_on_stdout: false,
+        history: None,
     })
     .await;
     sim.shutdown().await;

@@ -186,6 +186,11 @@ pub fn run_note(n: &RunNote, lang: Lang) -> String {
                                       (`infergate run --runs 5`, then `infergate baseline update --results` with \
                                       all of them) or set run_to_run_cv from `infergate calibrate`"
                 .into(),
+            RunNote::HistoryUnused { profile, records, same_environment, needed } => format!(
+                "main's history (profile {profile}) gave no run-to-run spread: {same_environment} of its \
+                 {records} run(s) are on this environment and a spread needs {needed}; the verdict uses \
+                 [gate] run_to_run_cv or the runs' own spread instead"
+            ),
             RunNote::Runner { message } => message.clone(),
         },
         Lang::Ko => match n {
@@ -205,6 +210,11 @@ pub fn run_note(n: &RunNote, lang: Lang) -> String {
                                       (`infergate run --runs 5` 후 그 결과 모두로 `infergate baseline update \
                                       --results`) `infergate calibrate`가 제안하는 run_to_run_cv를 설정하세요"
                 .into(),
+            RunNote::HistoryUnused { profile, records, same_environment, needed } => format!(
+                "main 이력(프로필 {profile})에서 실행 간 산포를 얻지 못했습니다: 실행 {records}회 중 이 환경의 \
+                 실행은 {same_environment}회이고 산포에는 {needed}회가 필요합니다; 판정은 [gate] run_to_run_cv나 \
+                 실행 자체의 산포를 씁니다"
+            ),
             RunNote::Runner { message } => message.clone(),
         },
     }
@@ -413,6 +423,7 @@ mod tests {
             RunNote::NoCases,
             RunNote::NoCaseInBaseline { baseline_cases: 4 },
             RunNote::DriftNotSeen,
+            RunNote::HistoryUnused { profile: "p".into(), records: 3, same_environment: 2, needed: 10 },
         ];
         for n in &run_notes {
             assert_ne!(run_note(n, Lang::En), run_note(n, Lang::Ko), "{n:?}");

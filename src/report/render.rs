@@ -326,6 +326,7 @@ pub(super) mod tests {
                 baseline_runs: 5,
                 current_runs: 1,
                 median_cv: Some(0.012),
+                history_runs: None,
             },
             counts,
             cases,

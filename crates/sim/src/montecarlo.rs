@@ -252,6 +252,7 @@ fn judge(rules: &Rules, baseline: &Baseline, current: &Results) -> infergate_cor
         baseline_path: "mc",
         rules,
         allow_mismatch: false,
+        history: None,
     })
 }
 
@@ -342,6 +343,113 @@ fn aa_report(d: &Draws, pairs: &[Vec<(bool, bool)>], with_before: bool) -> AaRep
         fastest_quarter: count(&rows(&order[..q.min(order.len())]), |x| x.0),
         slowest_quarter: count(&rows(&order[order.len().saturating_sub(q)..]), |x| x.0),
         before: with_before.then(|| count(&all, |x| x.1)),
+    }
+}
+
+/// The gate with the run-to-run spread from main's history (`--history`).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct HistoryReport {
+    /// A/A false alarms (exit 1) with one-run baselines and the history's spread.
+    pub aa: AaReport,
+    /// Runs failed when tokens per second truly drops by twice its tolerance.
+    pub caught: Rate,
+    /// Median over the histories of the tokens_per_second spread they gave (a coefficient of variation).
+    pub median_cv: f64,
+}
+
+/// A/A and power with one-run baselines whose run-to-run spread comes from a
+/// history of `window` earlier runs of main on the same runner, one history
+/// per baseline (independent draws of the same noise). `steps` are changes
+/// main made during the history: `(run, factor)` makes every run before
+/// `run` slower by `factor` (0.9: 10% fewer tokens per second), so the
+/// history is not an A/A series.
+pub fn with_history(
+    setup: &Setup,
+    baselines: usize,
+    currents: usize,
+    window: usize,
+    steps: &[(usize, f64)],
+) -> HistoryReport {
+    let setup = Setup { baseline_runs: 1, ..setup.clone() };
+    let d = draw(&setup, baselines, currents);
+    let config = SimConfig { seed: setup.seed ^ 0x4157, ..setup.noise.sim_config() };
+    let threads = setup.threads.max(1);
+    let mut histories: Vec<(usize, infergate_core::history::spread::HistorySpreads)> = Vec::new();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let config = &config;
+                let setup = &setup;
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in (t..baselines).step_by(threads) {
+                        let records: Vec<infergate_core::history::HistoryRecord> = (0..window)
+                            .map(|j| {
+                                let run =
+                                    synthetic::run(config, &setup.suite, setup.repetitions, (i * window + j) as u64);
+                                let factor: f64 = steps.iter().filter(|(at, _)| j < *at).map(|(_, f)| *f).product();
+                                let run = if factor == 1.0 { run } else { slowed(&run, factor_for_drop(1.0 - factor)) };
+                                infergate_core::history::record_of(&run, "mc", None, None)
+                            })
+                            .collect();
+                        let environment = records.first().map(|r| r.environment.clone()).unwrap_or_default();
+                        out.push((
+                            i,
+                            infergate_core::history::spread::spreads(
+                                &records,
+                                "mc",
+                                &environment,
+                                window,
+                                setup.rules.significance,
+                            ),
+                        ));
+                    }
+                    out
+                })
+            })
+            .collect();
+        for h in handles {
+            if let Ok(v) = h.join() {
+                histories.extend(v);
+            }
+        }
+    });
+    histories.sort_by_key(|x| x.0);
+    let tolerance = tps_drop(&setup.rules, 1.0);
+    let judge_with = |b: &Baseline, c: &Results, h: &infergate_core::history::spread::HistorySpreads| {
+        compare(&CompareInput {
+            current: std::slice::from_ref(c),
+            results_paths: &["mc".to_string()],
+            baseline: b,
+            baseline_path: "mc",
+            rules: &setup.rules,
+            allow_mismatch: false,
+            history: Some(h),
+        })
+        .verdict
+            == Verdict::Regressed
+    };
+    let pairs = over_pairs(&setup, &d, |i, b, _, c| {
+        let h = &histories[i].1;
+        (judge_with(b, c, h), judge_with(b, &slowed(c, factor_for_drop(2.0 * tolerance)), h))
+    });
+    let mut caught = Rate { hits: 0, trials: 0 };
+    for (_, hit) in pairs.iter().flatten() {
+        caught.add(Rate { hits: u64::from(*hit), trials: 1 });
+    }
+    let aa_pairs: Vec<Vec<(bool, bool)>> = pairs.iter().map(|r| r.iter().map(|(f, _)| (*f, false)).collect()).collect();
+    let mut cvs: Vec<f64> = histories
+        .iter()
+        .filter_map(|(_, h)| {
+            let case = setup.suite.cases.first()?;
+            h.get(&case.id, PhaseName::Warm, "tokens_per_second").map(|p| p.between.sqrt().exp_m1())
+        })
+        .collect();
+    cvs.sort_by(f64::total_cmp);
+    HistoryReport {
+        aa: aa_report(&d, &aa_pairs, false),
+        caught,
+        median_cv: cvs.get(cvs.len() / 2).copied().unwrap_or(f64::NAN),
     }
 }
 

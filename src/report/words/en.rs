@@ -32,6 +32,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("count.invalid", &["{n} invalid"]),
     ("runs.baseline", &["{n} baseline run", "{n} baseline runs"]),
     ("runs.current", &["{n} current run", "{n} current runs"]),
+    ("runs.main", &["the last {n} run of main", "the last {n} runs of main"]),
     ("requests", &["{n} request", "{n} requests"]),
     ("tokens", &["{n} tokens"]),
     ("drift.none_beyond", &[" (none beyond the requests' own spread)"]),
@@ -49,6 +50,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("md.no_cases", &["No cases compared."]),
     ("md.drift.runs", &["Run-to-run drift is in the verdict: measured from {baseline} and {current}{detail}."]),
     ("md.drift.median", &[" (median spread {cv})"]),
+    ("md.drift.history", &["Run-to-run drift is in the verdict as main's history measured it ({runs}{cv})."]),
     ("md.drift.config", &["Run-to-run drift is in the verdict as configured (`run_to_run_cv`{cv}); one run a side."]),
     ("md.drift.none", &["This verdict cannot see drift between runs: one run a side and no `run_to_run_cv`."]),
     ("md.mismatch.allowed", &["Compared despite:"]),
@@ -171,6 +173,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("term.col.status", &["status"]),
     ("term.drift.runs", &["drift: run-to-run spread measured from {baseline} and {current}{detail}"]),
     ("term.drift.median", &[" (median {cv})"]),
+    ("term.drift.history", &["drift: run-to-run spread from main's history ({runs}{cv})"]),
     ("term.drift.config", &["drift: run-to-run spread from [gate] run_to_run_cv{cv}, one run a side"]),
     ("term.drift.unseen", &["drift: NOT SEEN"]),
     (

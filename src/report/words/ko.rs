@@ -34,6 +34,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("count.invalid", &["무효 {n}건"]),
     ("runs.baseline", &["기준선 실행 {n}회"]),
     ("runs.current", &["현재 실행 {n}회"]),
+    ("runs.main", &["main의 최근 실행 {n}회"]),
     ("requests", &["요청 {n}개"]),
     ("tokens", &["{n} 토큰"]),
     ("drift.none_beyond", &[" (요청 자체의 산포를 넘는 편차 없음)"]),
@@ -50,6 +51,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("md.no_cases", &["비교한 케이스가 없습니다."]),
     ("md.drift.runs", &["실행 간 편차를 판정에 반영했습니다: {baseline}와 {current}에서 측정{detail}."]),
     ("md.drift.median", &[" (산포 중앙값 {cv})"]),
+    ("md.drift.history", &["실행 간 편차를 main 이력에서 측정한 값으로 판정에 반영했습니다({runs}{cv})."]),
     (
         "md.drift.config",
         &["실행 간 편차를 설정값대로 판정에 반영했습니다(`run_to_run_cv`{cv}). 양쪽 모두 실행 1회입니다."],
@@ -162,6 +164,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("term.col.status", &["상태"]),
     ("term.drift.runs", &["편차: {baseline}와 {current}에서 실행 간 산포 측정{detail}"]),
     ("term.drift.median", &[" (중앙값 {cv})"]),
+    ("term.drift.history", &["편차: main 이력의 실행 간 산포({runs}{cv})"]),
     ("term.drift.config", &["편차: [gate] run_to_run_cv의 실행 간 산포{cv}, 양쪽 모두 실행 1회"]),
     ("term.drift.unseen", &["편차: 보이지 않음"]),
     (

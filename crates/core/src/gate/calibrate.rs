@@ -347,6 +347,7 @@ pub fn calibrate(runs: &[Results], rules: &Rules, relaunched: bool) -> Calibrati
             baseline_path: "aa",
             rules,
             allow_mismatch: false,
+            history: None,
         });
         if c.counts.regressed + c.counts.improved > 0 || c.verdict.is_regression() || c.verdict.is_unjudged() {
             aa_false_alarms += 1;

@@ -27,10 +27,11 @@ use super::{
     PhaseGpu, RunToRun, SCHEMA, Verdict,
 };
 use crate::baseline::{self, Baseline, BaselineCase, Fingerprint};
+use crate::history::spread::HistorySpreads;
 use crate::metrics::{CATALOGUE, MetricDef, Source};
 use crate::results::{CaseResult, PhaseName, Results};
 use crate::stats::multiplicity::{self, Family};
-use crate::stats::runlevel::{self, Design, Detection, RunTest, RunValue, Sides, SpreadSource};
+use crate::stats::runlevel::{self, Design, Detection, Prior, RunTest, RunValue, Sides, SpreadSource};
 
 /// Power at which the minimum detectable change is computed.
 pub const POWER: f64 = 0.95;
@@ -56,6 +57,10 @@ pub struct CompareInput<'a> {
     pub rules: &'a Rules,
     /// Compare even when suite, prompts or environment differ.
     pub allow_mismatch: bool,
+    /// The run-to-run spread learnt from main's history: where it has a
+    /// case's metric, it stands in for `[gate] run_to_run_cv`; the runs'
+    /// own spread, where they measure one, still comes first.
+    pub history: Option<&'a HistorySpreads>,
 }
 
 /// A metric row before the per-test level is known.
@@ -135,7 +140,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
             let problems: Vec<CaseNote> = validity_problems(runs, rules);
             match baseline.cases.get(*id) {
                 Some(base) => {
-                    let mut p = pending_case(id, runs, base, rules);
+                    let mut p = pending_case(id, runs, base, rules, input.history);
                     p.notes.splice(0..0, problems);
                     pending.push(p);
                 }
@@ -189,7 +194,18 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
     for c in &cases {
         judged.extend(c.metrics.iter().filter(|m| m.level == Level::Fail && m.spread_source.is_some()));
     }
-    let run_to_run = run_to_run(&judged);
+    let mut run_to_run = run_to_run(&judged);
+    if judged.iter().any(|m| m.spread_source == Some(SpreadSource::History)) {
+        run_to_run.history_runs = input.history.map(|h| h.runs);
+    }
+    if let Some(h) = input.history.filter(|h| h.series == 0) {
+        notes.push(RunNote::HistoryUnused {
+            profile: h.profile.clone(),
+            records: h.records,
+            same_environment: h.same_environment,
+            needed: runlevel::MIN_HISTORY_RUNS,
+        });
+    }
     if run_to_run.source == Some(SpreadSource::None) {
         notes.push(RunNote::DriftNotSeen);
     }
@@ -362,7 +378,7 @@ fn test_level(pending: &mut [PendingCase], rules: &Rules) -> f64 {
                     let aligned = p.base_logs.get(&(row.phase, row.def.name)).is_some_and(|(i, _)| i == ids);
                     v * (fc + if aligned { fb } else { 0.0 })
                 }),
-                SpreadSource::Config => test.between * (fb + fc),
+                SpreadSource::Config | SpreadSource::History => test.between * (fb + fc),
                 SpreadSource::None => 0.0,
             };
             row.load = if se > 0.0 { (shared / (se * se)).min(1.0) } else { 0.0 };
@@ -387,7 +403,13 @@ fn test_level(pending: &mut [PendingCase], rules: &Rules) -> f64 {
 }
 
 /// The runs of one phase of one metric on each side, and their test.
-fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rules) -> PendingCase {
+fn pending_case(
+    id: &str,
+    runs: &[&CaseResult],
+    base: &BaselineCase,
+    rules: &Rules,
+    history: Option<&HistorySpreads>,
+) -> PendingCase {
     let mut notes = Vec::new();
     let mut rows = Vec::new();
     let mut base_logs = BTreeMap::new();
@@ -437,8 +459,10 @@ fn pending_case(id: &str, runs: &[&CaseResult], base: &BaselineCase, rules: &Rul
                     let c: Option<Vec<RunValue>> = cur_runs.iter().copied().collect();
                     match (b, c) {
                         (Some(b), Some(c)) if !b.is_empty() => {
-                            let test =
-                                runlevel::test(Sides { baseline: &b, current: &c, prior_cv: rule.run_to_run_cv });
+                            let prior = history
+                                .and_then(|h| h.get(id, phase, def.name))
+                                .or_else(|| Prior::configured(rule.run_to_run_cv));
+                            let test = runlevel::test(Sides { baseline: &b, current: &c, prior });
                             match test {
                                 Some(test) => {
                                     if b.len() >= 2 {
@@ -917,7 +941,7 @@ pub fn phase_unchanged(
             p.runs.iter().map(|r| RunValue::of(r.series(series), statistic.quantile())).collect()
         };
         let (Some(b), Some(c)) = (values(old), values(new)) else { return by_stats() };
-        match runlevel::test(Sides { baseline: &b, current: &c, prior_cv: rule.run_to_run_cv }) {
+        match runlevel::test(Sides { baseline: &b, current: &c, prior: Prior::configured(rule.run_to_run_cv) }) {
             Some(test) if test.se.is_some() => {
                 let requests = [0, 0];
                 let row = finish_row(
@@ -942,6 +966,7 @@ fn run_to_run(judged: &[&MetricComparison]) -> RunToRun {
         baseline_runs: judged.iter().map(|m| m.runs[0]).min().unwrap_or(0),
         current_runs: judged.iter().map(|m| m.runs[1]).min().unwrap_or(0),
         median_cv: (!cvs.is_empty()).then(|| cvs[cvs.len() / 2]),
+        history_runs: None,
     }
 }
 
@@ -1073,6 +1098,7 @@ mod tests {
             baseline_path: "baselines/p.toml",
             rules,
             allow_mismatch: allow,
+            history: None,
         })
     }
 

@@ -38,6 +38,18 @@ pub enum RunNote {
     },
     /// One run a side and no configured run-to-run spread: drift is invisible.
     DriftNotSeen,
+    /// Main's history was given but gave no metric its spread: too few of
+    /// its runs were on this environment.
+    HistoryUnused {
+        /// The history's profile.
+        profile: String,
+        /// Runs it holds.
+        records: usize,
+        /// Of those, runs on the current environment.
+        same_environment: usize,
+        /// Runs a spread needs at least.
+        needed: usize,
+    },
     /// A warning the runner recorded in the results (its own text).
     Runner {
         /// The runner's message, as recorded.

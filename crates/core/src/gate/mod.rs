@@ -184,7 +184,8 @@ pub struct Comparison {
 #[serde(deny_unknown_fields)]
 pub struct RunToRun {
     /// The weakest source among the judged metrics: `runs` (measured from
-    /// runs), `config` (`[gate] run_to_run_cv`) or `none` (not seen at all).
+    /// runs), `history` (main's last runs), `config` (`[gate] run_to_run_cv`)
+    /// or `none` (not seen at all).
     pub source: Option<crate::stats::runlevel::SpreadSource>,
     /// Fewest baseline runs among the compared cases.
     pub baseline_runs: usize,
@@ -192,6 +193,10 @@ pub struct RunToRun {
     pub current_runs: usize,
     /// Median run-to-run coefficient of variation of the fail-level metrics, where known.
     pub median_cv: Option<f64>,
+    /// Runs of main's history the spread of some judged metric came from
+    /// (`source` is then `history` or stronger); `None` when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_runs: Option<usize>,
 }
 
 /// The server the results measured, as the report shows it.

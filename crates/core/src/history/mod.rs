@@ -5,6 +5,8 @@
 //! store and reads them back; [`crate::stats::changepoint`] finds the steps
 //! in their series.
 
+pub mod spread;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};

@@ -116,6 +116,54 @@ fn sample_sd(values: &[f64]) -> f64 {
     (values.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
 }
 
+/// Fewest runs of main for their spread to stand in for the run-to-run
+/// spread: nine successive differences, about three degrees of freedom.
+pub const MIN_HISTORY_RUNS: usize = 10;
+
+/// Degrees of freedom per successive difference that the variance from the
+/// median absolute deviation of differences carries, for normal data:
+/// measured by `history_spread_degrees_of_freedom` (the MAD is 37% as
+/// efficient as the standard deviation, and successive differences share a
+/// run, which costs a little more).
+const HISTORY_DF_PER_DIFFERENCE: f64 = 0.30;
+
+/// The run-to-run spread of a metric from main's history: `logs` are the
+/// log values of its consecutive runs (oldest first), `within` the sampling
+/// variance of each run's value where known.
+///
+/// Main is not an A/A series: it moves when a change lands, in steps and in
+/// creeps. The spread is therefore taken from **successive differences**
+/// (a step moves one difference, a creep moves the median difference, not
+/// the spread around it) and estimated by their **median absolute
+/// deviation**, which a few wild runs or steps do not move:
+///
+/// ```text
+/// total = (1.4826 MAD(d))^2 / 2        d_i = ln x_(i+1) - ln x_i
+/// between = max(0, total - mean(within))
+/// ```
+///
+/// The variance of a difference is twice a run's; the runs' own sampling
+/// variance is subtracted so that a quiet runner reads as quiet. Its degrees
+/// of freedom are those of `total` (infinite when nothing is left). `None`
+/// with fewer than [`MIN_HISTORY_RUNS`] finite values.
+pub fn history_spread(logs: &[f64], within: &[f64]) -> Option<Prior> {
+    if logs.len() < MIN_HISTORY_RUNS || logs.iter().any(|v| !v.is_finite()) {
+        return None;
+    }
+    let mut d: Vec<f64> = logs.windows(2).map(|w| w[1] - w[0]).collect();
+    d.sort_unstable_by(f64::total_cmp);
+    let centre = super::quantile_sorted(&d, 0.5);
+    let mut dev: Vec<f64> = d.iter().map(|x| (x - centre).abs()).collect();
+    dev.sort_unstable_by(f64::total_cmp);
+    let total = (MAD_TO_SD * super::quantile_sorted(&dev, 0.5)).powi(2) / 2.0;
+    let w: Vec<f64> = within.iter().copied().filter(|w| w.is_finite() && *w >= 0.0).collect();
+    let w = if w.is_empty() { 0.0 } else { w.iter().sum::<f64>() / w.len() as f64 };
+    let between = (total - w).max(0.0);
+    let df_total = (HISTORY_DF_PER_DIFFERENCE * d.len() as f64).max(1.0);
+    let df = if between > 0.0 { df_total } else { f64::INFINITY };
+    (total.is_finite()).then_some(Prior { between, df, source: SpreadSource::History })
+}
+
 /// Where the run-to-run spread of a test came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,6 +172,10 @@ pub enum SpreadSource {
     None,
     /// `[gate] run_to_run_cv`, taken as known.
     Config,
+    /// Main's history: the spread of the last runs recorded on the default
+    /// branch, estimated robustly ([`history_spread`]) and carrying its own
+    /// degrees of freedom.
+    History,
     /// The spread of the runs themselves (two or more on a side).
     Runs,
 }
@@ -134,6 +186,7 @@ impl SpreadSource {
         match self {
             SpreadSource::None => "none",
             SpreadSource::Config => "config",
+            SpreadSource::History => "history",
             SpreadSource::Runs => "runs",
         }
     }
@@ -146,8 +199,29 @@ pub struct Sides<'a> {
     pub baseline: &'a [RunValue],
     /// The current runs.
     pub current: &'a [RunValue],
-    /// Run-to-run coefficient of variation to assume when neither side has two runs.
-    pub prior_cv: Option<f64>,
+    /// Run-to-run variance to assume when the runs cannot measure it.
+    pub prior: Option<Prior>,
+}
+
+/// A run-to-run variance known before the runs: configured, or learnt from
+/// main's history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prior {
+    /// Variance of `ln value` between runs beyond the requests' spread.
+    pub between: f64,
+    /// Degrees of freedom of that estimate (infinite: taken as known).
+    pub df: f64,
+    /// Where it came from ([`SpreadSource::Config`] or [`SpreadSource::History`]).
+    pub source: SpreadSource,
+}
+
+impl Prior {
+    /// `[gate] run_to_run_cv`: a coefficient of variation taken as known;
+    /// `None` unless positive and finite.
+    pub fn configured(cv: Option<f64>) -> Option<Prior> {
+        let cv = cv.filter(|cv| cv.is_finite() && *cv > 0.0)?;
+        Some(Prior { between: cv.ln_1p().powi(2), df: f64::INFINITY, source: SpreadSource::Config })
+    }
 }
 
 /// The change between two sides and how much noise it carries.
@@ -168,6 +242,9 @@ pub struct RunTest {
     /// Run-to-run variance of `ln value` beyond what the requests' spread
     /// explains (measured with the within-run part subtracted, or configured).
     pub between: f64,
+    /// Degrees of freedom of `between` when it came from a prior (infinite
+    /// when configured; the history's own otherwise).
+    pub between_df: f64,
     /// Within-run variance of `ln value` for a run of one request: the
     /// per-request part, which `1/n` scales; `None` when no run had enough requests.
     pub per_request: Option<f64>,
@@ -216,6 +293,7 @@ pub fn test(sides: Sides<'_>) -> Option<RunTest> {
         df: f64::INFINITY,
         source: SpreadSource::None,
         between: 0.0,
+        between_df: f64::INFINITY,
         per_request,
         runs: [kb, kc],
         requests: [nb, nc],
@@ -245,20 +323,21 @@ pub fn test(sides: Sides<'_>) -> Option<RunTest> {
         return Some(out);
     }
     let (Some(wb), Some(wc)) = (wb, wc) else { return Some(out) };
-    let between = sides.prior_cv.filter(|cv| cv.is_finite() && *cv > 0.0).map(|cv| (1.0 + cv).ln().powi(2));
-    let known = between.unwrap_or(0.0) * (fb + fc);
+    let prior = sides.prior.filter(|p| p.between.is_finite() && p.between >= 0.0 && p.df > 0.0);
+    let between = prior.map_or(0.0, |p| p.between);
+    let between_df = prior.map_or(f64::INFINITY, |p| p.df);
+    let known = between * (fb + fc);
     let (ub, uc) = (wb * fb, wc * fc);
     let v = known + ub + uc;
     out.se = (v.is_finite() && v > 0.0).then(|| v.sqrt());
-    // Satterthwaite: only the estimated within-run parts carry uncertainty.
-    let denom = ub * ub / within_df(nb, kb) + uc * uc / within_df(nc, kc);
+    let denom = known * known / between_df + ub * ub / within_df(nb, kb) + uc * uc / within_df(nc, kc);
     out.df = if denom > 0.0 { (v * v / denom).max(1.0) } else { f64::INFINITY };
-    out.source = if between.is_some() { SpreadSource::Config } else { SpreadSource::None };
-    out.between = between.unwrap_or(0.0);
+    out.source = prior.map_or(SpreadSource::None, |p| p.source);
+    out.between = between;
+    out.between_df = between_df;
     Some(out)
 }
 
-/// Degrees of freedom of the within-run spread of `k` runs of `n` requests.
 fn within_df(n: f64, k: usize) -> f64 {
     (WITHIN_DF_PER_REQUEST * k as f64 * (n - 1.0)).max(1.0)
 }
@@ -277,7 +356,7 @@ impl RunTest {
     /// whose own spread is beyond the 99th percentile of the pooled one keeps
     /// its own. Unchanged for a test measured from runs.
     pub fn pooled_within(&self, baseline: (f64, f64), current: (f64, f64)) -> RunTest {
-        let (SpreadSource::None | SpreadSource::Config, Some(wb), Some(wc)) =
+        let (SpreadSource::None | SpreadSource::Config | SpreadSource::History, Some(wb), Some(wc)) =
             (self.source, self.within, self.within_current)
         else {
             return *self;
@@ -295,8 +374,9 @@ impl RunTest {
         let (wc, df_c) = pick(wc, df_c, current);
         let [kb, kc] = self.runs;
         let (ub, uc) = (wb / kb as f64, wc / kc as f64);
-        let v = self.between * (1.0 / kb as f64 + 1.0 / kc as f64) + ub + uc;
-        let denom = ub * ub / df_b + uc * uc / df_c;
+        let known = self.between * (1.0 / kb as f64 + 1.0 / kc as f64);
+        let v = known + ub + uc;
+        let denom = known * known / self.between_df + ub * ub / df_b + uc * uc / df_c;
         let mut out = *self;
         out.se = (v.is_finite() && v > 0.0).then(|| v.sqrt());
         out.df = if denom > 0.0 { (v * v / denom).max(1.0) } else { f64::INFINITY };
@@ -622,7 +702,7 @@ mod tests {
     fn measured_spread_gives_a_t_test_on_runs() {
         let b = runs(&[100.0, 102.0, 98.0, 101.0, 99.0], 10, 1e-4);
         let c = runs(&[90.0], 10, 1e-4);
-        let t = test(Sides { baseline: &b, current: &c, prior_cv: Some(0.5) }).unwrap();
+        let t = test(Sides { baseline: &b, current: &c, prior: Prior::configured(Some(0.5)) }).unwrap();
         assert_eq!(t.source, SpreadSource::Runs, "runs beat configuration");
         assert_eq!(t.df, 4.0);
         let logs: Vec<f64> = b.iter().map(|r| r.value.ln()).collect();
@@ -634,7 +714,7 @@ mod tests {
         assert!((t.between - (s2 - 1e-4)).abs() < 1e-12);
         // A current run of more requests: its within-run part shrinks.
         let c2 = runs(&[90.0], 40, 1e-4 / 4.0);
-        let t2 = test(Sides { baseline: &b, current: &c2, prior_cv: None }).unwrap();
+        let t2 = test(Sides { baseline: &b, current: &c2, prior: None }).unwrap();
         assert!(t2.se.unwrap() < t.se.unwrap());
     }
 
@@ -642,26 +722,89 @@ mod tests {
     fn one_run_each_uses_the_configured_drift_or_says_it_has_none() {
         let b = runs(&[100.0], 10, 4e-4);
         let c = runs(&[95.0], 10, 4e-4);
-        let none = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap();
+        let none = test(Sides { baseline: &b, current: &c, prior: None }).unwrap();
         assert_eq!(none.source, SpreadSource::None);
         assert!((none.se.unwrap() - (8e-4f64).sqrt()).abs() < 1e-12);
         // Satterthwaite of two equal parts, each on 0.2 x 9 degrees of freedom.
         assert!((none.df - 2.0 * 0.2 * 9.0).abs() < 1e-9, "{}", none.df);
-        let cfg = test(Sides { baseline: &b, current: &c, prior_cv: Some(0.02) }).unwrap();
+        let cfg = test(Sides { baseline: &b, current: &c, prior: Prior::configured(Some(0.02)) }).unwrap();
         assert_eq!(cfg.source, SpreadSource::Config);
         let drift = 1.02f64.ln().powi(2);
         assert!((cfg.se.unwrap() - (2.0 * drift + 8e-4).sqrt()).abs() < 1e-12);
         assert!(cfg.df > none.df, "a known part adds certainty");
         // Too few requests for a spread of their own and no second run: nothing to judge with.
         let short = [RunValue { value: 100.0, n: 3, within: None }];
-        assert_eq!(test(Sides { baseline: &short, current: &short, prior_cv: Some(0.02) }).unwrap().se, None);
+        assert_eq!(
+            test(Sides { baseline: &short, current: &short, prior: Prior::configured(Some(0.02)) }).unwrap().se,
+            None
+        );
+    }
+
+    #[test]
+    fn history_spread_sees_drift_but_not_steps_or_creep() {
+        let mut rng = crate::rng::Rng::new(11);
+        let drift = 0.03;
+        let noise: Vec<f64> = (0..40).map(|_| drift * rng.normal()).collect();
+        let p = history_spread(&noise, &[]).unwrap();
+        assert_eq!(p.source, SpreadSource::History);
+        assert!(p.between.sqrt() > 0.6 * drift && p.between.sqrt() < 1.5 * drift, "{p:?}");
+        // Two 10% steps and a slow creep leave it nearly where it was.
+        let moved: Vec<f64> = noise
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x + if i >= 15 { -0.1 } else { 0.0 } + if i >= 30 { -0.1 } else { 0.0 } - 0.002 * i as f64)
+            .collect();
+        let q = history_spread(&moved, &[]).unwrap();
+        assert!((q.between.sqrt() / p.between.sqrt() - 1.0).abs() < 0.25, "{p:?} {q:?}");
+        // The runs' own sampling variance is not drift.
+        let quiet = history_spread(&noise, &vec![drift * drift * 4.0; 40]).unwrap();
+        assert_eq!((quiet.between, quiet.df), (0.0, f64::INFINITY));
+        let half = history_spread(&noise, &vec![p.between / 2.0; 40]).unwrap();
+        assert!(half.df == p.df && (half.between / p.between - 0.5).abs() < 1e-9, "{half:?}");
+        assert!(history_spread(&noise[..MIN_HISTORY_RUNS - 1], &[]).is_none());
+        assert!(history_spread(&[f64::NAN; 12], &[]).is_none());
+    }
+
+    /// The degrees of freedom the constant claims: `2 sigma^4 / Var(estimate)`
+    /// over many seeded normal series of 30 runs.
+    #[test]
+    fn history_spread_degrees_of_freedom() {
+        let mut rng = crate::rng::Rng::new(2026);
+        let (runs, trials) = (30, 20_000);
+        let estimates: Vec<f64> = (0..trials)
+            .map(|_| {
+                let logs: Vec<f64> = (0..runs).map(|_| rng.normal()).collect();
+                history_spread(&logs, &[]).unwrap().between
+            })
+            .collect();
+        let mean = estimates.iter().sum::<f64>() / trials as f64;
+        let var = estimates.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (trials - 1) as f64;
+        let df = 2.0 * mean * mean / var;
+        let normal: Vec<f64> = (0..runs).map(|_| rng.normal()).collect();
+        let claimed = history_spread(&normal, &[]).unwrap().df;
+        assert!((mean - 1.0).abs() < 0.08, "about unbiased for normal drift: {mean}");
+        assert!(claimed <= df * 1.1 && claimed >= df * 0.75, "claimed {claimed}, measured {df}");
+    }
+
+    #[test]
+    fn a_prior_from_history_carries_its_degrees_of_freedom() {
+        let b = runs(&[100.0], 10, 4e-4);
+        let c = runs(&[95.0], 10, 4e-4);
+        let known = Prior { between: 4e-4, df: f64::INFINITY, source: SpreadSource::Config };
+        let learnt = Prior { df: 6.0, source: SpreadSource::History, ..known };
+        let k = test(Sides { baseline: &b, current: &c, prior: Some(known) }).unwrap();
+        let h = test(Sides { baseline: &b, current: &c, prior: Some(learnt) }).unwrap();
+        assert_eq!(h.source, SpreadSource::History);
+        assert_eq!(k.se, h.se);
+        assert!(h.df < k.df, "an estimated spread is less certain than a configured one: {} vs {}", h.df, k.df);
+        assert_eq!(h.between_df, 6.0);
     }
 
     #[test]
     fn what_if_more_runs_or_requests() {
         let b = runs(&[100.0, 103.0, 97.0, 101.0, 99.0], 10, 1e-4);
         let c = runs(&[100.0], 10, 1e-4);
-        let t = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap();
+        let t = test(Sides { baseline: &b, current: &c, prior: None }).unwrap();
         let now = t.under(Design { baseline_runs: 5, current_runs: 1, requests: 10.0 }).unwrap();
         let more_requests = t.under(Design { baseline_runs: 5, current_runs: 1, requests: 1000.0 }).unwrap();
         // (within-run 1e-4 at 10 requests, between-run about 4.5e-4)
@@ -690,7 +833,7 @@ mod tests {
         assert!((p.shared / var - 1.0).abs() < 0.01, "{} vs {var}", p.shared);
         let b: Vec<RunValue> = offsets.iter().map(|o| RunValue { value: o.exp(), n: 10, within: Some(1e-8) }).collect();
         let c = [RunValue { value: 1.0, n: 10, within: Some(1e-8) }];
-        let t = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap().pooled(&p, p.own[0]);
+        let t = test(Sides { baseline: &b, current: &c, prior: None }).unwrap().pooled(&p, p.own[0]);
         assert!(t.pooled && (t.df - 4.0).abs() < 0.2, "{t:?}");
         // With no shared drift, the pooled residual carries many degrees of freedom.
         let flat: Vec<Vec<f64>> =
@@ -699,7 +842,7 @@ mod tests {
         let p = pool(&cases).unwrap();
         let b: Vec<RunValue> = flat[0].iter().map(|x| RunValue { value: x.exp(), n: 10, within: Some(2e-6) }).collect();
         let c = [RunValue { value: 1.0, n: 10, within: Some(2e-6) }];
-        let t = test(Sides { baseline: &b, current: &c, prior_cv: None }).unwrap().pooled(&p, p.own[0]);
+        let t = test(Sides { baseline: &b, current: &c, prior: None }).unwrap().pooled(&p, p.own[0]);
         assert!(t.df > 6.0, "{t:?}");
     }
 
