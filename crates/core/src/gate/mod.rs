@@ -177,6 +177,10 @@ pub struct Comparison {
     /// The server that was measured.
     #[serde(default)]
     pub server: ServerSummary,
+    /// Where main went over its last runs (from its history), when the
+    /// comparison read one; absent otherwise, and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_over_time: Option<crate::history::trend::MainOverTime>,
 }
 
 /// How the comparison saw the drift between runs.
