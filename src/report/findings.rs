@@ -3,8 +3,7 @@
 //! as data. The only place those words live; the gate never sees them, so a
 //! changed sentence cannot change a verdict.
 
-use crate::gate::{CaseNote, Change, Headline, MismatchKind, Problem, RunNote, Side};
-use crate::history::trend::MainTrend;
+use crate::gate::{CaseNote, Change, Headline, MainTrend, MismatchKind, Problem, RunNote, Side};
 use crate::report::full::Lang;
 use crate::results::PhaseName;
 

@@ -222,8 +222,8 @@ pub(super) mod tests {
         CaseComparison, CaseNote, CaseVerdict, Change, Counts, Headline, Level, MetricComparison, MetricStatus,
         Mismatch, MismatchKind, Problem, RunNote, SCHEMA, ServerSummary, Verdict,
     };
+    use crate::gate::{MainOverTime, MainTrend};
     use crate::github::truncate::{cut_lines, truncate_markdown};
-    use crate::history::trend::{MainOverTime, MainTrend};
     use crate::runner::capabilities::Capabilities;
 
     const ACCEPT: &str =

@@ -20,8 +20,7 @@ use super::escape::{clean, md_escape, needs_clean, needs_md_escape};
 use super::findings;
 use super::format::{Limit, format_limit, write_p, write_pct, write_pct_abs, write_value};
 use super::words::{Lang, Words};
-use crate::gate::{CaseVerdict, Comparison, Direction, MetricComparison, MetricStatus};
-use crate::history::trend::MainTrend;
+use crate::gate::{CaseVerdict, Comparison, Direction, MainTrend, MetricComparison, MetricStatus};
 
 /// What the templates see.
 #[derive(Debug, Serialize)]
