@@ -3,7 +3,7 @@
 //! as data. The only place those words live; the gate never sees them, so a
 //! changed sentence cannot change a verdict.
 
-use crate::gate::{CaseNote, Change, Headline, MismatchKind, Problem, RunNote, Side};
+use crate::gate::{CaseNote, Change, Headline, MainTrend, MismatchKind, Problem, RunNote, Side};
 use crate::report::full::Lang;
 use crate::results::PhaseName;
 
@@ -385,6 +385,40 @@ pub fn mismatch(k: &MismatchKind, lang: Lang) -> String {
     }
 }
 
+/// One entry of the "main over time" line: where a metric went on main,
+/// since which commit (its first 7 characters; the run's id where the run
+/// recorded none), how many runs ago and in how many steps.
+pub fn main_trend(t: &MainTrend, lang: Lang) -> String {
+    let change = super::format::format_pct(t.change);
+    let commit = t.since_commit.as_deref().map(|c| c.chars().take(7).collect::<String>());
+    let runs_ago = t.runs_ago;
+    match lang {
+        Lang::En => {
+            let since = commit.map_or_else(|| format!("run {}", t.since_run), |c| format!("commit {c}"));
+            let ago = if runs_ago == 1 { "1 run ago".to_string() } else { format!("{runs_ago} runs ago") };
+            let steps = match t.steps {
+                0 => "gradually".to_string(),
+                1 => "in one step".to_string(),
+                n @ 2..=9 => {
+                    let word = ["two", "three", "four", "five", "six", "seven", "eight", "nine"][n - 2];
+                    format!("in {word} steps")
+                }
+                n => format!("in {n} steps"),
+            };
+            format!("{} on main: {change} since {since}, {ago}, {steps}", t.metric)
+        }
+        Lang::Ko => {
+            let since = commit.map_or_else(|| format!("{} 실행", t.since_run), |c| format!("{c} 커밋"));
+            let steps = match t.steps {
+                0 => "점진적으로".to_string(),
+                1 => "한 번에".to_string(),
+                n => format!("{n}단계에 걸쳐"),
+            };
+            format!("main의 {}: {since} 이후 {change} ({runs_ago}회 실행 전부터, {steps})", t.metric)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,5 +501,42 @@ mod tests {
             headline(&Headline::Regressed { change }, Lang::Ko)
                 .starts_with("회귀: chat/512의 tokens_per_second (연속 응답)")
         );
+    }
+
+    #[test]
+    fn main_trends_in_both_languages() {
+        let t = MainTrend {
+            metric: "tokens_per_second".into(),
+            change: -0.1184,
+            worse: true,
+            since_commit: Some("abc1234def5678".into()),
+            since_run: "run-0042".into(),
+            runs_ago: 14,
+            steps: 3,
+            tolerance: 0.05,
+            series: 16,
+        };
+        assert_eq!(
+            main_trend(&t, Lang::En),
+            "tokens_per_second on main: -11.8% since commit abc1234, 14 runs ago, in three steps"
+        );
+        assert_eq!(
+            main_trend(&t, Lang::Ko),
+            "main의 tokens_per_second: abc1234 커밋 이후 -11.8% (14회 실행 전부터, 3단계에 걸쳐)"
+        );
+        let one = MainTrend { steps: 1, ..t.clone() };
+        assert!(main_trend(&one, Lang::En).ends_with(", 14 runs ago, in one step"));
+        assert!(main_trend(&one, Lang::Ko).ends_with("(14회 실행 전부터, 한 번에)"));
+        let creep = MainTrend { steps: 0, since_commit: None, runs_ago: 30, change: 0.062, ..t.clone() };
+        assert_eq!(
+            main_trend(&creep, Lang::En),
+            "tokens_per_second on main: +6.2% since run run-0042, 30 runs ago, gradually"
+        );
+        assert_eq!(
+            main_trend(&creep, Lang::Ko),
+            "main의 tokens_per_second: run-0042 실행 이후 +6.2% (30회 실행 전부터, 점진적으로)"
+        );
+        let many = MainTrend { steps: 12, runs_ago: 1, ..t };
+        assert!(main_trend(&many, Lang::En).ends_with(", 1 run ago, in 12 steps"));
     }
 }

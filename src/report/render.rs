@@ -10,7 +10,9 @@
 //!
 //! Template context (the same for built-in and user templates):
 //! - `comparison`: the [`Comparison`] as serialized (`infergate.comparison.v3`),
-//!   with its headline, notes and mismatches' `what` in words.
+//!   with its headline, notes and mismatches' `what` in words, and
+//!   `main_over_time` (none without a history) with each of its `trends`
+//!   carrying its sentence as `text`.
 //! - `rows`: every metric of every case, flattened: the [`MetricComparison`]
 //!   fields plus `case`, `case_verdict` and `cells` (the terminal's
 //!   pre-formatted texts: `case`, `phase`, `metric`, `baseline`, `current`,
@@ -220,6 +222,7 @@ pub(super) mod tests {
         CaseComparison, CaseNote, CaseVerdict, Change, Counts, Headline, Level, MetricComparison, MetricStatus,
         Mismatch, MismatchKind, Problem, RunNote, SCHEMA, ServerSummary, Verdict,
     };
+    use crate::gate::{MainOverTime, MainTrend};
     use crate::github::truncate::{cut_lines, truncate_markdown};
     use crate::runner::capabilities::Capabilities;
 
@@ -353,6 +356,7 @@ pub(super) mod tests {
                     notes: Vec::new(),
                 }),
             },
+            main_over_time: None,
         }
     }
 
@@ -414,6 +418,47 @@ pub(super) mod tests {
             vec![chat, rag, review],
         );
         c.counts.warnings = 0;
+        c
+    }
+
+    /// A trend of main for the "main over time" line.
+    fn trend(
+        metric: &str,
+        change: f64,
+        worse: bool,
+        since: (Option<&str>, &str),
+        runs_ago: usize,
+        steps: usize,
+    ) -> MainTrend {
+        MainTrend {
+            metric: metric.into(),
+            change,
+            worse,
+            since_commit: since.0.map(str::to_string),
+            since_run: since.1.into(),
+            runs_ago,
+            steps,
+            tolerance: 0.05,
+            series: 3,
+        }
+    }
+
+    /// The regression, with main's history read: throughput and latency
+    /// stepped down on main too, tail TTFT crept better, and a run id that
+    /// needs escaping.
+    fn regression_with_history() -> Comparison {
+        let mut c = regression();
+        let commit = Some("abc1234f00dfeed5eed0000000000000000000000");
+        c.main_over_time = Some(MainOverTime {
+            profile: "h100-vllm".into(),
+            runs: 30,
+            trends: vec![
+                trend("e2e_median", 0.1342, true, (commit, "run-20250603-0812"), 14, 3),
+                trend("tokens_per_second", -0.1184, true, (commit, "run-20250603-0812"), 14, 3),
+                trend("tpot_p99", 0.071, true, (Some("9f8e7d6"), "run-20250608-1130"), 6, 1),
+                trend("ttft_p99", -0.082, false, (None, "run_2025*05 <main>"), 30, 0),
+            ],
+        });
         c
     }
 
@@ -977,6 +1022,75 @@ pub(super) mod tests {
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
             assert!(text.len() <= crate::ci::MAX_SUMMARY_BYTES);
             insta::assert_snapshot!(format!("snapshot_regression_job_summary_{lang}"), &text[earlier.len()..]);
+        }
+    }
+
+    /// The pull-request comment and the terminal report when main's history
+    /// was read: one "main over time" block, one entry per trend, worse first.
+    #[test]
+    fn snapshot_main_over_time() {
+        let c = regression_with_history();
+        let marker = crate::github::marker("h100-vllm");
+        for lang in [Lang::En, Lang::Ko] {
+            let md = render_in(&c, Format::Markdown, lang);
+            let body = crate::github::comment_body(&marker, &md, None, lang);
+            insta::assert_snapshot!(format!("snapshot_main_over_time_comment_{lang}"), body);
+            insta::assert_snapshot!(
+                format!("snapshot_main_over_time_terminal_{lang}"),
+                render_in(&c, Format::Terminal, lang)
+            );
+        }
+        let md = render_plain(&c, Format::Markdown);
+        assert!(
+            md.contains("tokens\\_per\\_second on main: -11.8% since commit abc1234, 14 runs ago, in three steps"),
+            "{md}"
+        );
+        assert!(md.contains("since run run\\_2025\\*05 &lt;main&gt;, 30 runs ago, gradually"), "{md}");
+    }
+
+    /// Without a history, or with one in which main did not move, the
+    /// reports are what they were: nothing about main.
+    #[test]
+    fn no_trend_renders_nothing() {
+        let mut c = regression();
+        c.main_over_time = Some(MainOverTime { profile: "h100-vllm".into(), runs: 30, trends: Vec::new() });
+        for format in [Format::Markdown, Format::Terminal] {
+            for lang in [Lang::En, Lang::Ko] {
+                assert_eq!(render_in(&c, format, lang), render_in(&regression(), format, lang));
+            }
+        }
+        // Absent from the comparison file when there is none; older files read back.
+        let json = serde_json::to_string(&regression()).unwrap();
+        assert!(!json.contains("main_over_time"));
+        assert_eq!(serde_json::from_str::<Comparison>(&json).unwrap(), regression());
+        let with = regression_with_history();
+        let json = serde_json::to_string(&with).unwrap();
+        assert!(json.contains("\"main_over_time\":{\"profile\":\"h100-vllm\",\"runs\":30,"), "{json}");
+        assert_eq!(serde_json::from_str::<Comparison>(&json).unwrap(), with);
+    }
+
+    /// Merged comments (a matrix of profiles): each profile's section keeps its own line.
+    #[test]
+    fn merged_profiles_keep_their_own_main_over_time() {
+        let a = regression_with_history();
+        let mut b = regression_with_history();
+        b.profile = "a100-sglang".into();
+        if let Some(m) = &mut b.main_over_time {
+            m.profile = "a100-sglang".into();
+            m.runs = 12;
+            m.trends = vec![trend("ttft_median", 0.21, true, (Some("0123456789"), "r-1"), 7, 1)];
+        }
+        let c = pass();
+        for lang in [Lang::En, Lang::Ko] {
+            let (md, _, _) = crate::app::publish::merged(&[a.clone(), b.clone(), c.clone()], lang).unwrap();
+            let window = |n: i64| Words::of(lang).must("trend.window", Some(n), &[]);
+            let sections: Vec<&str> = md.split("\n---\n").collect();
+            assert_eq!(sections.len(), 4, "{md}");
+            assert!(sections[1].contains(&window(30)) && sections[1].contains("abc1234"), "{}", sections[1]);
+            assert!(!sections[1].contains("0123456"));
+            assert!(sections[2].contains(&window(12)) && sections[2].contains("0123456"), "{}", sections[2]);
+            assert!(!sections[2].contains("abc1234"));
+            assert!(!sections[3].contains(&window(30)) && !sections[3].contains(&window(12)));
         }
     }
 

@@ -20,7 +20,7 @@ use super::escape::{clean, md_escape, needs_clean, needs_md_escape};
 use super::findings;
 use super::format::{Limit, format_limit, write_p, write_pct, write_pct_abs, write_value};
 use super::words::{Lang, Words};
-use crate::gate::{CaseVerdict, Comparison, Direction, MetricComparison, MetricStatus};
+use crate::gate::{CaseVerdict, Comparison, Direction, MainTrend, MetricComparison, MetricStatus};
 
 /// What the templates see.
 #[derive(Debug, Serialize)]
@@ -542,6 +542,7 @@ impl<'a> View<'a> {
                         Value::from(comparison.notes.iter().map(|n| findings::run_note(n, lang)).collect::<Vec<_>>()),
                     ),
                     ("mismatches", mismatches(comparison, lang)),
+                    ("main_over_time", main_over_time(comparison, lang)),
                 ],
             }),
             rows: values(all),
@@ -571,6 +572,35 @@ fn mismatches(comparison: &Comparison, lang: Lang) -> Value {
         })
         .collect();
     Value::from(Serde(list))
+}
+
+/// Main over time as the templates see it: the comparison's, each trend
+/// with its sentence (`text`, not escaped).
+#[derive(Debug, Serialize)]
+struct MainOverTimeView<'a> {
+    /// The profile whose history was read.
+    profile: &'a str,
+    /// Runs of main read.
+    runs: usize,
+    /// Worse first, then by the size of the change.
+    trends: Vec<TrendView<'a>>,
+}
+
+/// One trend: its fields and its sentence.
+#[derive(Debug, Serialize)]
+struct TrendView<'a> {
+    #[serde(flatten)]
+    trend: &'a MainTrend,
+    /// "tokens_per_second on main: -11.8% since commit abc1234, 14 runs ago, in three steps".
+    text: String,
+}
+
+/// The comparison's main over time with its sentences in `lang`; none when
+/// the comparison has none.
+fn main_over_time(comparison: &Comparison, lang: Lang) -> Value {
+    let Some(m) = &comparison.main_over_time else { return Value::from(()) };
+    let trends = m.trends.iter().map(|t| TrendView { trend: t, text: findings::main_trend(t, lang) }).collect();
+    Value::from(Serde(MainOverTimeView { profile: &m.profile, runs: m.runs, trends }))
 }
 
 /// The row object behind a template value, when it is one.

@@ -46,6 +46,8 @@ pub(super) const WORDS: &[Entry] = &[
     ("or", &[" or "]),
     // The limit of a rule: "+10%, floor 20 ms".
     ("limit.floor", &["{limit}, floor {floor}"]),
+    // How much of main's history the "main over time" line read.
+    ("trend.window", &["last {n} run of main", "last {n} runs of main"]),
     // --- The Markdown report (pull-request comment, job summary) -----------
     ("md.no_cases", &["No cases compared."]),
     ("md.drift.runs", &["Run-to-run drift is in the verdict: measured from {baseline} and {current}{detail}."]),
@@ -135,6 +137,8 @@ pub(super) const WORDS: &[Entry] = &[
            once across its cases). A metric fails when its change is beyond both its tolerance and the noise; \
            \"catches ≥ X\" is the change caught 95% of the time, drift between runs included."],
     ),
+    // Where main went over its last runs (one entry per metric follows).
+    ("md.trend", &["**Main over time** ({window}):"]),
     ("md.accept", &["To accept this change as the new baseline:"]),
     ("md.accept.preview", &["Preview of the baseline change"]),
     // Several profiles (a matrix) in one comment.
@@ -192,6 +196,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("term.gpu", &["GPU per phase:"]),
     ("term.gpu.line", &["memory peak {peak}, used {used}, GPU {util}, power {power}, {energy}/token"]),
     ("term.notes", &["notes:"]),
+    ("term.trend", &["main over time ({window}):"]),
     ("term.noise", &["noise:"]),
     (
         "term.noise.underpowered",

@@ -47,6 +47,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("and", &[" 및 "]),
     ("or", &[" 또는 "]),
     ("limit.floor", &["{limit}, 최소 {floor}"]),
+    ("trend.window", &["main 최근 {n}회 실행"]),
     // --- The Markdown report (pull-request comment, job summary) -----------
     ("md.no_cases", &["비교한 케이스가 없습니다."]),
     ("md.drift.runs", &["실행 간 편차를 판정에 반영했습니다: {baseline}와 {current}에서 측정{detail}."]),
@@ -125,6 +126,7 @@ pub(super) const WORDS: &[Entry] = &[
            전체에서 한 번만 계산). 변화가 허용 오차와 잡음을 모두 넘을 때 지표가 실패합니다. \"X 이상 검출\"은 \
            실행 간 편차를 포함해 95% 확률로 검출되는 변화입니다."],
     ),
+    ("md.trend", &["**main 추이** ({window}):"]),
     ("md.accept", &["이 변화를 새 기준선으로 받아들이려면:"]),
     ("md.accept.preview", &["기준선 변경 미리보기"]),
     ("md.merged.title", &["### infergate: 프로필 {n}개 종합 {verdict}"]),
@@ -181,6 +183,7 @@ pub(super) const WORDS: &[Entry] = &[
     ("term.within_noise", &["변화 {n}건은 허용 오차를 넘었지만 잡음 범위 안입니다"]),
     ("term.gpu", &["단계별 GPU:"]),
     ("term.gpu.line", &["최대 메모리 {peak}, 사용률 {used}, GPU {util}, 전력 {power}, 토큰당 {energy}"]),
+    ("term.trend", &["main 추이 ({window}):"]),
     ("term.notes", &["참고:"]),
     ("term.noise", &["잡음:"]),
     (

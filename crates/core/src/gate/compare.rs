@@ -254,6 +254,7 @@ pub fn compare(input: &CompareInput<'_>) -> Comparison {
         ),
         accept_diff: None,
         server: current.first().map(super::ServerSummary::of).unwrap_or_default(),
+        main_over_time: None,
     }
 }
 

@@ -9,12 +9,14 @@ pub mod calibrate;
 pub mod compare;
 pub mod findings;
 pub mod rules;
+pub mod trend;
 pub mod validity;
 
 use serde::{Deserialize, Serialize};
 
 pub use crate::metrics::{self, Direction, Level};
 pub use findings::{CaseNote, Change, Headline, MismatchKind, Problem, RunNote, Side};
+pub use trend::{MainOverTime, MainTrend};
 
 /// Schema identifier of comparison files.
 pub const SCHEMA: &str = "infergate.comparison.v3";
@@ -177,6 +179,10 @@ pub struct Comparison {
     /// The server that was measured.
     #[serde(default)]
     pub server: ServerSummary,
+    /// Where main went over its last runs (from its history), when the
+    /// comparison read one; absent otherwise, and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main_over_time: Option<MainOverTime>,
 }
 
 /// How the comparison saw the drift between runs.

@@ -3,7 +3,10 @@
 //! its within-run spread, with the commit, ref, time and fingerprints that
 //! say what was measured. Pure: the application appends these records to a
 //! store and reads them back; [`crate::stats::changepoint`] finds the steps
-//! in their series.
+//! in their series, and [`trend`] sums up where main went over its last runs
+//! for the pull-request comment.
+
+pub mod trend;
 
 pub mod spread;
 
