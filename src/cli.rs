@@ -234,7 +234,7 @@ pub struct GateHistoryArgs {
     /// runs cannot measure it, and the report says how main moved over them.
     #[arg(long, value_name = "DIR")]
     pub history: Option<PathBuf>,
-    /// Profile to read from the history [default: the baseline's profile].
+    /// Profile to read from the history [default: the baseline's profile; `calibrate` needs it].
     #[arg(long, value_name = "NAME", requires = "history")]
     pub history_profile: Option<String>,
     /// Last runs of main read ([history] window) [default: 30].
@@ -464,6 +464,10 @@ pub struct CalibrateArgs {
     /// Number of A/A runs (each a fresh server launch with --server-command).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub runs: u32,
+    /// With `--history DIR` (and `--history-profile NAME`, required here), the run-to-run
+    /// spread comes from main's last runs instead of these A/A runs.
+    #[command(flatten)]
+    pub history: GateHistoryArgs,
 }
 
 /// Where the server is; shared by `run` and `doctor`.

@@ -67,6 +67,18 @@ fn fixtures() -> &'static Path {
 /// runs of main: the real line of `base.json` with every value moved by one
 /// run factor `exp(drift z)` per run (the runner's drift between launches).
 fn workdir(profile: &str, runs: usize, drift: f64, environment: Option<&str>) -> tempfile::TempDir {
+    workdir_with_step(profile, runs, drift, environment, None)
+}
+
+/// The same, with main slower by `step.1` (0.12: 12% fewer tokens per
+/// second, times 1/0.88 longer) from run `step.0` on.
+fn workdir_with_step(
+    profile: &str,
+    runs: usize,
+    drift: f64,
+    environment: Option<&str>,
+    step: Option<(usize, f64)>,
+) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for name in ["base.json", "same.json", "slow.json"] {
@@ -80,18 +92,20 @@ fn workdir(profile: &str, runs: usize, drift: f64, environment: Option<&str>) ->
     let mut out = String::new();
     for i in 0..runs {
         let mut rec = line.clone();
+        let slower = step.filter(|(at, _)| i >= *at).map_or(1.0, |(_, drop)| 1.0 / (1.0 - drop));
         let factor = (drift * rng.normal()).exp();
         rec["run_id"] = Value::from(format!("main-{i:03}"));
-        rec["commit"] = Value::from(format!("{:040x}", 0xabc0000 + i));
+        rec["commit"] = Value::from(format!("{:07x}{:033x}", 0xabc0000 + i, 0));
         rec["profile"] = Value::from(profile);
         if let Some(env) = environment {
             rec["environment"] = Value::from(env);
         }
         for phases in rec["cases"].as_object_mut().unwrap().values_mut() {
             for metrics in phases.as_object_mut().unwrap().values_mut() {
-                for point in metrics.as_object_mut().unwrap().values_mut() {
+                for (name, point) in metrics.as_object_mut().unwrap().iter_mut() {
                     let v = point["value"].as_f64().unwrap();
-                    point["value"] = Value::from(v * factor);
+                    let moved = if name.contains("tokens_per_second") { v / slower } else { v * slower };
+                    point["value"] = Value::from(moved * factor);
                 }
             }
         }
@@ -137,6 +151,33 @@ fn a_noisy_main_makes_a_drop_noise_and_a_quiet_main_makes_it_a_regression() {
     compare(quiet.path(), "same.json", &["--history", "store", "--markdown", "c.md", "--lang", "ko"]).code(exit::PASS);
     let md = std::fs::read_to_string(quiet.path().join("c.md")).unwrap();
     assert!(md.contains("main 이력에서 측정한 값으로 판정에 반영했습니다(main의 최근 실행 20회"), "{md}");
+}
+
+#[test]
+fn the_report_says_how_main_moved() {
+    // Main lost 12% of its tokens per second 14 runs ago, at commit abc0010.
+    let w = workdir_with_step("main", 30, 0.003, None, Some((16, 0.12)));
+    compare(w.path(), "same.json", &["--history", "store", "--markdown", "c.md"])
+        .stdout(predicate::str::contains("main over time (last 30 runs of main):"))
+        .stdout(
+            predicate::str::is_match(
+                r"tokens_per_second on main: -1[12]\.\d% since commit abc0010, 14 runs ago, in one step",
+            )
+            .unwrap(),
+        );
+    let md = std::fs::read_to_string(w.path().join("c.md")).unwrap();
+    assert!(md.contains("**Main over time** (last 30 runs of main):"), "{md}");
+    let c = comparison(&w.path().join("comparison.json"));
+    let m = c.main_over_time.unwrap();
+    let tps = m.trends.iter().find(|t| t.metric == "tokens_per_second").unwrap();
+    assert!(tps.worse && (tps.change + 0.12).abs() < 0.01 && tps.runs_ago == 14 && tps.steps == 1, "{tps:?}");
+    assert!(tps.since_commit.as_deref().unwrap().starts_with("abc0010"));
+    // A flat main: no line.
+    let flat = workdir("main", 30, 0.003, None);
+    compare(flat.path(), "same.json", &["--history", "store"])
+        .code(exit::PASS)
+        .stdout(predicate::str::contains("main over time").not());
+    assert_eq!(comparison(&flat.path().join("comparison.json")).main_over_time.unwrap().trends, vec![]);
 }
 
 #[test]
@@ -201,4 +242,30 @@ fn bad_history_flags_and_keys_are_named() {
     compare(d, "same.json", &["--history", "store"])
         .code(exit::INVALID_INPUT)
         .stderr(predicate::str::contains("main.jsonl:1"));
+}
+
+#[test]
+fn calibrate_takes_the_run_to_run_spread_from_main() {
+    let w = workdir("main", 20, 0.06, None);
+    let d = w.path();
+    let sim = Sim::start(SimConfig { itl_ms: 2.0, ..SimConfig::default() });
+    let calibrate = |extra: &[&str]| {
+        let mut cmd = infergate(d);
+        cmd.args(["-q", "calibrate", "--base-url", &sim.url(), "--model", "sim", "--suite", "quick"])
+            .args(["--cases", "debugging/*", "--repetitions", "8", "--runs", "3", "--out", "cal/results.json"])
+            .args(extra);
+        cmd.assert()
+    };
+    calibrate(&["--history", "store"])
+        .code(exit::INVALID_INPUT)
+        .stderr(predicate::str::contains("needs --history-profile NAME"));
+    calibrate(&["--history", "store", "--history-profile", "main"])
+        .code(exit::PASS)
+        .stdout(predicate::str::contains("from the last 20 runs of main (--history)"));
+    let cal: Value = serde_json::from_str(&std::fs::read_to_string(d.join("cal/calibration.json")).unwrap()).unwrap();
+    assert_eq!(cal["history_runs"], 20);
+    let tps = cal["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == "tokens_per_second").unwrap();
+    assert_eq!(tps["spread_source"], "history");
+    let cv = tps["run_to_run_cv"].as_f64().unwrap();
+    assert!(cv > 0.04 && cv < 0.15, "main's 6% drift, not the simulator's none: {cv}");
 }

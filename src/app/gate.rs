@@ -85,7 +85,7 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
     let lang = config.report_lang(args.report.lang);
     let runs = load_runs(&args.results)?;
     let (base, base_path) = load_baseline(&args.baseline)?;
-    let history = super::main_history::load(&args.history, &loaded, &base)?;
+    let history = super::main_history::load(&args.history, &loaded, Some(&base))?;
     let spreads = history.as_ref().zip(runs.first()).map(|(h, r)| h.spreads(r, rules.significance));
     let paths = display_paths(&args.results);
     let mut cmp = compare(&CompareInput {
@@ -97,6 +97,9 @@ pub fn compare_cmd(args: &CompareArgs) -> Result<i32, Failure> {
         allow_mismatch: args.allow_mismatch,
         history: spreads.as_ref(),
     });
+    if let Some(h) = &history {
+        cmp.main_over_time = Some(h.trend(&rules)?);
+    }
     if cmp.verdict != Verdict::Refused {
         cmp.accept_diff = accept_preview(&runs, &base, &base_path, &rules);
     }
@@ -213,7 +216,7 @@ pub async fn check(args: &CheckArgs, verbosity: Verbosity) -> Result<i32, Failur
             "check writes its results beside the comparison: give --out a file path, not -"
         )));
     }
-    let history = super::main_history::load(&args.history, &loaded, &base)?;
+    let history = super::main_history::load(&args.history, &loaded, Some(&base))?;
     let comparison_path = comparison_path(&args.comparison, &output);
     let checked = run_check(CheckSetup {
         plan: &plan,
@@ -364,6 +367,9 @@ pub async fn run_check(s: CheckSetup<'_>) -> Result<Checked, Failure> {
             crate::results::save(first, &paths[0]).map_err(crate::fsutil::failure)?;
         }
         cmp = judge(&runs, &paths);
+    }
+    if let Some(h) = s.history {
+        cmp.main_over_time = Some(h.trend(s.rules)?);
     }
     if cmp.verdict != Verdict::Refused {
         cmp.accept_diff = accept_preview(&runs, s.baseline, s.baseline_path, s.rules);
@@ -604,12 +610,14 @@ pub fn baseline_show(args: &BaselineShowArgs) -> Result<i32, Failure> {
 /// they can be recorded as the baseline.
 pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32, Failure> {
     let (plan, output) = crate::cli::run_plan(&args.run)?;
-    let rules = load_rules(args.run.server.config.as_deref())?;
+    let loaded = load_config(args.run.server.config.as_deref())?;
+    let rules = Rules::from_config(&loaded.config.gate);
     if output.as_os_str() == "-" {
         return Err(Failure::invalid(anyhow!(
             "calibrate writes one results file per run: give --out a file path, not -"
         )));
     }
+    let history = super::main_history::load(&args.history, &loaded, None)?;
     let mut others = crate::cli::run_paths(&output, args.runs);
     others.push(sibling(&output, "calibration.json"));
     others.extend(launch_logs(&plan, args.runs));
@@ -640,7 +648,18 @@ pub async fn calibrate(args: &CalibrateArgs, verbosity: Verbosity) -> Result<i32
         }
         runs.push(r);
     }
-    let report = crate::gate::calibrate::calibrate(&runs, &rules, relaunched);
+    let spreads = history.as_ref().zip(runs.first()).map(|(h, r)| h.spreads(r, rules.significance));
+    if let Some(h) = spreads.as_ref().filter(|h| h.series == 0) {
+        eprintln!(
+            "WARNING: main's history (profile {}) gave no run-to-run spread: {} of its {} run(s) are on this \
+             environment and a spread needs {}; the A/A runs' spread is used",
+            h.profile,
+            h.same_environment,
+            h.records,
+            crate::stats::runlevel::MIN_HISTORY_RUNS
+        );
+    }
+    let report = crate::gate::calibrate::calibrate_with(&runs, &rules, relaunched, spreads.as_ref());
     let json_path = sibling(&output, "calibration.json");
     let mut json = crate::json::to_vec(&report).context("cannot serialize").map_err(Failure::run)?;
     json.push(b'\n');

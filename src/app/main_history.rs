@@ -17,6 +17,7 @@ use crate::config::LoadedConfig;
 use crate::exit::Failure;
 use crate::history::HistoryRecord;
 use crate::history::spread::{self, DEFAULT_WINDOW, HistorySpreads};
+use crate::history::trend::{self, TrendOptions};
 use crate::results::Results;
 
 /// Fewest runs a window may hold: a spread needs ten.
@@ -34,6 +35,13 @@ pub struct GateHistory {
 }
 
 impl GateHistory {
+    /// Where main went over the window: its change points and drifts per
+    /// gated metric, for the report's "main over time" lines.
+    pub fn trend(&self, rules: &crate::gate::rules::Rules) -> Result<crate::gate::MainOverTime, Failure> {
+        let opts = TrendOptions { window: self.window, ..TrendOptions::default() };
+        trend::main_over_time(&self.records, &self.profile, rules, &opts).map_err(|e| Failure::invalid(anyhow!(e)))
+    }
+
     /// The spreads for results measured like `results`, for a verdict at
     /// false-alarm budget `significance`.
     pub fn spreads(&self, results: &Results, significance: f64) -> HistorySpreads {
@@ -43,11 +51,12 @@ impl GateHistory {
 }
 
 /// Reads the history `args` name, if any: the profile is `--history-profile`,
-/// else the baseline's; the window `--history-window`, else `[history] window`, else 30.
+/// else the baseline's (without a baseline, the flag is needed); the window
+/// `--history-window`, else `[history] window`, else 30.
 pub fn load(
     args: &GateHistoryArgs,
     config: &LoadedConfig,
-    baseline: &Baseline,
+    baseline: Option<&Baseline>,
 ) -> Result<Option<GateHistory>, Failure> {
     let Some(store) = &args.history else { return Ok(None) };
     let window = match (args.history_window, config.config.history.window) {
@@ -67,7 +76,16 @@ pub fn load(
             store.display()
         )));
     }
-    let profile = args.history_profile.clone().unwrap_or_else(|| baseline.profile.clone());
+    let profile = match (&args.history_profile, baseline) {
+        (Some(p), _) => p.clone(),
+        (None, Some(b)) => b.profile.clone(),
+        (None, None) => {
+            return Err(Failure::invalid(anyhow!(
+                "--history {} needs --history-profile NAME here: which profile of the store to read",
+                store.display()
+            )));
+        }
+    };
     let records = if exists(store, &profile)? {
         let h = crate::history::read(store, &profile)?;
         for w in &h.warnings {

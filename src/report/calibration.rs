@@ -60,6 +60,20 @@ pub fn render(c: &Calibration, results: &[String]) -> String {
              --server-command so that every run starts the server afresh\n",
         );
     }
+    if let Some(n) = c.history_runs {
+        let from: Vec<&str> = c
+            .metrics
+            .iter()
+            .filter(|m| m.spread_source == crate::stats::runlevel::SpreadSource::History)
+            .map(|m| m.metric.as_str())
+            .collect();
+        out.push_str(&format!(
+            "run-to-run spread of {} from the last {n} runs of main (--history), as the gate with --history \
+             takes it (already widened for its estimate, so its \"95% upper\" is the same); the other metrics' \
+             from these runs\n",
+            from.join(", ")
+        ));
+    }
     if c.aa_comparisons > 0 {
         out.push_str(&format!(
             "A/A check: {} of {} runs, each judged against the others as a baseline, were flagged by the current rules\n",

@@ -29,11 +29,12 @@ use super::Level;
 use super::compare::{CompareInput, POWER, compare};
 use super::rules::Rules;
 use crate::baseline::Baseline;
+use crate::history::spread::HistorySpreads;
 use crate::metrics::{CATALOGUE, MetricDef};
 use crate::results::Results;
 use crate::stats::dist;
 use crate::stats::multiplicity::{self, Family};
-use crate::stats::runlevel::{self, Design, Detection, RunValue};
+use crate::stats::runlevel::{self, Design, Detection, RunValue, SpreadSource};
 
 /// Confidence of the upper bound on the run-to-run spread.
 pub const UPPER_CONFIDENCE: f64 = 0.95;
@@ -66,6 +67,8 @@ pub struct Calibration {
     pub aa_comparisons: usize,
     /// How many of them the current rules would have failed or flagged.
     pub aa_false_alarms: usize,
+    /// Runs of main's history the run-to-run spread came from (`calibrate --history`), when it did.
+    pub history_runs: Option<usize>,
     /// Repetitions to configure: the most any fail-level metric's design needs.
     pub suggested_repetitions: u32,
     /// Baseline runs to record: the most any fail-level metric's design needs.
@@ -85,8 +88,13 @@ pub struct MetricCalibration {
     pub within_run_cv: f64,
     /// Spread of the metric between runs beyond what the requests' spread explains.
     pub run_to_run_cv: f64,
-    /// Upper confidence bound ([`UPPER_CONFIDENCE`]) of `run_to_run_cv`.
+    /// Upper confidence bound ([`UPPER_CONFIDENCE`]) of `run_to_run_cv`;
+    /// from main's history, the spread the gate uses (widened for its
+    /// estimate), equal to `run_to_run_cv`.
     pub run_to_run_cv_upper: f64,
+    /// Where the run-to-run spread came from: the A/A runs (`runs`) or
+    /// main's history (`history`).
+    pub spread_source: SpreadSource,
     /// Share of the run-to-run variance that every case of a run shares.
     pub shared: f64,
     /// Smallest change one check run of the same repetitions would catch 95%
@@ -181,6 +189,21 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 /// Analyses A/A runs (at least two, same suite and cases); `relaunched` says
 /// whether each was a fresh server launch.
 pub fn calibrate(runs: &[Results], rules: &Rules, relaunched: bool) -> Calibration {
+    calibrate_with(runs, rules, relaunched, None)
+}
+
+/// [`calibrate`], with the run-to-run spread of each metric taken from
+/// main's history where it has the metric (`calibrate --history`): the
+/// median over the cases and gated phases of the spread the gate would use
+/// ([`crate::history::spread`], already widened for its estimate), in place
+/// of the A/A runs' spread and its upper bound. The A/A runs still give the
+/// spread within a run and the leave-one-out check.
+pub fn calibrate_with(
+    runs: &[Results],
+    rules: &Rules,
+    relaunched: bool,
+    history: Option<&HistorySpreads>,
+) -> Calibration {
     let first = runs.first();
     let case_ids: Vec<&str> = first
         .map(|r| {
@@ -289,13 +312,26 @@ pub fn calibrate(runs: &[Results], rules: &Rules, relaunched: bool) -> Calibrati
         // whatever makes the runs scatter more than it says) per request.
         // With one case, its runs' spread less its requests' spread.
         let refs: Vec<(&[f64], f64)> = rows.iter().map(|(r, w)| (r.as_slice(), *w)).collect();
-        let (between, upper, per_request, shared) = match runlevel::pool(&refs) {
+        let (mut between, mut upper, per_request, mut shared) = match runlevel::pool(&refs) {
             Some(p) => (p.shared, p.shared_upper(UPPER_CONFIDENCE), per_request * p.inflation, 1.0),
             None => {
                 let shared = if s2 > 0.0 { (common / s2).min(1.0) } else { 0.0 };
                 ((s2 - w).max(0.0), ((k - 1) as f64 * s2 / chi2 - w).max(0.0), per_request, shared)
             }
         };
+        let mut spread_source = SpreadSource::Runs;
+        if let Some(h) = history {
+            let mut learnt: Vec<f64> = case_ids
+                .iter()
+                .flat_map(|id| rules.phases.iter().filter_map(move |phase| h.get(id, *phase, def.name)))
+                .map(|p| p.between)
+                .collect();
+            learnt.sort_by(f64::total_cmp);
+            if !learnt.is_empty() {
+                let v = crate::stats::quantile_sorted(&learnt, 0.5);
+                (between, upper, shared, spread_source) = (v, v, 1.0, SpreadSource::History);
+            }
+        }
         let limit_of = |t: f64| {
             let floor = if base_value > 0.0 { log_limit(def, floor / base_value) } else { f64::INFINITY };
             log_limit(def, t).max(floor)
@@ -327,6 +363,7 @@ pub fn calibrate(runs: &[Results], rules: &Rules, relaunched: bool) -> Calibrati
             within_run_cv: per_request.sqrt(),
             run_to_run_cv: between.sqrt(),
             run_to_run_cv_upper: upper.sqrt(),
+            spread_source,
             shared,
             detects_now,
             design,
@@ -362,6 +399,7 @@ pub fn calibrate(runs: &[Results], rules: &Rules, relaunched: bool) -> Calibrati
         significance: rules.significance,
         aa_comparisons,
         aa_false_alarms,
+        history_runs: history.filter(|h| h.series > 0).map(|h| h.runs),
         suggested_repetitions: gated().map(|d| d.repetitions).max().unwrap_or(repetitions),
         suggested_baseline_runs: gated().map(|d| d.baseline_runs).max().unwrap_or(k),
         metrics,
@@ -387,6 +425,34 @@ mod tests {
         assert!(tps.run_to_run_cv < 0.01, "{tps:?}");
         assert_eq!(tps.suggested_tolerance, 0.05);
         assert!(tps.design.is_some(), "{tps:?}");
+    }
+
+    #[test]
+    fn main_history_gives_the_run_to_run_spread() {
+        let runs: Vec<Results> = (0..5).map(|s| results(&CASES, 10 + s, 12, 1.0, 0.02)).collect();
+        let prior = crate::stats::runlevel::Prior {
+            between: 0.04f64.powi(2),
+            df: f64::INFINITY,
+            source: SpreadSource::History,
+        };
+        let by_metric = CASES
+            .iter()
+            .map(|c| ((c.to_string(), crate::results::PhaseName::Warm, "tokens_per_second".to_string()), prior))
+            .collect();
+        let h =
+            HistorySpreads { profile: "p".into(), records: 30, same_environment: 30, runs: 30, by_metric, series: 2 };
+        let c = calibrate_with(&runs, &Rules::default(), true, Some(&h));
+        assert_eq!(c.history_runs, Some(30));
+        let tps = c.metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
+        assert_eq!(tps.spread_source, SpreadSource::History);
+        assert!((tps.run_to_run_cv - 0.04).abs() < 1e-12 && tps.run_to_run_cv_upper == tps.run_to_run_cv, "{tps:?}");
+        let quiet = calibrate(&runs, &Rules::default(), true);
+        let q = quiet.metrics.iter().find(|m| m.metric == "tokens_per_second").unwrap();
+        assert_eq!(q.spread_source, SpreadSource::Runs);
+        assert!(tps.detects_now.unwrap() > q.detects_now.unwrap(), "a drifting main makes the check less sensitive");
+        // Metrics the history lacks keep the A/A runs' spread.
+        let ttft = c.metrics.iter().find(|m| m.metric == "ttft_median").unwrap();
+        assert_eq!(ttft.spread_source, SpreadSource::Runs);
     }
 
     #[test]
