@@ -27,9 +27,9 @@ use serde::Serialize;
 
 use super::Level;
 use super::compare::{CompareInput, POWER, compare};
+use super::history_spread::HistorySpreads;
 use super::rules::Rules;
 use crate::baseline::Baseline;
-use crate::history::spread::HistorySpreads;
 use crate::metrics::{CATALOGUE, MetricDef};
 use crate::results::Results;
 use crate::stats::dist;
@@ -195,7 +195,7 @@ pub fn calibrate(runs: &[Results], rules: &Rules, relaunched: bool) -> Calibrati
 /// [`calibrate`], with the run-to-run spread of each metric taken from
 /// main's history where it has the metric (`calibrate --history`): the
 /// median over the cases and gated phases of the spread the gate would use
-/// ([`crate::history::spread`], already widened for its estimate), in place
+/// (the history's `spread` module, already widened for its estimate), in place
 /// of the A/A runs' spread and its upper bound. The A/A runs still give the
 /// spread within a run and the leave-one-out check.
 pub fn calibrate_with(

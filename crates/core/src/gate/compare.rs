@@ -21,13 +21,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::findings::{CaseNote, Change, Headline, MismatchKind, RunNote, Side};
+use super::history_spread::HistorySpreads;
 use super::rules::{OnImprovement, Rule, Rules};
 use super::{
     CaseComparison, CaseVerdict, Comparison, Counts, Direction, Level, MetricComparison, MetricStatus, Mismatch,
     PhaseGpu, RunToRun, SCHEMA, Verdict,
 };
 use crate::baseline::{self, Baseline, BaselineCase, Fingerprint};
-use crate::history::spread::HistorySpreads;
 use crate::metrics::{CATALOGUE, MetricDef, Source};
 use crate::results::{CaseResult, PhaseName, Results};
 use crate::stats::multiplicity::{self, Family};

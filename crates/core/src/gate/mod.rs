@@ -8,6 +8,7 @@
 pub mod calibrate;
 pub mod compare;
 pub mod findings;
+pub mod history_spread;
 pub mod rules;
 pub mod trend;
 pub mod validity;
