@@ -10,6 +10,16 @@
 use infergate::gate::rules::Rules;
 use infergate::sim::montecarlo::{self, Noise, Setup};
 
+/// The A/A runners: per-request spread, run-to-run drift, heavy-tailed drift.
+const RUNNERS: [(f64, f64, bool); 6] = [
+    (0.02, 0.0, false),
+    (0.05, 0.0, false),
+    (0.02, 0.02, false),
+    (0.05, 0.02, false),
+    (0.05, 0.02, true),
+    (0.05, 0.04, false),
+];
+
 fn main() {
     let scale: f64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1.0);
     let only = std::env::var("INFERGATE_MC_ONLY").ok();
@@ -62,14 +72,7 @@ fn main() {
             "{:<46} {:>6}  {:<24} {:<24} {:<24} {:<24}",
             "runner", "base", "after", "fastest quarter", "slowest quarter", "before (today's gate)"
         );
-        for (cv, drift, heavy) in [
-            (0.02, 0.0, false),
-            (0.05, 0.0, false),
-            (0.02, 0.02, false),
-            (0.05, 0.02, false),
-            (0.05, 0.02, true),
-            (0.05, 0.04, false),
-        ] {
+        for (cv, drift, heavy) in RUNNERS {
             for k in [1, 5] {
                 let mut s = setup(cv, drift, k);
                 s.noise.heavy = heavy;
@@ -108,14 +111,7 @@ fn main() {
         );
         let steps: [(&str, Vec<(usize, f64)>); 2] =
             [("30 runs, unchanged", vec![]), ("30 runs, 3 steps of -4%", vec![(8, 0.96), (15, 0.96), (22, 0.96)])];
-        for (cv, drift, heavy) in [
-            (0.02, 0.0, false),
-            (0.05, 0.0, false),
-            (0.02, 0.02, false),
-            (0.05, 0.02, false),
-            (0.05, 0.02, true),
-            (0.05, 0.04, false),
-        ] {
+        for (cv, drift, heavy) in RUNNERS {
             for (label, moves) in &steps {
                 if !moves.is_empty()
                     && (cv, drift, heavy) != (0.05, 0.02, false)

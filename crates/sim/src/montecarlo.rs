@@ -27,6 +27,7 @@ use infergate_core::baseline::Baseline;
 use infergate_core::gate::compare::{CompareInput, compare};
 use infergate_core::gate::rules::{GateSection, Rules};
 use infergate_core::gate::{MetricStatus, Verdict};
+use infergate_core::history::spread::HistorySpreads;
 use infergate_core::metrics::{self, Series};
 use infergate_core::results::{PhaseName, Results};
 use infergate_core::suite::Suite;
@@ -245,6 +246,16 @@ pub fn factor_for_drop(drop: f64) -> f64 {
 }
 
 fn judge(rules: &Rules, baseline: &Baseline, current: &Results) -> infergate_core::gate::Comparison {
+    judge_with(rules, baseline, current, None)
+}
+
+/// [`judge`], with the run-to-run spread of main's history where given.
+fn judge_with(
+    rules: &Rules,
+    baseline: &Baseline,
+    current: &Results,
+    history: Option<&HistorySpreads>,
+) -> infergate_core::gate::Comparison {
     compare(&CompareInput {
         current: std::slice::from_ref(current),
         results_paths: &["mc".to_string()],
@@ -252,7 +263,7 @@ fn judge(rules: &Rules, baseline: &Baseline, current: &Results) -> infergate_cor
         baseline_path: "mc",
         rules,
         allow_mismatch: false,
-        history: None,
+        history,
     })
 }
 
@@ -374,7 +385,7 @@ pub fn with_history(
     let d = draw(&setup, baselines, currents);
     let config = SimConfig { seed: setup.seed ^ 0x4157, ..setup.noise.sim_config() };
     let threads = setup.threads.max(1);
-    let mut histories: Vec<(usize, infergate_core::history::spread::HistorySpreads)> = Vec::new();
+    let mut histories: Vec<(usize, HistorySpreads)> = Vec::new();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -416,22 +427,12 @@ pub fn with_history(
     });
     histories.sort_by_key(|x| x.0);
     let tolerance = tps_drop(&setup.rules, 1.0);
-    let judge_with = |b: &Baseline, c: &Results, h: &infergate_core::history::spread::HistorySpreads| {
-        compare(&CompareInput {
-            current: std::slice::from_ref(c),
-            results_paths: &["mc".to_string()],
-            baseline: b,
-            baseline_path: "mc",
-            rules: &setup.rules,
-            allow_mismatch: false,
-            history: Some(h),
-        })
-        .verdict
-            == Verdict::Regressed
+    let failed = |b: &Baseline, c: &Results, h: &HistorySpreads| {
+        judge_with(&setup.rules, b, c, Some(h)).verdict == Verdict::Regressed
     };
     let pairs = over_pairs(&setup, &d, |i, b, _, c| {
         let h = &histories[i].1;
-        (judge_with(b, c, h), judge_with(b, &slowed(c, factor_for_drop(2.0 * tolerance)), h))
+        (failed(b, c, h), failed(b, &slowed(c, factor_for_drop(2.0 * tolerance)), h))
     });
     let mut caught = Rate { hits: 0, trials: 0 };
     for (_, hit) in pairs.iter().flatten() {
